@@ -1,0 +1,224 @@
+"""Specs: the dataclasses that describe a task, and their validation.
+
+Validation never raises on the first problem: a user fixing an upload wants the whole list at once, each
+problem as a sentence they can act on. `TaskSpec.problems()` returns that list; `TaskSpec.validate()` raises
+`SpecError` carrying it. The page, the CLI and the store all call the same code, so they agree on what a
+valid task is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("classification", "seq2seq")
+
+# Limits. A seed is something a user types; an evaluation row may be a longer real document.
+MAX_NAME_CHARS = 80
+MAX_INSTRUCTION_CHARS = 4_000
+MAX_SEED_CHARS = 2_000
+MAX_EVAL_CHARS = 8_000
+MAX_LABEL_CHARS = 60
+MAX_LABELS = 100
+MAX_SEEDS = 500
+MAX_EVAL_ROWS = 20_000
+MIN_SEQ2SEQ_SEEDS = 3
+MAX_PROBLEMS_LISTED = 20
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be stored; `problems` lists every reason, one sentence each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+@dataclass
+class Example:
+    """One labeled row: the input fields (e.g. {"text": ...} or {"premise": ..., "hypothesis": ...}) and
+    the output, which is the label for classification and the target text for seq2seq."""
+
+    inputs: dict[str, str]
+    output: str
+
+    def key(self) -> tuple:
+        """Identity used to find duplicates: whitespace-collapsed, case-folded inputs."""
+        return tuple(sorted((k, normalize_text(v)) for k, v in self.inputs.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": dict(self.inputs), "output": self.output}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Example":
+        return cls(inputs={str(k): str(v) for k, v in d["inputs"].items()}, output=str(d["output"]))
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+@dataclass
+class TaskSpec:
+    """What the user wants distilled: one task, its instruction, its labels and a few seed examples.
+
+    `input_fields` names the parts of an input: a single "text", or several named fields such as
+    premise/hypothesis. For classification `labels` is the closed label set; for seq2seq it is empty and
+    `output_name` names what is produced (e.g. "answer").
+    """
+
+    name: str
+    kind: str
+    instruction: str
+    labels: list[str] = field(default_factory=list)
+    input_fields: list[str] = field(default_factory=lambda: ["text"])
+    output_name: str = "label"
+    seeds: list[Example] = field(default_factory=list)
+    eval_set: list[Example] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = (self.name or "").strip()
+        self.kind = (self.kind or "").strip()
+        self.instruction = (self.instruction or "").strip()
+        self.labels = [str(label).strip() for label in self.labels]
+        self.input_fields = [str(f).strip() for f in self.input_fields]
+        self.output_name = (self.output_name or "").strip() or ("label" if self.kind == "classification" else "output")
+
+    def problems(self) -> list[str]:
+        """Every reason this spec cannot be stored, as sentences a user understands (empty list = valid)."""
+        p: list[str] = []
+        p += name_problems(self.name)
+        if self.kind not in KINDS:
+            p.append(f"The task kind must be 'classification' or 'seq2seq', not '{self.kind}'.")
+        if not self.instruction:
+            p.append("The instruction is empty: say in a sentence what the model should do.")
+        elif len(self.instruction) > MAX_INSTRUCTION_CHARS:
+            p.append(f"The instruction is {len(self.instruction):,} characters long; the limit is {MAX_INSTRUCTION_CHARS:,}.")
+        p += self._field_problems()
+        if self.kind == "classification":
+            p += self._label_problems()
+        p += self._example_problems(self.seeds, "Seed", MAX_SEED_CHARS)
+        p += self._example_problems(self.eval_set, "Evaluation row", MAX_EVAL_CHARS)
+        if len(self.seeds) > MAX_SEEDS:
+            p.append(f"There are {len(self.seeds)} seeds; the limit is {MAX_SEEDS} (use the evaluation set for more rows).")
+        if len(self.eval_set) > MAX_EVAL_ROWS:
+            p.append(f"The evaluation set has {len(self.eval_set):,} rows; the limit is {MAX_EVAL_ROWS:,}.")
+        p += self._coverage_problems()
+        if len(p) > MAX_PROBLEMS_LISTED:
+            p = p[:MAX_PROBLEMS_LISTED] + [f"… and {len(p) - MAX_PROBLEMS_LISTED} more problems."]
+        return p
+
+    def validate(self) -> "TaskSpec":
+        problems = self.problems()
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    # -- the parts of validation -------------------------------------------------------------------------
+    def _field_problems(self) -> list[str]:
+        p = []
+        if not self.input_fields:
+            p.append("The task needs at least one input field (usually 'text').")
+        for f in self.input_fields:
+            if not _FIELD_NAME.match(f):
+                p.append(f"The input field name '{f}' must start with a letter and use only letters, digits and '_'.")
+        if len(set(self.input_fields)) != len(self.input_fields):
+            p.append("Input field names must be different from each other.")
+        return p
+
+    def _label_problems(self) -> list[str]:
+        p = []
+        if len(self.labels) < 2:
+            p.append("A classification task needs at least 2 labels.")
+        if len(self.labels) > MAX_LABELS:
+            p.append(f"There are {len(self.labels)} labels; the limit is {MAX_LABELS}.")
+        if any(not label for label in self.labels):
+            p.append("A label is empty: every label needs a name.")
+        seen: set[str] = set()
+        for label in self.labels:
+            if len(label) > MAX_LABEL_CHARS:
+                p.append(f"The label '{label[:30]}…' is longer than {MAX_LABEL_CHARS} characters.")
+            if label.casefold() in seen and label:
+                p.append(f"The label '{label}' is listed twice.")
+            seen.add(label.casefold())
+        return p
+
+    def _example_problems(self, rows: list[Example], what: str, max_chars: int) -> list[str]:
+        p = []
+        labels = set(self.labels)
+        seen: dict[tuple, int] = {}
+        for i, ex in enumerate(rows, start=1):
+            missing = [f for f in self.input_fields if not str(ex.inputs.get(f, "")).strip()]
+            if missing:
+                p.append(f"{what} {i} has no text in {', '.join(repr(m) for m in missing)}.")
+            extra = [f for f in ex.inputs if f not in self.input_fields]
+            if extra:
+                p.append(f"{what} {i} has fields the task does not define: {', '.join(repr(e) for e in extra)}.")
+            for f, v in ex.inputs.items():
+                if len(str(v)) > max_chars:
+                    p.append(f"{what} {i} is {len(str(v)):,} characters long in '{f}'; the limit is {max_chars:,}.")
+            out = str(ex.output).strip()
+            if not out:
+                p.append(f"{what} {i} has no {self.output_name}.")
+            elif self.kind == "classification" and out not in labels:
+                p.append(f"{what} {i} has the label '{out[:40]}', which is not one of the task's labels ({', '.join(self.labels)}).")
+            elif len(out) > max_chars:
+                p.append(f"{what} {i} has an output of {len(out):,} characters; the limit is {max_chars:,}.")
+            k = ex.key()
+            if k in seen and not missing:
+                p.append(f"{what} {i} repeats {what.lower()} {seen[k]}.")
+            seen.setdefault(k, i)
+        return p
+
+    def _coverage_problems(self) -> list[str]:
+        if self.kind == "classification":
+            have = {ex.output.strip() for ex in self.seeds}
+            lacking = [label for label in self.labels if label and label not in have]
+            if lacking:
+                return [f"The label '{label}' has no seed example: add at least one." for label in lacking]
+        elif self.kind == "seq2seq" and len(self.seeds) < MIN_SEQ2SEQ_SEEDS:
+            return [f"A seq2seq task needs at least {MIN_SEQ2SEQ_SEEDS} seed examples; it has {len(self.seeds)}."]
+        return []
+
+    # -- serialization ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seeds"] = [ex.to_dict() for ex in self.seeds]
+        d["eval_set"] = [ex.to_dict() for ex in self.eval_set]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TaskSpec":
+        return cls(
+            name=d.get("name", ""),
+            kind=d.get("kind", ""),
+            instruction=d.get("instruction", ""),
+            labels=list(d.get("labels") or []),
+            input_fields=list(d.get("input_fields") or ["text"]),
+            output_name=d.get("output_name") or "",
+            seeds=[Example.from_dict(x) for x in d.get("seeds") or []],
+            eval_set=[Example.from_dict(x) for x in d.get("eval_set") or []],
+        )
+
+    def format_input(self, inputs: dict[str, str]) -> str:
+        """One string for models that read a single text: the field itself, or 'field: value' lines."""
+        if len(self.input_fields) == 1:
+            return str(inputs.get(self.input_fields[0], ""))
+        return "\n".join(f"{f}: {inputs.get(f, '')}" for f in self.input_fields)
+
+
+def name_problems(name: str) -> list[str]:
+    """Problems with a task or run name. Names are shown, not used as paths (artifacts use numeric ids),
+    but control characters and absurd lengths are refused so they display sanely everywhere."""
+    name = (name or "").strip()
+    if not name:
+        return ["The name is empty: give the task a name."]
+    p = []
+    if len(name) > MAX_NAME_CHARS:
+        p.append(f"The name is {len(name)} characters long; the limit is {MAX_NAME_CHARS}.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        p.append("The name contains control characters (such as a newline or NUL); use plain text.")
+    return p

@@ -1,0 +1,429 @@
+"""The store: the only module that speaks SQL.
+
+Everything GOLD Studio knows lives in one folder, `GOLD_HOME` (default `./gold_data/`): `gold.db`, a SQLite
+file in WAL mode so the pages and the worker can read while the other writes, and `artifacts/` for model
+checkpoints. Artifact folders are named by numeric ids only, never by user-typed names, so no name can
+escape `GOLD_HOME`.
+
+The schema is versioned: `MIGRATIONS` is an append-only list, and opening a store applies those it has not
+seen, each in its own transaction. Every write that touches several rows runs in one transaction, so a
+failed import or edit leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import sqlite_utils
+
+from gold.specs import Example, SpecError, TaskSpec
+
+DEFAULT_HOME = "gold_data"
+DB_NAME = "gold.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message says what to do about it."""
+
+
+class NotFound(KeyError):
+    """A task or run that does not exist (any more)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else "not found"
+
+
+def gold_home(home: str | os.PathLike | None = None) -> Path:
+    """The data folder: the argument, else $GOLD_HOME, else ./gold_data."""
+    return Path(home or os.environ.get("GOLD_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
+# -- schema ---------------------------------------------------------------------------------------------
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            kind TEXT NOT NULL CHECK (kind IN ('classification', 'seq2seq')),
+            instruction TEXT NOT NULL,
+            labels TEXT NOT NULL DEFAULT '[]',
+            input_fields TEXT NOT NULL DEFAULT '["text"]',
+            output_name TEXT NOT NULL DEFAULT 'label',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE examples (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            split TEXT NOT NULL CHECK (split IN ('seed', 'eval')),
+            position INTEGER NOT NULL,
+            inputs TEXT NOT NULL,
+            output TEXT NOT NULL
+        );
+        CREATE INDEX examples_task ON examples(task_id, split, position);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            mode TEXT NOT NULL DEFAULT 'gold',
+            settings TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'queued',
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            worker TEXT,
+            heartbeat REAL,
+            error TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL
+        );
+        CREATE INDEX runs_status ON runs(status);
+        CREATE TABLE rounds (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'running',
+            step TEXT,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            checkpoint TEXT,
+            started_at REAL,
+            finished_at REAL,
+            UNIQUE (run_id, n)
+        );
+        CREATE TABLE samples (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            round INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('train', 'probe')),
+            inputs TEXT NOT NULL,
+            output TEXT,
+            energy REAL,
+            prediction TEXT,
+            confidence REAL,
+            flag TEXT NOT NULL DEFAULT 'ok' CHECK (flag IN ('ok', 'noise', 'feedback')),
+            vetoed INTEGER NOT NULL DEFAULT 0,
+            vetoed_at REAL,
+            reject_reason TEXT,
+            raw TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX samples_run ON samples(run_id, round, role);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+            ts REAL NOT NULL,
+            level TEXT NOT NULL DEFAULT 'info',
+            message TEXT NOT NULL,
+            progress REAL
+        );
+        CREATE INDEX events_run ON events(run_id, id);
+        CREATE TABLE map_points (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            round INTEGER NOT NULL,
+            sample_id INTEGER NOT NULL,
+            x REAL NOT NULL,
+            y REAL NOT NULL,
+            PRIMARY KEY (run_id, round, sample_id)
+        );
+        """
+    )
+
+
+def _execute_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run `;`-separated DDL statement by statement: sqlite3's executescript() would COMMIT the migration's
+    surrounding transaction first, so a failing migration could leave half a schema behind."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+# Append only: a migration, once released, is never edited; fix forward with a new one.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# -- records returned to callers ------------------------------------------------------------------------
+
+@dataclass
+class TaskSummary:
+    id: int
+    name: str
+    kind: str
+    labels: list[str]
+    n_seeds: int
+    n_eval: int
+    n_runs: int
+    updated_at: float
+
+
+@dataclass
+class StoredTask:
+    id: int
+    spec: TaskSpec
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class RunSummary:
+    id: int
+    task_id: int
+    task_name: str
+    name: str
+    mode: str
+    status: str
+    created_at: float
+    finished_at: float | None
+    error: str | None
+
+
+class Store:
+    """One GOLD_HOME folder. Cheap to open; open one per process (or per Streamlit session)."""
+
+    def __init__(self, home: str | os.PathLike | None = None):
+        self.home = gold_home(home)
+        self.db_path = self.home / DB_NAME
+        self.artifacts = self.home / "artifacts"
+        try:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; every multi-row write is an explicit
+            # BEGIN IMMEDIATE (see transaction()), so writers queue on the busy timeout instead of deadlocking.
+            conn = sqlite3.connect(
+                self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+            )
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(conn)
+            self.db.enable_wal()
+            self._migrate()
+        except PermissionError as e:
+            raise StoreError(
+                f"GOLD Studio cannot write to its data folder {self.home} ({e.strerror}). "
+                "Set GOLD_HOME to a folder you can write to."
+            ) from None
+        except sqlite3.OperationalError as e:
+            raise StoreError(
+                f"GOLD Studio cannot open its database {self.db_path}: {e}. "
+                "Check that the disk is not full and that GOLD_HOME is writable."
+            ) from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.db_path} is not a GOLD Studio database ({e}). Move it away or set GOLD_HOME.") from None
+        except OSError as e:
+            raise StoreError(f"GOLD Studio cannot use its data folder {self.home}: {e.strerror or e}.") from None
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.db_path} was written by a newer GOLD Studio (schema {current}, this one knows {SCHEMA_VERSION}). "
+                "Upgrade GOLD Studio or use another GOLD_HOME."
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                MIGRATIONS[version - 1](self.db)
+                self.db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", [version, time.time()])
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def transaction(self):
+        """All-or-nothing block: `with store.transaction(): ...`."""
+        return _Transaction(self.db.conn)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _rows(self, sql: str, params: list | tuple = ()) -> Iterator[dict[str, Any]]:
+        cur = self.db.execute(sql, params)
+        cols = [c[0] for c in cur.description]
+        for row in cur.fetchall():
+            yield dict(zip(cols, row))
+
+    def run_dir(self, run_id: int) -> Path:
+        """Artifact folder of a run; named by id, so user text never becomes a path."""
+        return self.artifacts / f"run-{int(run_id)}"
+
+    # -- tasks --------------------------------------------------------------------------------------------
+    def create_task(self, spec: TaskSpec) -> int:
+        """Validate and store a new task with its seeds and evaluation rows; returns its id.
+        Raises SpecError with every problem, including a name already taken; stores nothing then."""
+        self._check_new_name(spec)
+        now = time.time()
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO tasks (name, kind, instruction, labels, input_fields, output_name, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [spec.name, spec.kind, spec.instruction, json.dumps(spec.labels), json.dumps(spec.input_fields),
+                 spec.output_name, now, now],
+            )
+            task_id = int(cur.lastrowid)
+            self._write_examples(task_id, spec)
+        return task_id
+
+    def update_task(self, task_id: int, spec: TaskSpec) -> None:
+        """Replace a task's definition, seeds and evaluation rows in one transaction."""
+        self.get_task(task_id)  # raises NotFound
+        problems = spec.problems()
+        other = self._task_id_by_name(spec.name)
+        if other is not None and other != task_id:
+            problems.append(f"A task named '{spec.name}' already exists: choose another name.")
+        if problems:
+            raise SpecError(problems)
+        with self.transaction():
+            self.db.execute(
+                "UPDATE tasks SET name=?, kind=?, instruction=?, labels=?, input_fields=?, output_name=?, updated_at=?"
+                " WHERE id=?",
+                [spec.name, spec.kind, spec.instruction, json.dumps(spec.labels), json.dumps(spec.input_fields),
+                 spec.output_name, time.time(), task_id],
+            )
+            self.db.execute("DELETE FROM examples WHERE task_id=?", [task_id])
+            self._write_examples(task_id, spec)
+
+    def duplicate_task(self, task_id: int, new_name: str) -> int:
+        spec = self.get_task(task_id).spec
+        spec.name = new_name.strip()
+        return self.create_task(spec)
+
+    def delete_task(self, task_id: int) -> None:
+        """Delete a task with its examples and runs (and their artifacts)."""
+        self.get_task(task_id)
+        run_ids = [r["id"] for r in self._rows("SELECT id FROM runs WHERE task_id=?", [task_id])]
+        with self.transaction():
+            self.db.execute("DELETE FROM tasks WHERE id=?", [task_id])
+        for run_id in run_ids:
+            _remove_tree(self.run_dir(run_id))
+
+    def get_task(self, task: int | str) -> StoredTask:
+        """A task by id or by name (names are case-insensitive)."""
+        if isinstance(task, str) and not task.isdigit():
+            rows = list(self._rows("SELECT * FROM tasks WHERE name=?", [task.strip()]))
+        else:
+            rows = list(self._rows("SELECT * FROM tasks WHERE id=?", [int(task)]))
+        if not rows:
+            raise NotFound(f"There is no task '{task}'.")
+        t = rows[0]
+        seeds, evals = [], []
+        for r in self._rows("SELECT split, inputs, output FROM examples WHERE task_id=? ORDER BY split, position", [t["id"]]):
+            ex = Example(inputs=json.loads(r["inputs"]), output=r["output"])
+            (seeds if r["split"] == "seed" else evals).append(ex)
+        spec = TaskSpec(
+            name=t["name"], kind=t["kind"], instruction=t["instruction"], labels=json.loads(t["labels"]),
+            input_fields=json.loads(t["input_fields"]), output_name=t["output_name"], seeds=seeds, eval_set=evals,
+        )
+        return StoredTask(id=t["id"], spec=spec, created_at=t["created_at"], updated_at=t["updated_at"])
+
+    def list_tasks(self) -> list[TaskSummary]:
+        sql = """
+            SELECT t.id, t.name, t.kind, t.labels, t.updated_at,
+                   (SELECT COUNT(*) FROM examples e WHERE e.task_id=t.id AND e.split='seed') AS n_seeds,
+                   (SELECT COUNT(*) FROM examples e WHERE e.task_id=t.id AND e.split='eval') AS n_eval,
+                   (SELECT COUNT(*) FROM runs r WHERE r.task_id=t.id) AS n_runs
+            FROM tasks t ORDER BY t.updated_at DESC, t.id DESC
+        """
+        return [
+            TaskSummary(id=r["id"], name=r["name"], kind=r["kind"], labels=json.loads(r["labels"]),
+                        n_seeds=r["n_seeds"], n_eval=r["n_eval"], n_runs=r["n_runs"], updated_at=r["updated_at"])
+            for r in self._rows(sql)
+        ]
+
+    def task_name_taken(self, name: str) -> bool:
+        return self._task_id_by_name(name) is not None
+
+    def unused_task_name(self, base: str) -> str:
+        """`base`, or `base (2)`, `base (3)`… — the first name no task has yet."""
+        name, i = base.strip(), 2
+        while self.task_name_taken(name):
+            name = f"{base.strip()} ({i})"
+            i += 1
+        return name
+
+    def _task_id_by_name(self, name: str) -> int | None:
+        row = self.db.execute("SELECT id FROM tasks WHERE name=?", [(name or "").strip()]).fetchone()
+        return int(row[0]) if row else None
+
+    def _check_new_name(self, spec: TaskSpec) -> None:
+        problems = spec.problems()
+        if spec.name and self.task_name_taken(spec.name):
+            problems.insert(0, f"A task named '{spec.name}' already exists: choose another name.")
+        if problems:
+            raise SpecError(problems)
+
+    def _write_examples(self, task_id: int, spec: TaskSpec) -> None:
+        rows = [
+            (task_id, split, i, json.dumps(ex.inputs, ensure_ascii=False), ex.output.strip())
+            for split, examples in (("seed", spec.seeds), ("eval", spec.eval_set))
+            for i, ex in enumerate(examples)
+        ]
+        self.db.conn.executemany(
+            "INSERT INTO examples (task_id, split, position, inputs, output) VALUES (?, ?, ?, ?, ?)", rows
+        )
+
+    # -- runs (overview; the engine's own run API comes with the worker) -----------------------------------
+    def list_runs(self, task_id: int | None = None) -> list[RunSummary]:
+        sql = """SELECT r.id, r.task_id, t.name AS task_name, r.name, r.mode, r.status, r.created_at,
+                        r.finished_at, r.error
+                 FROM runs r JOIN tasks t ON t.id = r.task_id"""
+        params: list[Any] = []
+        if task_id is not None:
+            sql += " WHERE r.task_id=?"
+            params.append(task_id)
+        sql += " ORDER BY r.id DESC"
+        return [RunSummary(**r) for r in self._rows(sql, params)]
+
+    # -- events -------------------------------------------------------------------------------------------
+    def add_event(self, message: str, run_id: int | None = None, level: str = "info", progress: float | None = None) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO events (run_id, ts, level, message, progress) VALUES (?, ?, ?, ?, ?)",
+                [run_id, time.time(), level, message, progress],
+            )
+
+    def events(self, run_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if run_id is None:
+            return list(self._rows("SELECT * FROM events ORDER BY id DESC LIMIT ?", [limit]))
+        return list(self._rows("SELECT * FROM events WHERE run_id=? ORDER BY id DESC LIMIT ?", [run_id, limit]))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception. Nested use joins the outer transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.outer = False
+
+    def __enter__(self):
+        if self.conn.in_transaction:
+            return self
+        self.outer = True
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self.outer:
+            return False
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+        return False
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+__all__ = ["Store", "StoreError", "NotFound", "SpecError", "TaskSummary", "StoredTask", "RunSummary", "gold_home"]
