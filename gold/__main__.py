@@ -1,0 +1,7 @@
+"""`python -m gold`: see gold/cli.py."""
+
+import sys
+
+from gold.cli import main
+
+sys.exit(main())

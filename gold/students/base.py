@@ -1,0 +1,113 @@
+"""The Student protocol and its one training-arguments dataclass.
+
+Every student takes plain strings: the caller turns a task's input fields into one text with
+`TaskSpec.format_input`, so students know nothing of tasks or the store. The defaults of `TrainingArgs` are
+the recipe that measured best in DESIGN.md's prototypes (AdamW 5e-5, weight decay 0.01, 10% warm-up then
+linear decay, batch 16, 5 epochs and at least 60 steps, max length 128); a mid-loop student must converge
+or its energy is flat and the feedback band is random.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+# progress(fraction_done in [0, 1], message)
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class TrainExample:
+    """One training row: the formatted input text and its target (a label name, or the output text)."""
+
+    text: str
+    target: str
+    weight: float = 1.0
+
+
+@dataclass
+class TrainingArgs:
+    """How a student is fine-tuned.
+
+    Attributes:
+        epochs: passes over the training set.
+        min_steps: optimizer steps at least, whatever the epochs say: small sets need more passes to converge.
+        max_steps: hard cap on optimizer steps (0 = none); keeps a round's time bounded on CPU.
+        learning_rate: AdamW peak learning rate.
+        batch_size: examples per step (dynamic padding to the longest in the batch).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of steps with linear warm-up; then linear decay to 0.
+        max_length: tokens per input (longer inputs are truncated).
+        loss: "ce" (cross-entropy) or "sce" (symmetric CE: alpha·CE + beta·RCE, RCE's log 0 clamped to log 1e-4).
+        sce_alpha, sce_beta: the SCE weights (paper defaults 0.1 and 1.0).
+        seed: RNG seed for shuffling, dropout and head init.
+        warm_start: continue from the current weights instead of re-initialising (mid-loop rounds).
+    """
+
+    epochs: int = 5
+    min_steps: int = 60
+    max_steps: int = 0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    loss: str = "ce"
+    sce_alpha: float = 0.1
+    sce_beta: float = 1.0
+    seed: int = 0
+    warm_start: bool = False
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.epochs < 1:
+            p.append("Epochs must be at least 1.")
+        if self.learning_rate <= 0 or self.learning_rate > 1:
+            p.append("The learning rate must be between 0 and 1.")
+        if self.batch_size < 1:
+            p.append("The batch size must be at least 1.")
+        if self.loss not in ("ce", "sce"):
+            p.append("The loss must be 'ce' or 'sce'.")
+        if not 0 <= self.warmup_ratio < 1:
+            p.append("The warm-up ratio must be in [0, 1).")
+        if self.max_length < 8:
+            p.append("The max length must be at least 8 tokens.")
+        return p
+
+
+@dataclass
+class Prediction:
+    """A student's answer for one input: the label (or generated output) and its confidence in [0, 1]."""
+
+    output: str
+    confidence: float
+    probs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainReport:
+    steps: int
+    examples: int
+    seconds: float
+    final_loss: float
+    examples_per_second: float
+
+
+@runtime_checkable
+class Student(Protocol):
+    kind: str  # "classification" or "seq2seq"
+
+    def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None) -> TrainReport: ...
+
+    def predict(self, texts: list[str]) -> list[Prediction]: ...
+
+    def energy(self, texts: list[str], outputs: list[str] | None = None, temperature: float = 1.0) -> np.ndarray:
+        """E(x) = -T·logsumexp(f(x)/T) per input; seq2seq: mean over the target tokens of `outputs`."""
+        ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> None: ...
