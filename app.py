@@ -1,0 +1,77 @@
+"""GOLD Studio: the Streamlit entry point. `make run` starts it (streamlit run app.py).
+
+It declares the pages with st.navigation and draws the overview: the tasks with their seed and evaluation
+counts, and the runs with their status. Each row links to the page that edits it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from pages._common import get_store
+
+st.set_page_config(page_title="GOLD Studio", page_icon="assets/logo.png", layout="wide")
+
+task_page = st.Page("pages/task.py", title="Task", icon=":material/edit_note:", url_path="task")
+
+
+def overview() -> None:
+    store = get_store()
+    st.image("assets/logo.png", width=64)
+    st.title("GOLD Studio")
+    st.markdown(
+        "Distill a large language model into a small, fast student for one task. The teacher writes labeled "
+        "examples from your seeds; the student's **energy score** finds what it has not seen yet, and GOLD asks "
+        "the teacher for more of that, round after round."
+    )
+    tasks = store.list_tasks()
+    st.subheader(f"Tasks ({len(tasks)})")
+    if not tasks:
+        st.info("No task yet. Open **Task** to define one, or load an example task there in one click.")
+        st.page_link(task_page, label="Define a task", icon=":material/arrow_forward:")
+    else:
+        df = pd.DataFrame(
+            [
+                {
+                    "id": t.id, "name": t.name, "kind": t.kind,
+                    "labels": ", ".join(t.labels) if t.labels else "—",
+                    "seeds": t.n_seeds, "eval rows": t.n_eval, "runs": t.n_runs,
+                    "updated": datetime.fromtimestamp(t.updated_at).strftime("%Y-%m-%d %H:%M"),
+                }
+                for t in tasks
+            ]
+        )
+        picked = st.dataframe(
+            df, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+            key="overview_tasks",
+        )
+        st.caption("Select a row to open the task.")
+        rows = picked.selection.rows if picked else []
+        if rows:
+            st.session_state["task_id"] = int(df.iloc[rows[0]]["id"])
+            st.switch_page(task_page)
+
+    runs = store.list_runs()
+    st.subheader(f"Runs ({len(runs)})")
+    if not runs:
+        st.caption("No runs yet.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"id": r.id, "task": r.task_name, "name": r.name, "mode": r.mode, "status": r.status,
+                     "created": datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"),
+                     "error": r.error or ""}
+                    for r in runs
+                ]
+            ),
+            hide_index=True, width="stretch",
+        )
+    st.caption(f"Data folder: `{store.home}`")
+
+
+home_page = st.Page(overview, title="Overview", icon=":material/home:", url_path="overview", default=True)
+st.navigation([home_page, task_page]).run()
