@@ -222,3 +222,146 @@ def name_problems(name: str) -> list[str]:
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         p.append("The name contains control characters (such as a newline or NUL); use plain text.")
     return p
+
+
+# -- run settings -----------------------------------------------------------------------------------------------
+
+MODES = ("gold", "baseline")
+TEACHER_BACKENDS = ("local", "openai")
+LOSSES = ("sce", "ce")
+
+
+@dataclass
+class TeacherSpec:
+    """Which LLM writes the data. The API key is deliberately not a field: it is read from OPENAI_API_KEY or
+    typed into the page and held in memory only, so it can never reach the database, events or exports."""
+
+    backend: str = "local"
+    model: str = "embedded:smollm2-135m-instruct"
+    base_url: str = ""
+    max_new_tokens: int = 40
+    temperature: float = 0.9
+    top_p: float = 0.95
+    repetition_penalty: float = 1.2
+    batch_size: int = 16
+    max_concurrency: int = 4
+    timeout_s: float = 60.0
+    price_in_per_m: float = 0.0
+    price_out_per_m: float = 0.0
+    budget_usd: float = 0.0  # 0 = no cap
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.backend not in TEACHER_BACKENDS:
+            p.append(f"The teacher backend must be one of {', '.join(TEACHER_BACKENDS)}.")
+        if not self.model.strip():
+            p.append("Name the teacher model.")
+        if self.backend == "openai" and self.base_url and not self.base_url.startswith(("http://", "https://")):
+            p.append("The teacher's base URL must start with http:// or https://.")
+        if not 1 <= self.max_new_tokens <= 4096:
+            p.append("Max new tokens must be between 1 and 4096.")
+        if not 0 <= self.temperature <= 2:
+            p.append("The teacher temperature must be between 0 and 2.")
+        if not 0 < self.top_p <= 1:
+            p.append("top_p must be in (0, 1].")
+        if self.budget_usd < 0 or self.price_in_per_m < 0 or self.price_out_per_m < 0:
+            p.append("Prices and the budget cannot be negative.")
+        if self.batch_size < 1 or self.max_concurrency < 1:
+            p.append("Batch size and concurrency must be at least 1.")
+        return p
+
+
+@dataclass
+class StudentSpec:
+    """Which small model is distilled into, and how it is trained each round (see TrainingArgs)."""
+
+    model: str = "embedded:all-minilm-l6-v2"
+    epochs: int = 5
+    min_steps: int = 60
+    max_steps: int = 0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 128
+    loss: str = "sce"
+    sce_alpha: float = 0.1
+    sce_beta: float = 1.0
+    warm_start: bool = True
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.loss not in LOSSES:
+            p.append("The student loss must be 'sce' or 'ce'.")
+        if self.epochs < 1 or self.batch_size < 1:
+            p.append("Epochs and batch size must be at least 1.")
+        if not 0 < self.learning_rate < 1:
+            p.append("The learning rate must be between 0 and 1.")
+        if self.max_length < 8:
+            p.append("The student's max length must be at least 8 tokens.")
+        return p
+
+
+@dataclass
+class GoldSettings:
+    """One run's GOLD loop. Defaults follow the paper and its official code where they apply (energy T 1,
+    the 50th–80th percentile band, 3 feedback examples, feedback on every second prompt, SCE loss)."""
+
+    mode: str = "gold"
+    rounds: int = 4
+    samples_per_round: int = 64
+    probe_size: int = 16
+    energy_temperature: float = 1.0
+    band_lo: float = 50.0
+    band_hi: float = 80.0
+    feedback_count: int = 3
+    feedback_rate: float = 0.5
+    noise_filter: bool = True
+    feedback_needs_agreement: bool = True
+    seed: int = 0
+    teacher: TeacherSpec = field(default_factory=TeacherSpec)
+    student: StudentSpec = field(default_factory=StudentSpec)
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.mode not in MODES:
+            p.append("The mode must be 'gold' or 'baseline'.")
+        if not 1 <= self.rounds <= 100:
+            p.append("Rounds must be between 1 and 100.")
+        if not 1 <= self.samples_per_round <= 100_000:
+            p.append("Samples per round must be between 1 and 100,000.")
+        if not 0 <= self.probe_size <= 100_000:
+            p.append("The probe size must be between 0 and 100,000.")
+        if self.energy_temperature <= 0:
+            p.append("The energy temperature must be above 0.")
+        if not 0 <= self.band_lo < self.band_hi <= 100:
+            p.append("The feedback band needs 0 ≤ lo < hi ≤ 100 (percentiles of energy).")
+        if self.feedback_count < 0:
+            p.append("The feedback count cannot be negative.")
+        if not 0 <= self.feedback_rate <= 1:
+            p.append("The feedback rate must be between 0 and 1.")
+        return p + self.teacher.problems() + self.student.problems()
+
+    def validate(self) -> "GoldSettings":
+        problems = self.problems()
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GoldSettings":
+        """Tolerant of settings written by older versions: unknown keys are ignored, missing ones defaulted."""
+        d = dict(d or {})
+        teacher = _known(TeacherSpec, d.pop("teacher", {}) or {})
+        student = _known(StudentSpec, d.pop("student", {}) or {})
+        return cls(**_known_kwargs(cls, d), teacher=teacher, student=student)
+
+
+def _known_kwargs(cls, d: dict[str, Any]) -> dict[str, Any]:
+    names = set(cls.__dataclass_fields__) - {"teacher", "student"}
+    return {k: v for k, v in d.items() if k in names}
+
+
+def _known(cls, d: dict[str, Any]):
+    return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})

@@ -146,8 +146,27 @@ def _execute_script(db: sqlite_utils.Database, script: str) -> None:
             db.execute(statement)
 
 
+def _m2_workers(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat REAL NOT NULL,
+            run_id INTEGER
+        );
+        ALTER TABLE runs ADD COLUMN usage TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE samples ADD COLUMN label_prob REAL;
+        CREATE INDEX samples_flag ON samples(run_id, role, flag, vetoed)
+        """,
+    )
+
+
 # Append only: a migration, once released, is never edited; fix forward with a new one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_workers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -382,13 +401,254 @@ class Store:
         sql += " ORDER BY r.id DESC"
         return [RunSummary(**r) for r in self._rows(sql, params)]
 
+    # -- runs: lifecycle ----------------------------------------------------------------------------------
+    def create_run(self, task_id: int, settings: dict[str, Any], name: str = "", mode: str = "gold") -> int:
+        """Queue a run; a worker claims it. Settings are frozen here (JSON) for the run's whole life."""
+        self.get_task(task_id)
+        now = time.time()
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO runs (task_id, name, mode, settings, status, created_at) VALUES (?, ?, ?, ?, 'queued', ?)",
+                [task_id, name.strip() or time.strftime("run %Y-%m-%d %H:%M"), mode, json.dumps(settings), now],
+            )
+            run_id = int(cur.lastrowid)
+            self._event(run_id, f"Run queued ({mode}).")
+        return run_id
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        rows = list(self._rows(
+            "SELECT r.*, t.name AS task_name FROM runs r JOIN tasks t ON t.id = r.task_id WHERE r.id=?", [int(run_id)]
+        ))
+        if not rows:
+            raise NotFound(f"There is no run {run_id}.")
+        run = rows[0]
+        run["settings"] = json.loads(run["settings"])
+        run["usage"] = json.loads(run.get("usage") or "{}")
+        return run
+
+    def claim_run(self, worker_id: str, stale_after: float = 60.0) -> int | None:
+        """Atomically take the oldest queued run, or a 'running' run whose worker stopped heart-beating
+        (it crashed): that one is resumed. Returns the run id, or None when there is nothing to do."""
+        now = time.time()
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT id FROM runs WHERE (status='queued' AND cancel_requested=0)"
+                " OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)) ORDER BY id LIMIT 1",
+                [now - stale_after],
+            ).fetchone()
+            if row is None:
+                return None
+            run_id = int(row[0])
+            prev = self.db.execute("SELECT status, worker FROM runs WHERE id=?", [run_id]).fetchone()
+            self.db.execute(
+                "UPDATE runs SET status='running', worker=?, heartbeat=?, started_at=COALESCE(started_at, ?), error=NULL"
+                " WHERE id=?",
+                [worker_id, now, now, run_id],
+            )
+            verb = "resumed after its worker stopped" if prev[0] == "running" else "started"
+            self._event(run_id, f"Run {verb} by worker {worker_id}.")
+        return run_id
+
+    def heartbeat_run(self, run_id: int, worker_id: str) -> bool:
+        """Refresh the run's heartbeat; False when another worker has taken the run over."""
+        with self.transaction():
+            cur = self.db.execute("UPDATE runs SET heartbeat=? WHERE id=? AND worker=? AND status='running'",
+                                  [time.time(), run_id, worker_id])
+        return cur.rowcount == 1
+
+    def request_cancel(self, run_id: int) -> None:
+        with self.transaction():
+            status = self.get_run(run_id)["status"]
+            if status == "queued":
+                self.db.execute("UPDATE runs SET status='cancelled', cancel_requested=1, finished_at=? WHERE id=?",
+                                [time.time(), run_id])
+                self._event(run_id, "Run cancelled before it started.")
+            elif status == "running":
+                self.db.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", [run_id])
+                self._event(run_id, "Cancel requested; the worker stops at the next step.")
+
+    def cancel_requested(self, run_id: int) -> bool:
+        row = self.db.execute("SELECT cancel_requested FROM runs WHERE id=?", [run_id]).fetchone()
+        return bool(row and row[0])
+
+    def resume_run(self, run_id: int) -> None:
+        """Queue a stopped, failed or cancelled run again; it continues from its last finished step."""
+        with self.transaction():
+            status = self.get_run(run_id)["status"]
+            if status in ("queued", "running"):
+                return
+            self.db.execute(
+                "UPDATE runs SET status='queued', cancel_requested=0, error=NULL, finished_at=NULL, worker=NULL WHERE id=?",
+                [run_id],
+            )
+            self._event(run_id, f"Run queued again (was {status}).")
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE runs SET status=?, error=?, finished_at=?, heartbeat=NULL WHERE id=?",
+                            [status, error, time.time(), run_id])
+            self._event(run_id, f"Run {status}" + (f": {error}" if error else "."), level="error" if error else "info")
+
+    def add_usage(self, run_id: int, **counts: float) -> dict[str, float]:
+        """Add token/cost counts to the run's running totals; returns the new totals."""
+        with self.transaction():
+            usage = self.get_run(run_id)["usage"]
+            for k, v in counts.items():
+                usage[k] = usage.get(k, 0) + v
+            self.db.execute("UPDATE runs SET usage=? WHERE id=?", [json.dumps(usage), run_id])
+        return usage
+
+    # -- rounds -------------------------------------------------------------------------------------------
+    def round(self, run_id: int, n: int) -> dict[str, Any] | None:
+        rows = list(self._rows("SELECT * FROM rounds WHERE run_id=? AND n=?", [run_id, n]))
+        if not rows:
+            return None
+        rows[0]["metrics"] = json.loads(rows[0]["metrics"])
+        return rows[0]
+
+    def rounds(self, run_id: int) -> list[dict[str, Any]]:
+        out = list(self._rows("SELECT * FROM rounds WHERE run_id=? ORDER BY n", [run_id]))
+        for r in out:
+            r["metrics"] = json.loads(r["metrics"])
+        return out
+
+    def start_round(self, run_id: int, n: int) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO rounds (run_id, n, status, step, started_at) VALUES (?, ?, 'running', NULL, ?)"
+                " ON CONFLICT (run_id, n) DO NOTHING",
+                [run_id, n, time.time()],
+            )
+
+    def set_round_step(self, run_id: int, n: int, step: str, metrics: dict[str, Any] | None = None,
+                       checkpoint: str | None = None) -> None:
+        """Record that `step` of round n is finished (the resume point), merging metrics."""
+        with self.transaction():
+            current = self.round(run_id, n)
+            merged = {**(current["metrics"] if current else {}), **(metrics or {})}
+            self.db.execute(
+                "UPDATE rounds SET step=?, metrics=?, checkpoint=COALESCE(?, checkpoint) WHERE run_id=? AND n=?",
+                [step, json.dumps(merged), checkpoint, run_id, n],
+            )
+
+    def finish_round(self, run_id: int, n: int, metrics: dict[str, Any]) -> None:
+        with self.transaction():
+            self.set_round_step(run_id, n, "done", metrics)
+            self.db.execute("UPDATE rounds SET status='done', finished_at=? WHERE run_id=? AND n=?",
+                            [time.time(), run_id, n])
+
+    # -- samples ------------------------------------------------------------------------------------------
+    def add_samples(self, run_id: int, round_n: int, role: str, rows: list[dict[str, Any]]) -> list[int]:
+        """Store generated samples (kept or rejected: a rejected one has `reject_reason`). One transaction."""
+        now = time.time()
+        ids = []
+        with self.transaction():
+            for r in rows:
+                cur = self.db.execute(
+                    "INSERT INTO samples (run_id, round, role, inputs, output, reject_reason, raw, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, round_n, role, json.dumps(r.get("inputs") or {}, ensure_ascii=False), r.get("output"),
+                     r.get("reject_reason"), r.get("raw"), now],
+                )
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def delete_samples(self, run_id: int, round_n: int, role: str) -> None:
+        """Drop a round's samples of one role: used when an interrupted step is redone on resume."""
+        with self.transaction():
+            self.db.execute("DELETE FROM samples WHERE run_id=? AND round=? AND role=?", [run_id, round_n, role])
+
+    def samples(self, run_id: int, round_n: int | None = None, role: str | None = None, kept_only: bool = False,
+                trainable_only: bool = False) -> list[dict[str, Any]]:
+        """Samples of a run. kept_only: parsed ones (no reject reason). trainable_only: kept, role 'train',
+        not vetoed by a person and not flagged as noise — exactly what the student trains on."""
+        sql, params = "SELECT * FROM samples WHERE run_id=?", [run_id]
+        if round_n is not None:
+            sql += " AND round=?"
+            params.append(round_n)
+        if role is not None:
+            sql += " AND role=?"
+            params.append(role)
+        if kept_only or trainable_only:
+            sql += " AND reject_reason IS NULL"
+        if trainable_only:
+            sql += " AND role='train' AND vetoed=0 AND flag!='noise'"
+        rows = list(self._rows(sql + " ORDER BY id", params))
+        for r in rows:
+            r["inputs"] = json.loads(r["inputs"])
+        return rows
+
+    def set_scores(self, scores: list[dict[str, Any]]) -> None:
+        """Bulk update of energy/prediction/confidence/label_prob per sample id."""
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE samples SET energy=?, prediction=?, confidence=?, label_prob=? WHERE id=?",
+                [(s.get("energy"), s.get("prediction"), s.get("confidence"), s.get("label_prob"), s["id"]) for s in scores],
+            )
+
+    def set_flags(self, run_id: int, flags: dict[int, str]) -> None:
+        """Set flags ('ok' | 'noise' | 'feedback') for the given sample ids; the run's others become 'ok'."""
+        with self.transaction():
+            self.db.execute("UPDATE samples SET flag='ok' WHERE run_id=? AND reject_reason IS NULL", [run_id])
+            self.db.conn.executemany("UPDATE samples SET flag=? WHERE id=? AND run_id=?",
+                                     [(f, i, run_id) for i, f in flags.items()])
+
+    def set_vetoed(self, sample_ids: list[int], vetoed: bool = True) -> int:
+        """Veto (or restore) samples by hand: vetoed samples are kept out of training and feedback."""
+        with self.transaction():
+            cur = self.db.conn.executemany(
+                "UPDATE samples SET vetoed=?, vetoed_at=? WHERE id=?",
+                [(int(vetoed), time.time() if vetoed else None, int(i)) for i in sample_ids],
+            )
+        return cur.rowcount
+
+    def sample_counts(self, run_id: int) -> dict[str, int]:
+        row = self.db.execute(
+            """SELECT COUNT(*),
+                      SUM(reject_reason IS NULL AND role='train'),
+                      SUM(reject_reason IS NOT NULL),
+                      SUM(reject_reason IS NULL AND flag='noise'),
+                      SUM(vetoed=1),
+                      SUM(reject_reason IS NULL AND role='probe'),
+                      SUM(reject_reason IS NULL AND flag='feedback')
+               FROM samples WHERE run_id=?""",
+            [run_id],
+        ).fetchone()
+        keys = ("generated", "kept", "rejected", "noise", "vetoed", "probe", "feedback")
+        return {k: int(v or 0) for k, v in zip(keys, row)}
+
+    def reject_reasons(self, run_id: int) -> dict[str, int]:
+        return {r["reject_reason"]: r["n"] for r in self._rows(
+            "SELECT reject_reason, COUNT(*) AS n FROM samples WHERE run_id=? AND reject_reason IS NOT NULL"
+            " GROUP BY reject_reason ORDER BY n DESC", [run_id])}
+
+    # -- workers ------------------------------------------------------------------------------------------
+    def register_worker(self, worker_id: str, pid: int, host: str) -> None:
+        now = time.time()
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO workers (id, pid, host, started_at, heartbeat) VALUES (?, ?, ?, ?, ?)",
+                            [worker_id, pid, host, now, now])
+
+    def worker_heartbeat(self, worker_id: str, run_id: int | None = None) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE workers SET heartbeat=?, run_id=? WHERE id=?", [time.time(), run_id, worker_id])
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM workers WHERE id=?", [worker_id])
+
+    def live_workers(self, within: float = 30.0) -> list[dict[str, Any]]:
+        return list(self._rows("SELECT * FROM workers WHERE heartbeat >= ? ORDER BY started_at",
+                               [time.time() - within]))
+
     # -- events -------------------------------------------------------------------------------------------
     def add_event(self, message: str, run_id: int | None = None, level: str = "info", progress: float | None = None) -> None:
         with self.transaction():
-            self.db.execute(
-                "INSERT INTO events (run_id, ts, level, message, progress) VALUES (?, ?, ?, ?, ?)",
-                [run_id, time.time(), level, message, progress],
-            )
+            self._event(run_id, message, level, progress)
+
+    def _event(self, run_id: int | None, message: str, level: str = "info", progress: float | None = None) -> None:
+        self.db.execute("INSERT INTO events (run_id, ts, level, message, progress) VALUES (?, ?, ?, ?, ?)",
+                        [run_id, time.time(), level, message, progress])
 
     def events(self, run_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
         if run_id is None:

@@ -1,0 +1,111 @@
+"""The store's run lifecycle: claim, heartbeat, stale takeover, cancel, resume, samples, flags and vetoes."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from gold.examples import example_spec
+from gold.specs import GoldSettings
+from gold.store import NotFound, Store
+
+
+@pytest.fixture
+def task_id(store):
+    return store.create_task(example_spec("sst2"))
+
+
+def test_migrates_a_version_1_database(home):
+    from gold import store as store_mod
+
+    home.mkdir(parents=True)
+    db = sqlite3.connect(home / "gold.db")
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+    s = store_mod.Store.__new__(store_mod.Store)  # apply only migration 1 by hand, as an old release did
+    import sqlite_utils
+
+    sdb = sqlite_utils.Database(db)
+    store_mod.MIGRATIONS[0](sdb)
+    db.execute("INSERT INTO schema_version VALUES (1, 0)")
+    db.execute("INSERT INTO tasks (name, kind, instruction, labels, input_fields, output_name, created_at, updated_at)"
+               " VALUES ('old', 'classification', 'i', '[\"a\",\"b\"]', '[\"text\"]', 'label', 0, 0)")
+    db.commit()
+    db.close()
+    s = Store(home)
+    assert s.schema_version() == store_mod.SCHEMA_VERSION >= 2
+    assert "workers" in s.db.table_names()
+    assert s.get_task("old").spec.labels == ["a", "b"]  # data kept across the migration
+
+
+def test_claim_heartbeat_and_stale_takeover(store, task_id):
+    run_id = store.create_run(task_id, GoldSettings().to_dict(), name="r1")
+    assert store.get_run(run_id)["status"] == "queued"
+    assert store.claim_run("w1") == run_id
+    assert store.claim_run("w2") is None  # running with a fresh heartbeat: not claimable
+    assert store.heartbeat_run(run_id, "w1")
+    store.db.execute("UPDATE runs SET heartbeat=? WHERE id=?", [time.time() - 120, run_id])
+    assert store.claim_run("w2", stale_after=60) == run_id  # w1 presumed dead: w2 resumes
+    assert not store.heartbeat_run(run_id, "w1")  # w1 learns it was superseded
+    assert any("resumed" in e["message"] for e in store.events(run_id))
+
+
+def test_cancel_and_resume(store, task_id):
+    queued = store.create_run(task_id, {}, name="q")
+    store.request_cancel(queued)
+    assert store.get_run(queued)["status"] == "cancelled"
+    assert store.claim_run("w") is None
+    store.resume_run(queued)
+    assert store.get_run(queued)["status"] == "queued"
+    assert store.claim_run("w") == queued
+    store.request_cancel(queued)
+    assert store.cancel_requested(queued) and store.get_run(queued)["status"] == "running"
+    store.finish_run(queued, "cancelled")
+    with pytest.raises(NotFound):
+        store.get_run(999)
+
+
+def test_samples_flags_vetoes_and_training_set(store, task_id):
+    run_id = store.create_run(task_id, {})
+    ids = store.add_samples(run_id, 1, "train", [
+        {"inputs": {"text": "good"}, "output": "positive"},
+        {"inputs": {"text": "bad"}, "output": "negative"},
+        {"inputs": {"text": "odd"}, "output": "negative"},
+        {"inputs": {}, "output": None, "reject_reason": "unparseable", "raw": "???"},
+    ])
+    store.add_samples(run_id, 1, "probe", [{"inputs": {"text": "elsewhere"}, "output": "positive"}])
+    assert len(store.samples(run_id, trainable_only=True)) == 3
+    store.set_flags(run_id, {ids[2]: "noise", ids[0]: "feedback"})
+    store.set_vetoed([ids[1]])
+    trainable = [r["inputs"]["text"] for r in store.samples(run_id, trainable_only=True)]
+    assert trainable == ["good"]  # noise and vetoed rows out; probes never trained on
+    counts = store.sample_counts(run_id)
+    assert counts == {"generated": 5, "kept": 3, "rejected": 1, "noise": 1, "vetoed": 1, "probe": 1, "feedback": 1}
+    store.set_vetoed([ids[1]], vetoed=False)
+    assert len(store.samples(run_id, trainable_only=True)) == 2
+    assert store.reject_reasons(run_id) == {"unparseable": 1}
+    store.delete_samples(run_id, 1, "probe")
+    assert store.sample_counts(run_id)["probe"] == 0
+
+
+def test_rounds_record_steps_and_metrics(store, task_id):
+    run_id = store.create_run(task_id, {})
+    store.start_round(run_id, 1)
+    store.start_round(run_id, 1)  # idempotent on resume
+    store.set_round_step(run_id, 1, "generate", {"kept": 10})
+    store.set_round_step(run_id, 1, "train", {"train_size": 18}, checkpoint="/x")
+    r = store.round(run_id, 1)
+    assert (r["step"], r["metrics"], r["checkpoint"], r["status"]) == ("train", {"kept": 10, "train_size": 18}, "/x", "running")
+    store.finish_round(run_id, 1, {"metric": 0.5})
+    assert store.round(run_id, 1)["status"] == "done" and store.rounds(run_id)[0]["metrics"]["metric"] == 0.5
+
+
+def test_usage_totals_and_workers(store, task_id):
+    run_id = store.create_run(task_id, {})
+    store.add_usage(run_id, prompt_tokens=10, completion_tokens=5)
+    assert store.add_usage(run_id, prompt_tokens=1, completion_tokens=1) == {"prompt_tokens": 11, "completion_tokens": 6}
+    store.register_worker("w", 1, "h")
+    assert [w["id"] for w in store.live_workers()] == ["w"]
+    store.remove_worker("w")
+    assert store.live_workers() == []
