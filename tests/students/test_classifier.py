@@ -1,0 +1,199 @@
+"""ClassifierStudent with the real embedded MiniLM, tiny settings (one shared trained student, see conftest)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from gold.energy import energy_from_logits
+from gold.models import embedded_encoder
+from gold.students.base import Student, TrainExample, TrainingArgs
+from gold.students.classifier import ClassifierStudent, plan_steps
+
+
+
+# --- pure parts -------------------------------------------------------------------------------------------
+def test_plan_steps():
+    assert plan_steps(16, TrainingArgs(epochs=2, batch_size=8, min_steps=0)) == 4
+    assert plan_steps(17, TrainingArgs(epochs=2, batch_size=8, min_steps=0)) == 6  # the short last batch counts
+    assert plan_steps(16, TrainingArgs(epochs=2, batch_size=8, min_steps=60)) == 60  # small sets still converge
+    assert plan_steps(16, TrainingArgs(epochs=2, batch_size=8, min_steps=60, max_steps=10)) == 10
+    assert plan_steps(1000, TrainingArgs()) == 5 * 63  # the defaults: 5 epochs of batch 16
+
+
+def test_bad_labels_are_refused_before_loading():
+    with pytest.raises(ValueError):
+        ClassifierStudent(["only"])
+    with pytest.raises(ValueError):
+        ClassifierStudent(["a", "a"])
+
+
+# --- training -------------------------------------------------------------------------------------------
+def test_is_a_student(trained):
+    assert isinstance(trained.student, Student) and trained.student.kind == "classification"
+
+
+def test_training_lowers_loss_and_fits_the_training_labels(trained):
+    report, history = trained.report, trained.student.loss_history
+    assert report.steps == trained.args.min_steps == len(history) and report.examples == 16
+    assert report.examples_per_second > 0 and report.seconds > 0
+    assert np.mean(history[-3:]) < 0.5 * np.mean(history[:3])
+    assert report.final_loss == pytest.approx(np.mean(history[-2:]))  # about the last epoch (2 batches of 8)
+    preds = trained.student.predict(trained.texts)
+    assert [p.output for p in preds] == trained.targets
+    for p in preds:
+        assert set(p.probs) == set(trained.labels) and sum(p.probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert p.confidence == pytest.approx(max(p.probs.values())) and p.confidence > 0.5
+
+
+def test_progress_is_reported_every_step(trained):
+    fractions = [f for f, _ in trained.progress]
+    assert len(fractions) == trained.report.steps
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert trained.progress[-1][1].startswith(f"step {trained.report.steps}/{trained.report.steps}")
+
+
+def test_fit_refuses_bad_input(trained):
+    student, model = trained.student, trained.student.model
+    with pytest.raises(ValueError, match="not labels"):
+        student.fit([TrainExample("x", "neutral")], trained.args)
+    with pytest.raises(ValueError, match="empty"):
+        student.fit([], trained.args)
+    with pytest.raises(ValueError, match="loss"):
+        student.fit(trained.examples, TrainingArgs(loss="focal"))
+    assert student.model is model  # refused before touching the weights
+
+
+# --- scores -----------------------------------------------------------------------------------------------
+def test_energy_drops_on_training_text_and_stays_high_on_gibberish(trained):
+    student = trained.student
+    after = student.energy(trained.texts)
+    gibberish = student.energy(trained.gibberish)
+    # Untrained, every energy sits near -ln 2 (DESIGN.md); training makes the student confident in-distribution.
+    assert np.mean(after) < np.mean(trained.energy_before) - 0.2
+    assert np.mean(after) < np.mean(gibberish) - 0.1
+    assert np.all(np.abs(trained.energy_before + math.log(2)) < 0.2)
+
+
+def test_energy_temperature_and_outputs_argument(trained):
+    student = trained.student
+    logits = student.logits(trained.texts[:4])
+    assert np.allclose(student.energy(trained.texts[:4], temperature=2.0), energy_from_logits(logits, 2.0), atol=1e-5)
+    assert np.allclose(student.energy(trained.texts[:4], outputs=["positive"] * 4), energy_from_logits(logits), atol=1e-5)
+
+
+def test_batched_scores_match_one_at_a_time(trained):
+    """Length-sorted, dynamically padded batches must give each text the logits it gets alone."""
+    student = trained.student
+    texts = trained.texts[:3] + ["a much longer sentence that forces the others in its batch to be padded quite a bit"]
+    together = student.logits(texts)
+    alone = np.concatenate([student.logits([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_embeddings_are_normalised_mean_pooled_encoder_states(trained):
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = trained.texts[:4]
+    emb = trained.student.embed(texts)
+    assert emb.shape == (4, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # Before training they are exactly the sentence-transformers embeddings of the original MiniLM.
+    folder = embedded_encoder().folder
+    tok, enc = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder)
+    batch = tok(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = enc(**batch).last_hidden_state
+    m = batch["attention_mask"].unsqueeze(-1).float()
+    ref = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1).numpy()
+    assert np.allclose(trained.embed_before, ref, atol=1e-4)
+
+
+def test_empty_inputs(trained):
+    student = trained.student
+    assert student.predict([]) == []
+    assert student.energy([]).shape == (0,) and student.logits([]).shape == (0, 2) and student.embed([]).shape == (0, 384)
+
+
+# --- persistence ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved(trained, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("student") / "round-1"
+    trained.student.save(folder)
+    return folder
+
+
+def test_saved_folder_is_plain_hf(saved):
+    names = {p.name for p in saved.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+    config = json.loads((saved / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"} and config["label2id"] == {"negative": 0, "positive": 1}
+    assert not any(p.name.startswith(".") for p in saved.parent.iterdir())  # no temp folder left behind
+
+
+def test_saved_student_loads_in_a_plain_transformers_pipeline(trained, saved):
+    """A user's own process, with nothing of gold imported, must get the same labels."""
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from transformers import pipeline
+        clf = pipeline("text-classification", model=sys.argv[1])
+        print(json.dumps([r["label"] for r in clf(json.loads(sys.argv[2]))]))
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(saved), json.dumps(trained.texts)],
+        capture_output=True, text=True, timeout=120, env=env, check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [p.output for p in trained.student.predict(trained.texts)]
+
+
+def test_load_restores_the_student(trained, saved):
+    loaded = ClassifierStudent.load(saved)
+    assert loaded.labels == list(trained.labels) and loaded.max_length == trained.args.max_length
+    assert loaded.base == embedded_encoder().folder  # a later cold fit restarts from the encoder, not the checkpoint
+    assert np.allclose(loaded.logits(trained.texts), trained.student.logits(trained.texts), atol=1e-5)
+    trained.student.save(saved)  # saving over an existing checkpoint replaces it
+    assert (saved / "model.safetensors").is_file()
+
+
+def test_a_checkpoint_with_other_labels_gets_a_fresh_head(trained, saved):
+    other = ClassifierStudent(["spam", "ham"], base=saved)
+    assert other.labels == ["spam", "ham"] and other.model.config.id2label == {0: "spam", 1: "ham"}
+    assert not torch.allclose(other.model.classifier.weight.cpu(), trained.student.model.classifier.weight.cpu())
+    enc = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(other.model.state_dict()[enc].cpu(), trained.student.model.state_dict()[enc].cpu())  # encoder kept
+
+
+# --- warm start and seeding -----------------------------------------------------------------------------
+def test_warm_start_keeps_weights_and_cold_start_resets_them(trained):
+    student = trained.student
+    trained_model = student.model
+    snapshot = {k: v.detach().clone() for k, v in trained_model.state_dict().items()}
+    try:
+        args = TrainingArgs(epochs=1, min_steps=2, max_steps=2, batch_size=8, learning_rate=1e-9, max_length=32)
+        student.fit(trained.examples, TrainingArgs(**{**args.__dict__, "warm_start": True}))
+        assert student.model is trained_model
+        assert max(student.loss_history) < 0.4  # it started from the trained weights
+        assert torch.allclose(student.model.classifier.weight, snapshot["classifier.weight"], atol=1e-6)
+
+        rng_state = torch.get_rng_state()
+        student.fit(trained.examples, args)
+        assert torch.equal(torch.get_rng_state(), rng_state)  # seeding inside fit leaves the caller's RNG alone
+        first = list(student.loss_history)
+        assert student.model is not trained_model and min(first) > 0.5  # fresh head: back near ln 2
+        assert not torch.allclose(student.model.classifier.weight, snapshot["classifier.weight"], atol=1e-3)
+        student.fit(trained.examples, args)
+        assert student.loss_history == pytest.approx(first, abs=1e-6)  # same seed, same run
+    finally:
+        trained_model.load_state_dict(snapshot)
+        student.model = trained_model
+        student.max_length = trained.args.max_length
