@@ -1,0 +1,33 @@
+"""Teachers: the models that write training data. `base` holds the protocol and shared types; `local`
+(transformers, the embedded SmolLM2 by default) and `remote` (any OpenAI-compatible server) implement it.
+The implementations are imported lazily: `local` needs torch, `remote` needs openai, and a caller that only
+builds prompts should pay for neither."""
+
+from gold.teachers.base import (
+    BudgetExceeded,
+    Completion,
+    GenerationSettings,
+    Prompt,
+    PromptStyle,
+    Teacher,
+    TeacherError,
+    Usage,
+    default_stop,
+)
+
+__all__ = [
+    "BudgetExceeded", "Completion", "GenerationSettings", "Prompt", "PromptStyle", "Teacher", "TeacherError",
+    "Usage", "default_stop", "LocalTeacher", "OpenAITeacher",
+]
+
+
+def __getattr__(name: str):
+    if name == "LocalTeacher":
+        from gold.teachers.local import LocalTeacher
+
+        return LocalTeacher
+    if name == "OpenAITeacher":
+        from gold.teachers.remote import OpenAITeacher
+
+        return OpenAITeacher
+    raise AttributeError(name)

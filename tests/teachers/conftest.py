@@ -1,0 +1,20 @@
+"""The real embedded teacher, loaded once for the whole test session (~15 s, ~1 GB).
+
+It runs on 1 torch thread: tests share a small CPU with other workers, and oversubscribed OpenMP threads
+made generation ~3x slower (measured)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def local_teacher():
+    from gold.models import ModelNotFound
+
+    try:
+        from gold.teachers.local import LocalTeacher
+
+        return LocalTeacher.cached(threads=1)
+    except ModelNotFound as e:  # a checkout without `make install`: say so rather than fail obscurely
+        pytest.skip(str(e))
