@@ -316,6 +316,7 @@ class GoldSettings:
     feedback_rate: float = 0.5
     noise_filter: bool = True
     feedback_needs_agreement: bool = True
+    map_after_round: bool = True
     seed: int = 0
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
     student: StudentSpec = field(default_factory=StudentSpec)

@@ -129,10 +129,12 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
         CREATE TABLE map_points (
             run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
             round INTEGER NOT NULL,
-            sample_id INTEGER NOT NULL,
+            space TEXT NOT NULL DEFAULT 'encoder' CHECK (space IN ('encoder', 'student')),
+            source TEXT NOT NULL CHECK (source IN ('sample', 'seed', 'eval')),
+            ref_id INTEGER NOT NULL,
             x REAL NOT NULL,
             y REAL NOT NULL,
-            PRIMARY KEY (run_id, round, sample_id)
+            PRIMARY KEY (run_id, round, space, source, ref_id)
         );
         """
     )
@@ -159,8 +161,15 @@ def _m2_workers(db: sqlite_utils.Database) -> None:
             run_id INTEGER
         );
         ALTER TABLE runs ADD COLUMN usage TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE runs ADD COLUMN retrain_requested INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE samples ADD COLUMN label_prob REAL;
-        CREATE INDEX samples_flag ON samples(run_id, role, flag, vetoed)
+        CREATE INDEX samples_flag ON samples(run_id, role, flag, vetoed);
+        CREATE TABLE embeddings (
+            model TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (model, text_hash)
+        )
         """,
     )
 
@@ -426,15 +435,21 @@ class Store:
         run["usage"] = json.loads(run.get("usage") or "{}")
         return run
 
-    def claim_run(self, worker_id: str, stale_after: float = 60.0) -> int | None:
+    def claim_run(self, worker_id: str, stale_after: float = 60.0, only: list[int] | None = None) -> int | None:
         """Atomically take the oldest queued run, or a 'running' run whose worker stopped heart-beating
-        (it crashed): that one is resumed. Returns the run id, or None when there is nothing to do."""
+        (it crashed): that one is resumed. `only` restricts the choice to those run ids (an inline CLI run).
+        Returns the run id, or None when there is nothing to do. BEGIN IMMEDIATE makes the select-and-update
+        one step, so two workers never take the same run."""
         now = time.time()
+        restrict, params = "", [now - stale_after]
+        if only is not None:
+            restrict = f" AND id IN ({','.join('?' * len(only))})" if only else " AND 0"
+            params += [int(i) for i in only]
         with self.transaction():
             row = self.db.execute(
-                "SELECT id FROM runs WHERE (status='queued' AND cancel_requested=0)"
-                " OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)) ORDER BY id LIMIT 1",
-                [now - stale_after],
+                "SELECT id FROM runs WHERE ((status='queued' AND cancel_requested=0)"
+                " OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)))" + restrict + " ORDER BY id LIMIT 1",
+                params,
             ).fetchone()
             if row is None:
                 return None
@@ -482,6 +497,22 @@ class Store:
                 [run_id],
             )
             self._event(run_id, f"Run queued again (was {status}).")
+
+    def request_retrain(self, run_id: int) -> None:
+        """Queue one more training of the student on the current data (vetoes and flags applied), without
+        generating anything: the result is an extra round, so export and the map pick it up."""
+        with self.transaction():
+            status = self.get_run(run_id)["status"]
+            if status == "running":
+                raise StoreError("The run is still running: its next round already trains with your vetoes.")
+            self.db.execute(
+                "UPDATE runs SET retrain_requested=1, status='queued', cancel_requested=0, error=NULL, finished_at=NULL,"
+                " worker=NULL WHERE id=?", [run_id])
+            self._event(run_id, "Retraining the student with the current vetoes was requested.")
+
+    def clear_retrain(self, run_id: int) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE runs SET retrain_requested=0 WHERE id=?", [run_id])
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         with self.transaction():
@@ -621,6 +652,49 @@ class Store:
         return {r["reject_reason"]: r["n"] for r in self._rows(
             "SELECT reject_reason, COUNT(*) AS n FROM samples WHERE run_id=? AND reject_reason IS NOT NULL"
             " GROUP BY reject_reason ORDER BY n DESC", [run_id])}
+
+    # -- embeddings cache and maps -------------------------------------------------------------------------
+    def get_embeddings(self, model: str, hashes: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for start in range(0, len(hashes), 500):  # stay under SQLite's bound-parameter limit
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for h, v in self.db.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE model=? AND text_hash IN ({marks})", [model, *chunk]
+            ).fetchall():
+                out[h] = v
+        return out
+
+    def put_embeddings(self, model: str, vectors: dict[str, bytes]) -> None:
+        with self.transaction():
+            self.db.conn.executemany("INSERT OR REPLACE INTO embeddings (model, text_hash, vector) VALUES (?, ?, ?)",
+                                     [(model, h, v) for h, v in vectors.items()])
+
+    def set_map_points(self, run_id: int, round_n: int, points: list[tuple[str, int, float, float]],
+                       space: str = "encoder") -> None:
+        """Replace the stored 2-D layout of (run, round, space): (source, ref_id, x, y) per point."""
+        with self.transaction():
+            self.db.execute("DELETE FROM map_points WHERE run_id=? AND round=? AND space=?", [run_id, round_n, space])
+            self.db.conn.executemany(
+                "INSERT INTO map_points (run_id, round, space, source, ref_id, x, y) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, round_n, space, src, int(ref), float(x), float(y)) for src, ref, x, y in points],
+            )
+
+    def map_points(self, run_id: int, round_n: int, space: str = "encoder") -> list[dict[str, Any]]:
+        return list(self._rows("SELECT source, ref_id, x, y FROM map_points WHERE run_id=? AND round=? AND space=?",
+                               [run_id, round_n, space]))
+
+    def mapped_rounds(self, run_id: int, space: str = "encoder") -> list[int]:
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT round FROM map_points WHERE run_id=? AND space=? ORDER BY round", [run_id, space]).fetchall()]
+
+    def examples_with_ids(self, task_id: int) -> list[dict[str, Any]]:
+        """Seed and evaluation rows with their ids (map points refer to them)."""
+        rows = list(self._rows("SELECT id, split, inputs, output FROM examples WHERE task_id=? ORDER BY split, position",
+                               [task_id]))
+        for r in rows:
+            r["inputs"] = json.loads(r["inputs"])
+        return rows
 
     # -- workers ------------------------------------------------------------------------------------------
     def register_worker(self, worker_id: str, pid: int, host: str) -> None:

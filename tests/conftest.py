@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PYTHON = sys.executable
+from support import start_worker, tiny_settings, tiny_task  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
+# Pages under test must not spawn background workers; tests that need one start it themselves.
+os.environ["GOLD_AUTOSTART_WORKER"] = "0"
 
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
@@ -23,7 +21,6 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("GOLD_HOME", str(h))
     return h
 
-
 @pytest.fixture
 def store(home):
     from gold.store import Store
@@ -31,3 +28,21 @@ def store(home):
     s = Store(home)
     yield s
     s.close()
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A tiny GOLD run and its baseline twin on SST-2, finished by one real worker process (`worker --once`)
+    on the real embedded models. Shared by every test that reads a finished run: treat it as read-only
+    (or undo what you change). Returns (home, gold_run_id, baseline_run_id)."""
+    from gold.runs import start_run
+    from gold.store import Store
+
+    home = tmp_path_factory.mktemp("finished_home")
+    store = Store(home)
+    task_id = tiny_task(store)
+    gold_id, base_id = start_run(store, task_id, tiny_settings(), name="tiny", with_baseline=True)
+    store.close()
+    proc = start_worker(home, "--once")
+    out, _ = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, out[-3000:]
+    return home, gold_id, base_id

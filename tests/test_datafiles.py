@@ -10,7 +10,7 @@ from gold.datafiles import (
     MAX_UPLOAD_BYTES, ColumnMapping, DataFileError, guess_mapping, labels_in, load_examples, read_table, to_examples,
 )
 
-from conftest import FIXTURES
+from support import FIXTURES
 
 
 def read(name: str):

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import PYTHON, ROOT
+from support import PYTHON, ROOT
 
 from gold import models
 

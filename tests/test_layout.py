@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 
-from conftest import PYTHON, ROOT
+from support import PYTHON, ROOT
 
 
 def imported_modules(path) -> set[str]:

@@ -109,3 +109,12 @@ def test_usage_totals_and_workers(store, task_id):
     assert [w["id"] for w in store.live_workers()] == ["w"]
     store.remove_worker("w")
     assert store.live_workers() == []
+
+
+def test_claim_can_be_restricted_to_given_runs(store, task_id):
+    first = store.create_run(task_id, {})
+    second = store.create_run(task_id, {})
+    assert store.claim_run("inline", only=[second]) == second
+    assert store.claim_run("inline", only=[second]) is None
+    assert store.claim_run("inline", only=[]) is None
+    assert store.claim_run("w") == first

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from support import ROOT
 
 from gold.examples import example_spec
 from gold.store import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import FIXTURES, ROOT
+from support import FIXTURES, ROOT
 
 from gold.store import Store
 

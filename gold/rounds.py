@@ -1,0 +1,404 @@
+"""The GOLD loop: one round, and a run of rounds, checkpointed after every step so a run resumes.
+
+A round (DESIGN.md, "The method"):
+  generate  the teacher writes `samples_per_round` labeled samples (per label, balanced), from the seeds and —
+            in GOLD mode, from round 2 on — the previous round's feedback examples in the prompts;
+  train     the student fine-tunes on every kept sample of the run so far that is neither vetoed by a person
+            nor flagged as noise, plus the seeds (warm-started from the previous round's student);
+  probe     GOLD mode: the teacher writes `probe_size` samples pushed toward other styles and perspectives;
+            probes are scored, never trained on (the official code's bug mixed them into training);
+  score     every kept sample of the run is re-scored by the new student (energy, prediction, confidence),
+            so the map always shows energy under the current student;
+  select    GOLD mode: per label, samples between the lo and hi energy percentiles become feedback (only those
+            whose label the student believes, when `feedback_needs_agreement`); those above hi are noise;
+  measure   accuracy / exact match on the task's evaluation set (else the seeds), energy statistics, counts.
+Baseline mode spends the same teacher budget (samples + probes) on plain generation: no feedback, no filter.
+
+Each finished step is recorded in the store (`rounds.step`); a resumed run redoes only the step that was
+interrupted, after dropping its partial output, so nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gold import prompts
+from gold.energy import select_band
+from gold.specs import Example, GoldSettings, TaskSpec
+from gold.students.base import TrainExample, TrainingArgs
+from gold.teachers.base import BudgetExceeded, GenerationSettings
+from gold.worker import RunContext
+
+TRAIN_IDS = "train_ids.json"
+STEP_ORDER = ("generate", "train", "probe", "score", "select", "measure", "done")
+HIST_BINS = 20
+
+_TEACHERS: dict[tuple, Any] = {}
+
+
+class RunError(RuntimeError):
+    """A run cannot go on for a reason the user can act on; the message is shown on the run as is."""  # loaded once per worker process, shared by its runs
+
+
+# -- model loading (cached per process) ----------------------------------------------------------------------
+
+def get_teacher(settings: GoldSettings):
+    t = settings.teacher
+    key = (t.backend, t.model, t.base_url, t.price_in_per_m, t.price_out_per_m, t.budget_usd, t.max_concurrency, t.timeout_s)
+    if key not in _TEACHERS:
+        if t.backend == "openai":
+            from gold.teachers.remote import OpenAITeacher
+
+            _TEACHERS[key] = OpenAITeacher(
+                model=t.model, base_url=t.base_url or None, max_concurrency=t.max_concurrency, timeout_s=t.timeout_s,
+                price_prompt_per_1m=t.price_in_per_m or None, price_completion_per_1m=t.price_out_per_m or None,
+                budget_usd=t.budget_usd or None,
+            )
+        else:
+            from gold.teachers.local import LocalTeacher
+
+            _TEACHERS[key] = LocalTeacher.cached(t.model)
+    return _TEACHERS[key]
+
+
+def new_student(task: TaskSpec, settings: GoldSettings, checkpoint: Path | None = None):
+    """The round's student: loaded from a checkpoint when resuming or warm-starting, else fresh."""
+    if task.kind == "classification":
+        from gold.students.classifier import ClassifierStudent
+
+        if checkpoint is not None:
+            return ClassifierStudent.load(checkpoint)
+        model = settings.student.model
+        return ClassifierStudent(task.labels, base=None if model.startswith("embedded:") else model)
+    from gold.students.seq2seq import Seq2SeqStudent
+
+    if checkpoint is not None:
+        return Seq2SeqStudent.load(checkpoint)
+    model = settings.student.model
+    return Seq2SeqStudent(base=None if model.startswith("embedded:") else model)
+
+
+def load_checkpoint(store, run_id: int, round_n: int):
+    """The student a finished round saved (classifier or seq2seq, told apart by its sidecar)."""
+    run = store.get_run(run_id)
+    task = store.get_task(run["task_id"]).spec
+    ckpt = store.run_dir(run_id) / f"round-{round_n}" / "student"
+    if not ckpt.exists():
+        raise RunError(f"Round {round_n} of run {run_id} has no saved student.")
+    return new_student(task, GoldSettings.from_dict(run["settings"]), ckpt)
+
+
+def training_args(settings: GoldSettings, warm: bool, round_n: int) -> TrainingArgs:
+    s = settings.student
+    return TrainingArgs(
+        epochs=s.epochs, min_steps=s.min_steps, max_steps=s.max_steps, learning_rate=s.learning_rate,
+        batch_size=s.batch_size, max_length=s.max_length, loss=s.loss, sce_alpha=s.sce_alpha, sce_beta=s.sce_beta,
+        seed=settings.seed * 1000 + round_n, warm_start=warm,
+    )
+
+
+def generation_settings(settings: GoldSettings, round_n: int, salt: int) -> GenerationSettings:
+    t = settings.teacher
+    return GenerationSettings(
+        max_new_tokens=t.max_new_tokens, temperature=t.temperature, top_p=t.top_p,
+        repetition_penalty=t.repetition_penalty, seed=settings.seed * 100_003 + round_n * 101 + salt,
+        batch_size=t.batch_size,
+    )
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+@dataclass
+class RoundState:
+    """What the steps of one round hand each other."""
+
+    n: int
+    student: Any = None
+    checkpoint: Path | None = None
+
+
+def execute_run(ctx: RunContext) -> str:
+    """Run (or resume) every round of a run; returns the final status ('done' or 'stopped: budget')."""
+    store, run_id = ctx.store, ctx.run_id
+    run = store.get_run(run_id)
+    settings = GoldSettings.from_dict(run["settings"])
+    task = store.get_task(run["task_id"]).spec
+    teacher = None  # loaded only when a round still has to generate
+    try:
+        for n in range(1, settings.rounds + 1):
+            existing = store.round(run_id, n)
+            if existing and existing["status"] == "done":
+                continue
+            if teacher is None:
+                ctx.progress(None, "Loading the teacher…")
+                teacher = get_teacher(settings)
+            run_round(ctx, task, settings, teacher, n, done_step=(existing or {}).get("step"))
+        if store.get_run(run_id)["retrain_requested"]:
+            retrain(ctx, task, settings)
+    except BudgetExceeded as e:
+        ctx.progress(None, f"Budget reached: {e}", level="warning")
+        return "stopped: budget"
+    return "done"
+
+
+def retrain(ctx: RunContext, task: TaskSpec, settings: GoldSettings) -> None:
+    """An extra round with no generation: train the student again on today's data (vetoes applied),
+    then score, measure and map as usual. Feedback and noise flags are left as the last round set them."""
+    store, run_id = ctx.store, ctx.run_id
+    rounds = store.rounds(run_id)
+    last = rounds[-1] if rounds else None
+    if last and last["status"] != "done" and last["metrics"].get("retrain"):
+        n, done_step = last["n"], last["step"]  # an interrupted retrain: resume it
+    else:
+        n, done_step = (last["n"] if last else 0) + 1, "generate"
+        store.start_round(run_id, n)
+        store.set_round_step(run_id, n, "generate", {"retrain": True, "gen_kept": 0})
+    ctx.progress(None, f"Retraining the student as round {n} with the current vetoes…")
+    # Baseline mode for this round: nothing generated or probed, and the flags are left as they are.
+    run_round(ctx, task, replace(settings, mode="baseline"), teacher=None, n=n, done_step=done_step)
+    store.clear_retrain(run_id)
+
+
+def _after(done_step: str | None, step: str) -> bool:
+    """True when `step` still has to run, given the last finished step of the round."""
+    if done_step is None:
+        return True
+    return STEP_ORDER.index(step) > STEP_ORDER.index(done_step)
+
+
+def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, n: int, done_step: str | None) -> None:
+    store, run_id = ctx.store, ctx.run_id
+    store.start_round(run_id, n)
+    state = RoundState(n=n)
+    gold_mode = settings.mode == "gold"
+    ckpt = store.run_dir(run_id) / f"round-{n}" / "student"
+    metrics: dict[str, Any] = {}
+
+    if _after(done_step, "generate"):
+        ctx.check()
+        store.delete_samples(run_id, n, "train")  # partial output of an interrupted generate step
+        budget = settings.samples_per_round + (0 if gold_mode else settings.probe_size)
+        feedback = feedback_examples(store, run_id, n) if gold_mode else {}
+        t0 = time.perf_counter()
+        stats = generate_samples(ctx, task, settings, teacher, n, budget, role="train", feedback=feedback)
+        if stats["kept"] == 0 and budget > 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in store.reject_reasons(run_id).items())
+            raise RunError(f"Round {n}: none of the teacher's {stats['prompts']} replies was usable ({reasons}). "
+                           "Check the teacher model and the task's instruction and seeds, then resume the run.")
+        metrics.update(generate_seconds=round(time.perf_counter() - t0, 1), **{f"gen_{k}": v for k, v in stats.items()})
+        store.set_round_step(run_id, n, "generate", metrics)
+
+    if _after(done_step, "train"):
+        ctx.check()
+        train, train_ids = training_set(store, run_id, task, with_ids=True)
+        prev = store.run_dir(run_id) / f"round-{n - 1}" / "student"
+        warm = settings.student.warm_start and n > 1 and prev.exists()
+        state.student = new_student(task, settings, prev if warm else None)
+        ctx.progress(None, f"Round {n}: training the student on {len(train)} examples…")
+        t0 = time.perf_counter()
+
+        def on_step(frac: float, msg: str) -> None:
+            if int(frac * 100) % 20 == 0:
+                ctx.check()
+
+        report = state.student.fit(train, training_args(settings, warm, n), progress=on_step)
+        state.student.save(ckpt)
+        # Which samples this student saw, so an export can ship its exact training set later.
+        (ckpt.parent / TRAIN_IDS).write_text(json.dumps({"seeds": len(task.seeds), "sample_ids": train_ids}))
+        metrics.update(train_size=len(train), train_seconds=round(time.perf_counter() - t0, 1),
+                       train_steps=report.steps, train_loss=round(report.final_loss, 4))
+        store.set_round_step(run_id, n, "train", metrics, checkpoint=str(ckpt))
+    else:
+        state.student = new_student(task, settings, ckpt)
+
+    if _after(done_step, "probe"):
+        ctx.check()
+        store.delete_samples(run_id, n, "probe")
+        if gold_mode and settings.probe_size > 0:
+            stats = generate_samples(ctx, task, settings, teacher, n, settings.probe_size, role="probe",
+                                     feedback={}, probe=True)
+            metrics.update({f"probe_{k}": v for k, v in stats.items()})
+        store.set_round_step(run_id, n, "probe", metrics)
+
+    if _after(done_step, "score"):
+        ctx.check()
+        ctx.progress(None, f"Round {n}: scoring every sample with the new student…")
+        metrics.update(score_samples(store, run_id, task, settings, state.student))
+        store.set_round_step(run_id, n, "score", metrics)
+
+    if _after(done_step, "select"):
+        ctx.check()
+        metrics.update(select(store, run_id, n, task, settings) if gold_mode else {"feedback": 0, "noise": 0})
+        store.set_round_step(run_id, n, "select", metrics)
+
+    if _after(done_step, "measure"):
+        ctx.check()
+        metrics.update(measure(store, run_id, n, task, settings, state.student))
+        store.finish_round(run_id, n, metrics)
+        name = metrics.get("metric_name")
+        ctx.progress(None, f"Round {n} done" + (f": {name} {metrics['metric']:.1%}" if name else "."))
+
+    if settings.map_after_round and n not in store.mapped_rounds(run_id):
+        ctx.check()
+        draw_map(ctx, n, settings.seed)
+
+
+def draw_map(ctx: RunContext, n: int, seed: int) -> None:
+    """The round's UMAP map, so the Explore page never waits; a failure here never fails the run."""
+    from gold.maps import compute_map
+
+    ctx.progress(None, f"Round {n}: drawing the map…")
+    try:
+        points = compute_map(ctx.store, ctx.run_id, n, seed=seed)
+        ctx.progress(None, f"Round {n}: map of {points} points ready.")
+    except Exception as e:  # noqa: BLE001 — the map is a view; the run's data is already safe
+        ctx.progress(None, f"Round {n}: the map could not be drawn ({type(e).__name__}: {e}).", level="warning")
+
+
+# -- generate ---------------------------------------------------------------------------------------------------
+
+def generate_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, n: int, count: int, role: str,
+                     feedback: dict[str, list[Example]], probe: bool = False) -> dict[str, int]:
+    """Ask the teacher for `count` samples, parse them strictly, and store every reply: kept ones as samples,
+    rejected ones with their reason. Returns counts."""
+    rng = random.Random(settings.seed * 7919 + n * 31 + (1 if probe else 0))
+    requests = prompts.plan_requests(task, count, style=teacher.prompt_style, rng=rng, feedback=feedback,
+                                     feedback_count=settings.feedback_count, feedback_rate=settings.feedback_rate,
+                                     probe=probe)
+    base = generation_settings(settings, n, 1 if probe else 0)
+    seen = prompts.SeenTexts.from_examples(task.seeds)
+    for row in ctx.store.samples(ctx.run_id, kept_only=True):
+        seen.add(row["inputs"])
+    kept = rejected = 0
+    batch = max(1, base.batch_size)
+    total = len(requests)
+    for start in range(0, total, batch):
+        ctx.check()
+        chunk = requests[start : start + batch]
+        # run_requests writes multi-line blocks (premise/hypothesis, question/answer) one line at a time.
+        completions = prompts.run_requests(teacher, chunk, base.with_(seed=base.seed + start))
+        rows = []
+        for req, comp in zip(chunk, completions):
+            for item in prompts.parse_request(task, req, comp.text, seen):
+                rows.append({"inputs": item.inputs or {}, "output": item.output, "reject_reason": item.reject_reason,
+                             "raw": comp.text[:2000]})
+                if item.reject_reason:
+                    rejected += 1
+                else:
+                    kept += 1
+        ctx.store.add_samples(ctx.run_id, n, role, rows)
+        usage = {"prompt_tokens": sum(c.prompt_tokens for c in completions),
+                 "completion_tokens": sum(c.completion_tokens for c in completions)}
+        ctx.store.add_usage(ctx.run_id, **usage, cost_usd=teacher.usage.cost_of(**usage))
+        done = min(total, start + batch)
+        ctx.progress(done / total, f"Round {n}: {'probing' if probe else 'generating'} {done}/{total} prompts "
+                                   f"({kept} kept, {rejected} rejected)")
+    return {"kept": kept, "rejected": rejected, "prompts": total}
+
+
+def feedback_examples(store, run_id: int, n: int) -> dict[str, list[Example]]:
+    """The previous rounds' samples flagged 'feedback' and not vetoed, grouped by label (output)."""
+    out: dict[str, list[Example]] = {}
+    for row in store.samples(run_id, kept_only=True):
+        if row["flag"] == "feedback" and not row["vetoed"] and row["round"] < n:
+            out.setdefault(row["output"] if row["output"] is not None else "", []).append(
+                Example(inputs=row["inputs"], output=row["output"] or ""))
+    return out
+
+
+# -- train ----------------------------------------------------------------------------------------------------
+
+def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False):
+    """Seeds + every trainable generated sample (kept, role train, not vetoed, not noise).
+    with_ids=True also returns the sample ids used (seeds have none)."""
+    rows = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
+    ids = []
+    for row in store.samples(run_id, trainable_only=True):
+        rows.append(TrainExample(task.format_input(row["inputs"]), row["output"]))
+        ids.append(row["id"])
+    return (rows, ids) if with_ids else rows
+
+
+# -- score, select, measure --------------------------------------------------------------------------------------
+
+def score_samples(store, run_id: int, task: TaskSpec, settings: GoldSettings, student) -> dict[str, Any]:
+    rows = store.samples(run_id, kept_only=True)
+    if not rows:
+        return {"scored": 0}
+    texts = [task.format_input(r["inputs"]) for r in rows]
+    outputs = [r["output"] for r in rows]
+    energies = np.asarray(student.energy(texts, outputs if task.kind == "seq2seq" else None,
+                                         temperature=settings.energy_temperature), dtype=float)
+    preds = student.predict(texts)
+    scores = []
+    for r, e, p in zip(rows, energies, preds):
+        label_prob = p.probs.get(r["output"]) if p.probs else None
+        scores.append({"id": r["id"], "energy": float(e) if math.isfinite(e) else None, "prediction": p.output,
+                       "confidence": float(p.confidence), "label_prob": label_prob})
+    store.set_scores(scores)
+    finite = energies[np.isfinite(energies)]
+    return {"scored": len(rows), "energy_mean": round(float(finite.mean()), 4) if len(finite) else None,
+            "energy_std": round(float(finite.std()), 4) if len(finite) else None}
+
+
+def select(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings) -> dict[str, Any]:
+    """Flag this round's feedback band and the run's noise (above hi), per label."""
+    rows = [r for r in store.samples(run_id, kept_only=True) if r["energy"] is not None]
+    flags: dict[int, str] = {}
+    # Noise: among every training sample of the run, per label, above the hi percentile.
+    if settings.noise_filter:
+        train = [r for r in rows if r["role"] == "train"]
+        band = select_band([r["energy"] for r in train], settings.band_lo, settings.band_hi,
+                           groups=[r["output"] for r in train] if task.kind == "classification" else None)
+        for i in band.noise:
+            flags[train[i]["id"]] = "noise"
+    # Feedback: among this round's samples (train + probe), per label, inside the band.
+    current = [r for r in rows if r["round"] == n and not r["vetoed"] and flags.get(r["id"]) != "noise"]
+    band = select_band([r["energy"] for r in current], settings.band_lo, settings.band_hi,
+                       groups=[r["output"] for r in current] if task.kind == "classification" else None)
+    for i in band.feedback:
+        r = current[i]
+        if settings.feedback_needs_agreement and task.kind == "classification" and r["prediction"] != r["output"]:
+            continue
+        flags[r["id"]] = "feedback"
+    store.set_flags(run_id, flags)
+    values = list(flags.values())
+    return {"feedback": values.count("feedback"), "noise": values.count("noise"),
+            "band_lo_energy": _r(band.lo_value), "band_hi_energy": _r(band.hi_value)}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 4)
+
+
+def evaluation_rows(task: TaskSpec) -> tuple[list[Example], str]:
+    return (task.eval_set, "eval") if task.eval_set else (task.seeds, "seeds")
+
+
+def measure(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings, student) -> dict[str, Any]:
+    rows, source = evaluation_rows(task)
+    preds = student.predict([task.format_input(ex.inputs) for ex in rows])
+    if task.kind == "classification":
+        correct = sum(p.output == ex.output for p, ex in zip(preds, rows))
+        name = "accuracy"
+    else:
+        correct = sum(prompts.answers_match(p.output, ex.output) for p, ex in zip(preds, rows))
+        name = "exact_match"
+    round_rows = [r for r in store.samples(run_id, round_n=n, kept_only=True) if r["energy"] is not None]
+    energies = np.asarray([r["energy"] for r in round_rows], dtype=float)
+    hist = None
+    if len(energies):
+        counts, edges = np.histogram(energies, bins=HIST_BINS)
+        hist = {"counts": counts.tolist(), "edges": [round(float(e), 4) for e in edges]}
+    counts_all = store.sample_counts(run_id)
+    return {"metric_name": name, "metric": correct / len(rows) if rows else None, "metric_on": source,
+            "metric_rows": len(rows), "energy_hist": hist, "generated": counts_all["generated"],
+            "kept": counts_all["kept"], "rejected": counts_all["rejected"], "vetoed": counts_all["vetoed"]}

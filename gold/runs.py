@@ -1,0 +1,179 @@
+"""Runs as a user sees them: starting one (validated settings, optional paired baseline), and an overview
+of its progress for the Runs page and the CLI. The loop itself is gold/rounds.py; the process is gold/worker.py.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+
+from gold.specs import GoldSettings, SpecError
+from gold.store import Store
+
+# One line of help per setting, shown beside its widget.
+RUN_HELP: dict[str, str] = {
+    "mode": "gold: feed high-energy (out-of-distribution) samples back to the teacher and filter noise. "
+            "baseline: same budget, plain generation from the seeds (no feedback, no noise filter).",
+    "rounds": "How many generate → train → probe → score → select cycles.",
+    "samples_per_round": "Teacher samples asked for per round (split evenly across labels).",
+    "probe_size": "Extra samples per round, asked for toward other styles and perspectives; the student scores "
+                  "them and the feedback band is chosen among all of the round's samples.",
+    "seed": "Random seed for prompts, sampling and training: the same seed repeats a run.",
+    "band": "Samples between these energy percentiles become the next round's in-context examples; samples "
+            "above the upper one are flagged as noise (paper: 50–80).",
+    "energy_temperature": "T in E(x) = -T·logsumexp(f(x)/T) (paper: 1).",
+    "feedback_count": "Feedback examples placed in each prompt that gets feedback (paper: 3).",
+    "feedback_rate": "Share of prompts that get feedback examples (official code: every second batch, 0.5).",
+    "noise_filter": "Samples above the band's upper percentile stay out of training (shown, restorable).",
+    "feedback_needs_agreement": "Only samples whose teacher label the student predicts too may become feedback: "
+                                "keeps mislabeled samples from being fed back (measured best detector in DESIGN.md).",
+    "backend": "local: a transformers model on this machine (default: the embedded SmolLM2-135M). "
+               "openai: any OpenAI-compatible server (OpenAI, vLLM, TGI, llama.cpp server, Ollama).",
+    "teacher_model": "embedded:smollm2-135m-instruct, a local folder or .gguf file, or the server's model name.",
+    "base_url": "For the openai backend: the server's /v1 URL. Empty = the OpenAI API.",
+    "api_key": "Read from OPENAI_API_KEY, or typed here: kept in memory only, never stored or logged.",
+    "budget": "Stop the run cleanly before the teacher's estimated cost exceeds this (needs prices).",
+    "student_model": "embedded:all-minilm-l6-v2 or a local encoder folder.",
+    "min_steps": "Train at least this many steps each round, so mid-loop students converge (flat energy otherwise).",
+    "loss": "sce: symmetric cross-entropy, robust to noisy labels (paper: alpha 0.1, beta 1). ce: plain.",
+}
+
+STEPS = ("generate", "train", "probe", "score", "select", "measure")
+
+
+def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = "", with_baseline: bool = False) -> list[int]:
+    """Validate and queue a run (and, optionally, a baseline twin with the same budget). Returns the ids."""
+    problems = settings.problems()
+    task = store.get_task(task_id).spec
+    if settings.teacher.backend == "openai" and not os.environ.get("OPENAI_API_KEY") and not settings.teacher.base_url:
+        problems.append("The OpenAI teacher needs an API key: type it in, or set OPENAI_API_KEY.")
+    if task.kind == "seq2seq":
+        # The encoder classifier cannot write outputs: a seq2seq task gets the causal-LM student, trained with
+        # plain CE (SCE is a classification loss; the seq2seq student would ignore it anyway).
+        student = settings.student
+        if student.model.startswith("embedded:all-minilm"):
+            student = replace(student, model="embedded:smollm2-135m-instruct")
+        settings = replace(settings, student=replace(student, loss="ce"))
+    if settings.teacher.backend == "local":
+        problems += _model_problem(settings.teacher.model, "teacher")
+    if not settings.student.model.startswith("embedded:"):
+        problems += _model_problem(settings.student.model, "student")
+    if problems:
+        raise SpecError(problems)
+    ids = [store.create_run(task_id, settings.to_dict(), name=name, mode=settings.mode)]
+    if with_baseline and settings.mode == "gold":
+        twin = replace(settings, mode="baseline")
+        ids.append(store.create_run(task_id, twin.to_dict(), name=(name or "run") + " (baseline)", mode="baseline"))
+    return ids
+
+
+def _model_problem(model: str, role: str) -> list[str]:
+    from gold.models import ModelNotFound, resolve
+
+    try:
+        resolve(model)
+    except ModelNotFound as e:
+        return [f"The {role} model: {e}"]
+    return []
+
+
+def describe_status(run: dict[str, Any]) -> str:
+    status = run["status"]
+    if status == "running" and run.get("heartbeat"):
+        return f"running (heartbeat {time.time() - run['heartbeat']:.0f} s ago)"
+    if status == "running":
+        return "running (waiting for a worker)"
+    return status
+
+
+@dataclass
+class RunOverview:
+    run: dict[str, Any]
+    progress: float
+    progress_text: str
+    counts: dict[str, int]
+    rounds_table: pd.DataFrame | None
+    metric_name: str | None
+    reject_reasons: dict[str, int]
+    events: list[dict[str, Any]]
+    usage: dict[str, float]
+    eta_s: float | None
+    histograms: dict[int, dict[str, list[float]]]
+
+
+def eta_seconds(rounds: list[dict[str, Any]], total_rounds: int, now: float | None = None) -> float | None:
+    """Remaining time from the mean duration of finished rounds (None until one has finished)."""
+    now = now or time.time()
+    done = [r for r in rounds if r["status"] == "done" and r["started_at"] and r["finished_at"]]
+    if not done:
+        return None
+    per_round = sum(r["finished_at"] - r["started_at"] for r in done) / len(done)
+    current = next((r for r in rounds if r["status"] != "done"), None)
+    elapsed = now - current["started_at"] if current and current["started_at"] else 0.0
+    remaining = max(0, total_rounds - len(done))
+    return max(0.0, remaining * per_round - elapsed)
+
+
+def metric_curves(store: Store, run_id: int) -> pd.DataFrame:
+    """Evaluation metric per round for this run and its siblings of the same task (GOLD and baseline runs
+    with the same budget), so both show on one chart. Columns: run, mode, round, metric."""
+    run = store.get_run(run_id)
+    settings = GoldSettings.from_dict(run["settings"])
+    rows = []
+    for other in store.list_runs(task_id=run["task_id"]):
+        o = GoldSettings.from_dict(store.get_run(other.id)["settings"])
+        same_budget = (o.rounds, o.samples_per_round, o.probe_size) == (settings.rounds, settings.samples_per_round,
+                                                                         settings.probe_size)
+        if other.id != run_id and not same_budget:
+            continue
+        for r in store.rounds(other.id):
+            if r["metrics"].get("metric") is not None:
+                rows.append({"run": f"#{other.id} {other.name}", "mode": other.mode, "round": r["n"],
+                             "metric": r["metrics"]["metric"]})
+    return pd.DataFrame(rows, columns=["run", "mode", "round", "metric"])
+
+
+def run_overview(store: Store, run_id: int) -> RunOverview:
+    run = store.get_run(run_id)
+    settings = GoldSettings.from_dict(run["settings"])
+    rounds = store.rounds(run_id)
+    done = sum(1 for r in rounds if r["status"] == "done")
+    current = next((r for r in rounds if r["status"] != "done"), None)
+    step_frac = 0.0
+    if current and current["step"] in STEPS:
+        step_frac = (STEPS.index(current["step"]) + 1) / (len(STEPS) + 1)
+    progress = min(1.0, (done + step_frac) / max(1, settings.rounds)) if run["status"] != "done" else 1.0
+    events = store.events(run_id, limit=200)
+    last = next((e for e in events if e["level"] != "debug"), None)
+    text = f"round {min(done + 1, settings.rounds)} of {settings.rounds}"
+    if run["status"] == "done":
+        text = f"done: {settings.rounds} rounds"
+    elif last:
+        text += f" · {last['message']}"
+    rows = []
+    metric_name = None
+    for r in rounds:
+        m = r["metrics"]
+        metric_name = metric_name or m.get("metric_name")
+        rows.append({
+            "round": r["n"], "status": r["status"], "step": r["step"],
+            "generated": m.get("generated"), "kept": m.get("kept"), "train size": m.get("train_size"),
+            "noise": m.get("noise"), "feedback": m.get("feedback"),
+            **({m["metric_name"]: m.get("metric")} if m.get("metric_name") else {}),
+            "energy mean": m.get("energy_mean"), "energy std": m.get("energy_std"),
+            "train s": m.get("train_seconds"), "generate s": m.get("generate_seconds"),
+        })
+    table = pd.DataFrame(rows) if rows else None
+    if table is not None and metric_name and metric_name not in table:
+        table[metric_name] = None
+    eta = eta_seconds(rounds, settings.rounds) if run["status"] in ("running", "queued") else None
+    if eta is not None:
+        text += f" · about {eta / 60:.0f} min left" if eta >= 60 else f" · about {eta:.0f} s left"
+    hists = {r["n"]: r["metrics"]["energy_hist"] for r in rounds if r["metrics"].get("energy_hist")}
+    return RunOverview(run=run, progress=progress, progress_text=text, counts=store.sample_counts(run_id),
+                       rounds_table=table, metric_name=metric_name, reject_reasons=store.reject_reasons(run_id),
+                       events=events, usage=run["usage"], eta_s=eta, histograms=hists)

@@ -1,0 +1,176 @@
+"""The background worker: `python -m gold worker`.
+
+It claims queued runs from the store and executes them round by round (gold/rounds.py). It survives page
+reloads (it is its own process), its own crash (another worker resumes a run whose heartbeat went stale) and
+restarts (each round step is checkpointed in the store). A heartbeat thread keeps the run's and the worker's
+heartbeats fresh while a long step (loading a model, training) blocks the main thread; cancellation is
+checked between steps and batches. Models are loaded once per process and cached across runs.
+
+`ensure_worker()` is what the app calls on start-up: it spawns a detached worker when none is alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from gold.store import Store
+
+HEARTBEAT_S = float(os.environ.get("GOLD_HEARTBEAT_S", "5"))
+# A run whose heartbeat is older than this is presumed orphaned (its worker died) and is resumed.
+STALE_AFTER_S = float(os.environ.get("GOLD_WORKER_STALE_S", "30"))
+POLL_S = 1.0
+
+
+class Cancelled(Exception):
+    """Raised inside a run when the user asked to cancel it; the run ends as 'cancelled'."""
+
+
+class Superseded(Exception):
+    """Raised when another worker has taken this run over (we were presumed dead); stop quietly."""
+
+
+@dataclass
+class RunContext:
+    """What a running run may ask of its worker: report progress, and learn it must stop."""
+
+    store: Store
+    run_id: int
+    worker_id: str
+
+    def check(self) -> None:
+        """Call between steps and batches: raises Cancelled or Superseded when the run must stop."""
+        run = self.store.get_run(self.run_id)
+        if run["worker"] != self.worker_id:
+            raise Superseded()
+        if run["cancel_requested"]:
+            raise Cancelled()
+
+    def progress(self, fraction: float | None, message: str, level: str = "info") -> None:
+        self.store.add_event(message, run_id=self.run_id, level=level, progress=fraction)
+
+
+class _Heartbeat(threading.Thread):
+    """Beats for the worker (and its current run) from a separate store connection."""
+
+    def __init__(self, home: Path, worker_id: str):
+        super().__init__(daemon=True, name="gold-heartbeat")
+        self.home, self.worker_id = home, worker_id
+        self.run_id: int | None = None
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        store = Store(self.home)
+        try:
+            while not self.stop_event.wait(HEARTBEAT_S):
+                try:
+                    store.worker_heartbeat(self.worker_id, self.run_id)
+                    if self.run_id is not None:
+                        store.heartbeat_run(self.run_id, self.worker_id)
+                except Exception:  # a locked or busy moment must not kill the beat; try again next time
+                    pass
+        finally:
+            store.close()
+
+
+def run_worker(home: str | Path | None = None, once: bool = False, idle_exit_s: float | None = None,
+               only: list[int] | None = None) -> int:
+    """Serve runs until interrupted. once=True: process what is queued now, then exit (tests, CLI).
+    only: serve just these run ids (`python -m gold run --inline`)."""
+    from gold.models import ModelNotFound
+    from gold.rounds import RunError, execute_run  # imported here: torch loads only in the worker
+    from gold.teachers.base import TeacherError
+
+    USER_ERRORS = (RunError, TeacherError, ModelNotFound)
+
+    store = Store(home)
+    worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    store.register_worker(worker_id, os.getpid(), socket.gethostname())
+    store.remove_worker(f"starting-{os.getpid()}")  # the placeholder ensure_worker() wrote for us
+    beat = _Heartbeat(store.home, worker_id)
+    beat.start()
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):  # SIGTERM: finish the current step's transaction, then stop
+        stopping.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    idle_since = time.time()
+    try:
+        while not stopping.is_set():
+            run_id = store.claim_run(worker_id, stale_after=STALE_AFTER_S, only=only)
+            if run_id is None:
+                if once or (idle_exit_s is not None and time.time() - idle_since > idle_exit_s):
+                    return 0
+                time.sleep(POLL_S)
+                continue
+            beat.run_id = run_id
+            ctx = RunContext(store, run_id, worker_id)
+            try:
+                status = execute_run(ctx)
+                store.finish_run(run_id, status)
+            except Cancelled:
+                store.finish_run(run_id, "cancelled")
+            except Superseded:
+                pass
+            except KeyboardInterrupt:
+                # Leave the run 'running' with a stale heartbeat: the next worker resumes it.
+                store.add_event("Worker stopped; the run resumes when a worker starts again.", run_id=run_id)
+                raise
+            except USER_ERRORS as e:  # a reason the user can act on: shown as is
+                store.finish_run(run_id, "failed", error=str(e))
+            except MemoryError:
+                store.finish_run(run_id, "failed", error="Out of memory: lower the batch sizes or the max length, "
+                                                         "or use a smaller model, then resume the run.")
+            except Exception as e:  # a run's failure must not kill the worker
+                store.add_event(traceback.format_exc(limit=8), run_id=run_id, level="debug")
+                store.finish_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
+            finally:
+                beat.run_id = None
+                idle_since = time.time()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        beat.stop_event.set()
+        store.remove_worker(worker_id)
+        store.close()
+
+
+def autostart_enabled() -> bool:
+    """GOLD_AUTOSTART_WORKER=0 keeps the app from spawning workers (you run `python -m gold worker` yourself,
+    e.g. on a GPU machine sharing the store, or in tests that drive their own worker)."""
+    return os.environ.get("GOLD_AUTOSTART_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def ensure_worker(home: str | Path | None = None, log: Path | None = None) -> int | None:
+    """Start a detached worker process unless one is alive for this GOLD_HOME (or autostart is off); returns
+    its pid, or None. The worker outlives the page (and a Streamlit restart)."""
+    if not autostart_enabled():
+        return None
+    store = Store(home)
+    try:
+        if store.live_workers(within=STALE_AFTER_S):
+            return None
+        log = log or store.home / "worker.log"
+        env = {**os.environ, "GOLD_HOME": str(store.home)}
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gold", "worker"], stdout=out, stderr=subprocess.STDOUT, env=env,
+                cwd=Path(__file__).resolve().parents[1], start_new_session=True,
+            )
+        # Register at once so a page rerun in the next second does not start a second worker.
+        store.register_worker(f"starting-{proc.pid}", proc.pid, socket.gethostname())
+        return proc.pid
+    finally:
+        store.close()

@@ -1,0 +1,45 @@
+"""Test helpers shared by test modules (imported as `support`; conftest.py holds only fixtures, because
+several conftest modules exist and `import conftest` would be ambiguous)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PYTHON = sys.executable
+
+
+def tiny_settings(**overrides):
+    """The smallest GOLD run that still exercises every step on the real embedded models."""
+    from gold.specs import GoldSettings
+
+    s = GoldSettings(rounds=2, samples_per_round=4, probe_size=2, seed=1)
+    s.teacher.max_new_tokens = 24
+    s.teacher.batch_size = 6
+    s.student.min_steps = 4
+    s.student.epochs = 1
+    s.student.batch_size = 8
+    for k, v in overrides.items():
+        setattr(s, k, v)
+    return s
+
+
+def tiny_task(store, key: str = "sst2", eval_rows: int = 16) -> int:
+    """An example task with a short evaluation set, so measuring a round takes a moment."""
+    from gold.examples import example_spec
+
+    spec = example_spec(key)
+    spec.eval_set = spec.eval_set[:eval_rows]
+    return store.create_task(spec)
+
+
+def start_worker(home, *args, env_extra=None):
+    """A real worker process on `home`, as `make run` starts it."""
+    import subprocess
+
+    env = {**os.environ, "GOLD_HOME": str(home), "GOLD_HEARTBEAT_S": "1", **(env_extra or {})}
+    return subprocess.Popen([PYTHON, "-m", "gold", "worker", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
