@@ -37,3 +37,11 @@ def md_escape(text: str) -> str:
 
 def show_problems(problems: list[str], title: str = "Please fix these problems first:") -> None:
     st.error(title + "\n\n" + "\n".join(f"- {md_escape(p)}" for p in problems))
+
+
+def default_run(run_ids: list[int], key: str) -> None:
+    """Keep a page's run choice (session key `key`) valid before its selectbox is drawn: the run opened last on
+    the Runs page when there is one, else the newest."""
+    ss = st.session_state
+    if ss.get(key) not in run_ids:
+        ss[key] = ss.get("run_id") if ss.get("run_id") in run_ids else run_ids[0]

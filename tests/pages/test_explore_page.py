@@ -1,0 +1,82 @@
+"""The Explore page through AppTest, on a real store with a real map (embedded encoder + UMAP)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from support import ROOT, tiny_task
+
+from gold.maps import compute_map
+from gold.rounds import feedback_examples, training_set
+from gold.specs import GoldSettings
+from gold.store import Store
+
+PAGE = str(ROOT / "pages" / "explore.py")
+EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)> **bold**'
+
+
+@pytest.fixture
+def scored_run(home):
+    """A run whose round 1 has scored samples (energies as a student would leave them) and a map."""
+    store = Store(home)
+    task_id = tiny_task(store, eval_rows=6)
+    run_id = store.create_run(task_id, GoldSettings(rounds=2).to_dict(), name="explored")
+    texts = [f"sample review number {i} about a film with {'great' if i % 2 else 'awful'} acting" for i in range(18)]
+    texts.append(EVIL)
+    ids = store.add_samples(run_id, 1, "train", [{"inputs": {"text": t}, "output": "positive" if i % 2 else "negative"}
+                                                 for i, t in enumerate(texts)])
+    store.set_scores([{"id": i, "energy": -1.0 + 0.05 * k, "prediction": "positive", "confidence": 0.7}
+                      for k, i in enumerate(ids)])
+    store.set_flags(run_id, {ids[10]: "feedback", ids[11]: "feedback", ids[-1]: "noise"})
+    store.start_round(run_id, 1)
+    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.5})
+    compute_map(store, run_id, 1)
+    return store, run_id, ids
+
+
+def test_map_is_cached_not_recomputed(scored_run):
+    store, run_id, _ = scored_run
+    before = store.map_points(run_id, 1)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert store.map_points(run_id, 1) == before  # opening the page reads the stored layout
+    assert len(before) == 19 + 8 + 6  # samples + seeds + eval rows
+
+
+def test_veto_above_threshold_leaves_training_and_feedback(scored_run):
+    store, run_id, ids = scored_run
+    task = store.get_task(store.get_run(run_id)["task_id"]).spec
+    assert len(training_set(store, run_id, task)) == 8 + 18  # seeds + samples, the noise one excluded
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.number_input(key="veto_threshold").set_value(-0.52).run()
+    at.button(key="veto_above").click().run()
+    assert not at.exception, at.exception
+    vetoed = [r["id"] for r in store.samples(run_id) if r["vetoed"]]
+    assert vetoed == ids[10:]  # energies above -0.52: the 9 highest
+    train_texts = {ex.text for ex in training_set(store, run_id, task)}
+    assert not any(store.samples(run_id)[k]["inputs"]["text"] in train_texts for k in range(10, 19))
+    assert feedback_examples(store, run_id, 2) == {}  # the feedback samples were vetoed too
+    store.set_vetoed(vetoed, False)  # restore brings them back
+    assert len(training_set(store, run_id, task)) == 8 + 18
+    assert sum(len(v) for v in feedback_examples(store, run_id, 2).values()) == 2
+
+
+def test_user_text_is_escaped_in_hovers(scored_run):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    hovers = [h for trace in spec["data"] for h in (trace.get("hovertext") or [])]
+    evil = [h for h in hovers if "alert" in h]
+    assert evil and all("<script>" not in h and "<img" not in h for h in evil)
+    assert "&lt;script&gt;" in evil[0]
+
+
+def test_filters_update_counts(scored_run):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert at.metric[0].value == "19"
+    at.sidebar.multiselect(key="f_labels_explore").set_value(["positive"]).run()
+    assert at.metric[0].value == "9"
+    at.sidebar.text_input(key="f_search").input("number 3 ").run()
+    assert at.metric[0].value == "1"
