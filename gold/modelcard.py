@@ -1,0 +1,268 @@
+"""The model card (README.md) of an exported student, rendered from `gold/templates/model_card.md`.
+
+The layout lives in the template (string.Template, `$name` placeholders), the facts come from the store via
+`gold.export.collect` and from the export's own gold_run.json, so the card and the JSON never disagree.
+Every piece of user text (task name, instruction, labels, sample texts) is escaped for Markdown and HTML, or
+put in a fenced block longer than any backtick run it contains, so it shows exactly as typed on any renderer.
+Metrics are printed with 4 decimals, so they can be checked against the store.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gold.export import ExportInfo
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
+MAX_VETOED_LISTED = 50
+MAX_CELL_CHARS = 160
+# Characters that mean something mid-line in CommonMark/GFM (or to a math or HTML renderer). md() output never
+# starts a line in the template, so line-start markers (-, +, 1.) need no escape.
+_MD_SPECIALS = set("\\`*_[]<>|&~$#")
+
+
+def md(text: Any) -> str:
+    """User text for a Markdown line or table cell: one line, every Markdown/HTML special escaped."""
+    flat = " ".join(str(text).split())
+    return "".join("\\" + c if c in _MD_SPECIALS else c for c in flat)
+
+
+def fenced(text: str, lang: str = "text") -> str:
+    """A fenced code block that `text` cannot close: the fence is longer than its longest backtick run."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def fmt_metric(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "—"
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _cut(text: str, limit: int = MAX_CELL_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_card(info: "ExportInfo", provenance: dict[str, Any]) -> str:
+    from gold.export import hub_id, safetensors_parameters
+
+    task, settings, rnd = info.task, info.settings, info.round
+    classification = task.kind == "classification"
+    folder_name = info.root_name
+    metric_name = rnd["metrics"].get("metric_name") or ("accuracy" if classification else "exact_match")
+    base_ref = info.notes.get("base") or settings.student.model
+    hub = hub_id(base_ref)
+    front = ["library_name: transformers",
+             f"pipeline_tag: {'text-classification' if classification else 'text-generation'}"]
+    if hub:
+        front.append(f"base_model: {hub}")
+    front.append("tags:\n- gold-studio\n- distillation\n- synthetic-data")
+
+    files = provenance.get("files")
+    if files is None:  # a preview, before any file is written: the checkpoint's files are the same size or close
+        from gold.export import model_files
+
+        files = {n: {"bytes": (info.checkpoint / n).stat().st_size} for n in model_files(info.checkpoint)}
+    model_bytes = sum(v["bytes"] for k, v in files.items() if not k.startswith("data/"))
+    params = safetensors_parameters(info.checkpoint)
+
+    best = max((r for r in info.rounds if isinstance(r["metrics"].get("metric"), (int, float))),
+               key=lambda r: (r["metrics"]["metric"], r["n"]), default=None)
+    reason = "best evaluation score" if best is not None and best["n"] == rnd["n"] else "chosen by hand"
+    if best is None:
+        reason = "last finished round" if rnd["n"] == max(r["n"] for r in info.rounds) else "chosen by hand"
+
+    values = {
+        "front_matter": "\n".join(front),
+        "title": f"GOLD student for “{md(task.name)}” (run {info.run['id']}, round {rnd['n']})",
+        "kind_phrase": "text classifier" if classification else "text-to-text generator",
+        "mode": "GOLD" if info.run["mode"] == "gold" else "baseline (no feedback, no noise filter)",
+        "usage": _usage(info, folder_name),
+        "task_name": md(task.name),
+        "kind": task.kind,
+        "labels_title": "Labels" if classification else "Output",
+        "labels": ", ".join(md(label) for label in task.labels) if classification else md(task.output_name),
+        "input_format": md(provenance["task"]["input_format"]),
+        "instruction": fenced(task.instruction),
+        "base_model": md(provenance["base_model"]) + (f" (`{hub}`)" if hub else ""),
+        "teacher": md(provenance["teacher"]),
+        "round": str(rnd["n"]),
+        "rounds_planned": str(settings.rounds),
+        "round_reason": reason,
+        "parameters": f"{params / 1e6:.1f} M" if params else "—",
+        "size": _size(model_bytes),
+        "max_length": str(info.notes.get("max_length") or settings.student.max_length),
+        "metric_note": _metric_note(info, metric_name),
+        "metrics_table": metrics_table(info, metric_name),
+        "train_set": _train_set(info, provenance),
+        "counts_table": _counts_table(info.counts),
+        "reject_reasons": ("Rejected replies by reason: " + ", ".join(f"{md(k)} {v}" for k, v in info.reject_reasons.items())
+                           + ".") if info.reject_reasons else "",
+        "vetoed": _vetoed(info),
+        "settings_table": _settings_table(settings),
+        "limits": _limits(info, metric_name),
+        "provenance": _provenance(info, provenance),
+    }
+    text = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+
+
+def _usage(info: "ExportInfo", folder: str) -> str:
+    task = info.task
+    example_row = (task.eval_set or task.seeds)[0] if (task.eval_set or task.seeds) else None
+    example = task.format_input(example_row.inputs) if example_row else "your text here"
+    if task.kind == "classification":
+        code = (f'from transformers import pipeline\n'
+                f'classifier = pipeline("text-classification", model="{folder}")\n'
+                f'print(classifier([{example!r}], truncation=True))')
+        return ("Unzip the download, then, with `transformers` installed (no GOLD Studio needed):\n\n"
+                + fenced(code, "python")
+                + "\n\nIt prints the predicted label and its probability, e.g. `[{'label': ..., 'score': 0.93}]`. "
+                  "Pass `top_k=None` for every label's probability. From the command line: "
+                  f"`python -m gold predict {folder} \"some text\"`.")
+    fmt = info.notes.get("format") or {}
+    prompt = str(fmt.get("prompt", "Input: {text}\nOutput:")).replace("{text}", example)
+    stop = fmt.get("stop", "\n")
+    tail = f'.split({stop!r})[0].strip()' if stop else ".strip()"
+    code = (f'from transformers import pipeline\n'
+            f'generator = pipeline("text-generation", model="{folder}")\n'
+            f'print(generator({prompt!r}, do_sample=False, return_full_text=False)[0]["generated_text"]{tail})')
+    return ("Unzip the download, then, with `transformers` installed (no GOLD Studio needed). The student was "
+            "trained on prompts built from this template, `{text}` replaced by the input, and answers greedily up "
+            "to the first newline:\n\n" + fenced(str(fmt.get("prompt", "Input: {text}\nOutput:"))) + "\n\n"
+            + fenced(code, "python"))
+
+
+def _metric_note(info: "ExportInfo", metric_name: str) -> str:
+    m = info.round["metrics"]
+    on = m.get("metric_on")
+    rows = m.get("metric_rows")
+    if on == "eval":
+        where = f"the task's evaluation set ({rows} labeled rows the student never trained on)"
+    elif on == "seeds":
+        where = (f"the task's {rows} seed examples, because the task has no evaluation set. The seeds are also "
+                 "training data, so this score is optimistic: add an evaluation set for an honest number")
+    else:
+        where = "no evaluation rows"
+    text = f"**{metric_name.replace('_', ' ')}** per round, measured on {where}."
+    if info.baseline is not None:
+        text += (f" The baseline column is run {info.baseline['run']['id']}: the same budget and settings without "
+                 "feedback or noise filter.")
+    return text
+
+
+def metrics_table(info: "ExportInfo", metric_name: str) -> str:
+    base = {r["n"]: r["metrics"] for r in (info.baseline or {}).get("rounds", [])}
+    head = ["round", metric_name] + ([f"baseline {metric_name}"] if info.baseline is not None else []) + [
+        "train size", "kept", "noise", "feedback", "energy mean", "energy std", ""]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in info.rounds:
+        m = r["metrics"]
+        cells = [str(r["n"]), fmt_metric(m.get("metric"))]
+        if info.baseline is not None:
+            cells.append(fmt_metric(base.get(r["n"], {}).get("metric")))
+        cells += [_num(m.get("train_size")), _num(m.get("kept")), _num(m.get("noise")), _num(m.get("feedback")),
+                  _num(m.get("energy_mean")), _num(m.get("energy_std")),
+                  "**exported**" if r["n"] == info.round["n"] else ("" if r["status"] == "done" else r["status"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _train_set(info: "ExportInfo", provenance: dict[str, Any]) -> str:
+    ts = provenance["data"]["train_set"]
+    if ts["seeds"] is None:
+        return "The exact training set of this round was not recorded (a run from an older version)."
+    total = ts["seeds"] + ts["generated"]
+    text = (f"This student trained on **{total}** examples: {ts['seeds']} seeds written by a person and "
+            f"{ts['generated']} samples written by the teacher (kept, not vetoed, not flagged as noise when it trained).")
+    if ts["file"]:
+        text += f" They are in `{ts['file']}`, one JSON object per line."
+    return text
+
+
+def _counts_table(counts: dict[str, int]) -> str:
+    keys = ("generated", "kept", "rejected", "noise", "vetoed", "probe", "feedback")
+    return ("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n| "
+            + " | ".join(str(counts.get(k, 0)) for k in keys) + " |")
+
+
+def _vetoed(info: "ExportInfo") -> str:
+    if not info.vetoed:
+        return "No sample was vetoed by hand."
+    n = len(info.vetoed)
+    lines = [f"**{n} sample{'s' if n != 1 else ''} vetoed by hand** (kept out of training and feedback from the next "
+             "round on; listed in full in `gold_run.json`):", "",
+             "| id | round | label / output | in this student's training set | text |", "|---|---|---|---|---|"]
+    for v in info.vetoed[:MAX_VETOED_LISTED]:
+        lines.append(f"| {v['id']} | {v['round']} | {md(v['output'] or '')} | "
+                     f"{'yes' if v['in_this_students_training_set'] else 'no'} | {md(_cut(v['input']))} |")
+    if n > MAX_VETOED_LISTED:
+        lines.append(f"\n… and {n - MAX_VETOED_LISTED} more.")
+    return "\n".join(lines)
+
+
+def _settings_table(s) -> str:
+    rows = [
+        ("mode", s.mode), ("rounds", s.rounds), ("samples per round", s.samples_per_round),
+        ("probe size", s.probe_size), ("energy temperature T", s.energy_temperature),
+        ("feedback band (energy percentiles)", f"{s.band_lo:g}–{s.band_hi:g}"),
+        ("feedback examples per prompt", s.feedback_count), ("feedback rate", s.feedback_rate),
+        ("noise filter", s.noise_filter), ("feedback needs student agreement", s.feedback_needs_agreement),
+        ("seed", s.seed),
+        ("student: epochs / min steps / max steps", f"{s.student.epochs} / {s.student.min_steps} / {s.student.max_steps}"),
+        ("student: learning rate / batch / max length", f"{s.student.learning_rate:g} / {s.student.batch_size} / {s.student.max_length}"),
+        ("student: loss", s.student.loss + (f" (alpha {s.student.sce_alpha:g}, beta {s.student.sce_beta:g})" if s.student.loss == "sce" else "")),
+        ("student: warm start", s.student.warm_start),
+        ("teacher: temperature / top_p / repetition penalty", f"{s.teacher.temperature:g} / {s.teacher.top_p:g} / {s.teacher.repetition_penalty:g}"),
+        ("teacher: max new tokens", s.teacher.max_new_tokens),
+    ]
+    return "| setting | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _limits(info: "ExportInfo", metric_name: str) -> str:
+    task = info.task
+    points = [
+        f"Intended for the task above and text like its seed examples. It knows only what a "
+        f"{'small ' if 'SmolLM2-135M' in str(info.settings.teacher.model) or 'smollm2' in str(info.settings.teacher.model) else ''}"
+        "teacher wrote from a few seeds: expect errors on other domains, styles, languages and long inputs.",
+        "The training labels come from a language model, not from people; some are wrong, and the student learns "
+        "their biases. Check its predictions on your own labeled data before relying on it.",
+    ]
+    if task.kind == "classification":
+        points.append(f"It always answers one of its {len(task.labels)} labels, even for inputs that fit none; "
+                      "a low score means it is unsure.")
+        points.append(f"Inputs longer than {info.notes.get('max_length') or info.settings.student.max_length} tokens "
+                      "were truncated in training; pass `truncation=True` to the pipeline.")
+    else:
+        points.append("It generates short answers after the trained prompt format; other prompt forms give worse "
+                      "answers. Greedy decoding (do_sample=False) is what it was measured with.")
+    points.append("Not for decisions about people, or for medical, legal or financial advice.")
+    return "\n".join(f"- {p}" for p in points)
+
+
+def _provenance(info: "ExportInfo", provenance: dict[str, Any]) -> str:
+    run = provenance["run"]
+    versions = ", ".join(f"{k} {v}" for k, v in provenance["versions"].items())
+    return (f"Run {run['id']} (“{md(run['name'])}”, {run['mode']}, {run['status']}), created {run['created_at']}, "
+            f"exported {provenance['exported_at']} with {versions}. The run's frozen settings, per-round metrics, "
+            "sample counts, vetoes and file checksums are in `gold_run.json`.")

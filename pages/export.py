@@ -1,0 +1,130 @@
+"""Export page: download a round's student as a zip (a plain Hugging Face folder with its model card), and a
+run's generated data as JSONL or CSV.
+
+One click: the download buttons get a callable, run only when the button is pressed; the zip is built once
+per (run, round, content) by gold/export.py and kept on disk, so a second click serves the same file. The
+callables open their own Store (they run on a thread of their own). User text is shown through st.code,
+md_escape or plain dataframes, never as markdown or HTML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from gold import export
+from gold.store import NotFound
+from pages._common import default_run, get_store, md_escape
+
+store = get_store()
+ss = st.session_state
+
+st.title("Export")
+st.caption("Take the student home: a plain Hugging Face folder that `transformers.pipeline` loads without GOLD "
+           "Studio, with a model card and the run's provenance. Or download every generated sample.")
+
+runs = store.list_runs()
+if not runs:
+    st.info("No run yet. Start one on the Runs page; its students can be exported here once a round is done.")
+    st.stop()
+run_ids = [r.id for r in runs]
+default_run(run_ids, "export_run")
+labels = {r.id: f"#{r.id} {r.name} · {r.task_name} · {r.mode} · {r.status}" for r in runs}
+run_id = st.selectbox("Run", run_ids, key="export_run", format_func=labels.get)
+home = str(store.home)
+
+try:
+    run = store.get_run(run_id)
+except NotFound:
+    st.warning("This run was deleted.")
+    st.stop()
+
+# -- the student ----------------------------------------------------------------------------------------------------
+
+st.subheader("Student")
+rounds = export.finished_rounds(store, run_id)
+if not rounds:
+    try:
+        export.pick_round(store, run_id)
+    except export.ExportError as e:
+        st.error(str(e))
+else:
+    best = export.best_round(rounds)
+    options = [r["n"] for r in rounds]
+    by_n = {r["n"]: r for r in rounds}
+
+    def round_label(n: int) -> str:
+        m = by_n[n]["metrics"]
+        score = (f" · {m.get('metric_name', 'score')} {m['metric']:.3f}"
+                 if isinstance(m.get("metric"), (int, float)) else "")
+        return f"round {n}{score}" + (" (best)" if n == best["n"] and score else "")
+
+    c1, c2 = st.columns([2, 3])
+    round_n = c1.selectbox("Round", options, index=options.index(best["n"]), key=f"export_round_{run_id}",
+                           format_func=round_label, help="Default: the best round by evaluation score, else the last.")
+    include_data = c2.checkbox("Include the exact training set (data/train.jsonl)", value=True, key="export_data",
+                               help="The seeds and generated samples this round's student trained on.")
+    try:
+        card, warnings = export.card_preview(store, run_id, round_n, include_data)
+    except export.ExportError as e:
+        st.error(str(e))
+        st.stop()
+    for w in warnings:
+        st.warning(md_escape(w))
+
+    m = by_n[round_n]["metrics"]
+    cols = st.columns(4)
+    if isinstance(m.get("metric"), (int, float)):
+        cols[0].metric(str(m.get("metric_name", "score")).replace("_", " "), f"{m['metric']:.3f}",
+                       help=f"On {m.get('metric_rows')} rows of the task's {'evaluation set' if m.get('metric_on') == 'eval' else 'seeds'}.")
+    cols[1].metric("train size", m.get("train_size", "—"))
+    params = export.safetensors_parameters(Path(by_n[round_n]["checkpoint"]))
+    cols[2].metric("parameters", f"{params / 1e6:.1f} M" if params else "—")
+    cols[3].metric("round", f"{round_n} of {len(store.rounds(run_id))}")
+
+    twin = export.baseline_twin(store, run)
+    twin_metrics = {r["n"]: r["metrics"].get("metric") for r in store.rounds(twin)} if twin else {}
+    metric_name = str(m.get("metric_name") or "score")
+    table = pd.DataFrame([
+        {"round": r["n"], metric_name: r["metrics"].get("metric"),
+         **({f"baseline (run {twin})": twin_metrics.get(r["n"])} if twin else {}),
+         "train size": r["metrics"].get("train_size"), "kept": r["metrics"].get("kept"),
+         "noise": r["metrics"].get("noise"), "exported": "✓" if r["n"] == round_n else ""}
+        for r in store.rounds(run_id)
+    ])
+    st.dataframe(table, hide_index=True, width="stretch")
+
+    name = export.folder_name(run_id, round_n)
+    st.download_button(
+        "Download the student (.zip)",
+        data=lambda: export.zip_bytes(home, run_id, round_n, include_data),
+        file_name=f"{name}.zip", mime="application/zip", on_click="ignore", type="primary",
+        icon=":material/download:", key="download_student",
+        help="Built on the first click (a few seconds), then served from the cache.",
+    )
+    kind = store.get_task(run["task_id"]).spec.kind
+    pipe = "text-classification" if kind == "classification" else "text-generation"
+    st.caption("Unzip it, then:")
+    st.code(f'from transformers import pipeline\nmodel = pipeline("{pipe}", model="{name}")', language="python")
+    with st.expander("Model card (README.md)"):
+        st.code(card, language="markdown")
+
+# -- the data --------------------------------------------------------------------------------------------------------
+
+st.subheader("Data")
+counts = store.sample_counts(run_id)
+if not counts["generated"]:
+    st.caption("This run has no generated samples yet.")
+else:
+    st.caption(f"All {counts['generated']} samples of the run ({counts['kept']} kept, {counts['probe']} "
+               f"probes, {counts['rejected']} rejected, {counts['noise']} flagged noise, {counts['vetoed']} vetoed): "
+               "input, label or output, round, role, energy, prediction, flag, vetoed, reject reason.")
+    c1, c2 = st.columns(2)
+    c1.download_button("Samples as JSONL", data=lambda: export.dataset_file(home, run_id, "jsonl"),
+                       file_name=f"gold-run{run_id}-samples.jsonl", mime="application/jsonl", on_click="ignore",
+                       icon=":material/data_object:", key="download_jsonl")
+    c2.download_button("Samples as CSV", data=lambda: export.dataset_file(home, run_id, "csv"),
+                       file_name=f"gold-run{run_id}-samples.csv", mime="text/csv", on_click="ignore",
+                       icon=":material/table:", key="download_csv")
