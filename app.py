@@ -11,11 +11,19 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from gold.worker import ensure_worker
 from pages._common import get_store
 
 st.set_page_config(page_title="GOLD Studio", page_icon="assets/logo.png", layout="wide")
 
 task_page = st.Page("pages/task.py", title="Task", icon=":material/edit_note:", url_path="task")
+runs_page = st.Page("pages/runs.py", title="Runs", icon=":material/play_circle:", url_path="runs")
+explore_page = st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore")
+export_page = st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export")
+
+# The background worker runs the GOLD rounds; start one when none is alive (a cheap query on each rerun).
+if ensure_worker(get_store().home):
+    st.toast("Started the background worker.")
 
 
 def overview() -> None:
@@ -74,4 +82,4 @@ def overview() -> None:
 
 
 home_page = st.Page(overview, title="Overview", icon=":material/home:", url_path="overview", default=True)
-st.navigation([home_page, task_page]).run()
+st.navigation([home_page, task_page, runs_page, explore_page, export_page]).run()

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from gold.datafiles import ColumnMapping, DataFileError, guess_mapping, labels_in, read_table, to_examples
-from gold.specs import KINDS, SpecError, TaskSpec
+from gold.export import ExportError
+from gold.specs import KINDS, GoldSettings, SpecError, TaskSpec
 from gold.store import NotFound, Store, StoreError
 
 
@@ -104,6 +105,131 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from gold.worker import run_worker
+
+    return run_worker(args.home, once=args.once)
+
+
+def cmd_run(args: argparse.Namespace, store: Store) -> int:
+    """Queue a run (and its baseline twin), then follow it to the end with a progress bar."""
+    from gold.runs import start_run
+    from gold.specs import GoldSettings, StudentSpec, TeacherSpec
+
+    task = store.get_task(args.task)
+    teacher = TeacherSpec(backend=args.teacher, base_url=args.base_url or "")
+    if args.model:
+        teacher.model = args.model
+    elif args.teacher == "openai":
+        raise CliError("With --teacher openai, name the server's model with --model.")
+    student = StudentSpec(epochs=args.epochs, min_steps=args.min_steps, loss=args.loss)
+    if args.student_model:
+        student.model = args.student_model
+    settings = GoldSettings(mode="baseline" if args.baseline else "gold", rounds=args.rounds,
+                            samples_per_round=args.per_round, probe_size=args.probe, seed=args.seed,
+                            teacher=teacher, student=student)
+    ids = start_run(store, task.id, settings, name=args.name or "", with_baseline=args.with_baseline)
+    print(f"Queued run {' and '.join(map(str, ids))} for task '{task.spec.name}'.")
+    if args.detach:
+        return 0
+    if args.inline:
+        from gold.worker import run_worker
+
+        run_worker(store.home, once=True, only=ids)
+    else:
+        from gold.worker import ensure_worker
+
+        if not store.live_workers() and ensure_worker(store.home) is None:
+            print("No worker is running and autostart is off: start one with `python -m gold worker`.")
+        _follow(store, ids)
+    return _report(store, ids)
+
+
+def _follow(store: Store, ids: list[int]) -> None:
+    """A tqdm bar per run, fed from the store until every run has ended."""
+    import time
+
+    from tqdm import tqdm
+
+    from gold.runs import run_overview
+
+    bars = {i: tqdm(total=100, desc=f"run {i}", unit="%", position=k, leave=True) for k, i in enumerate(ids)}
+    try:
+        while True:
+            active = 0
+            for i, bar in bars.items():
+                ov = run_overview(store, i)
+                bar.n = round(ov.progress * 100)
+                bar.set_postfix_str(ov.progress_text[:70], refresh=True)
+                active += ov.run["status"] in ("queued", "running")
+            if not active:
+                return
+            time.sleep(1.0)
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _report(store: Store, ids: list[int]) -> int:
+    for run_id in ids:
+        run = store.get_run(run_id)
+        print(f"Run {run_id} ({run['mode']}): {run['status']}" + (f": {run['error']}" if run["error"] else ""))
+        for r in store.rounds(run_id):
+            m = r["metrics"]
+            metric = f", {m.get('metric_name')} {m['metric']:.3f}" if m.get("metric") is not None else ""
+            print(f"  round {r['n']}: kept {m.get('kept')}, rejected {m.get('rejected')}, trained on "
+                  f"{m.get('train_size')}, noise {m.get('noise')}, feedback {m.get('feedback')}{metric}")
+    return 0 if all(store.get_run(i)["status"] == "done" for i in ids) else 1
+
+
+def cmd_runs(args: argparse.Namespace, store: Store) -> int:
+    runs = store.list_runs()
+    if not runs:
+        print("No runs yet. Start one with `python -m gold run TASK`.")
+    for r in runs:
+        print(f"{r.id:>4}  {r.task_name[:30]:<30} {r.mode:<8} {r.status:<16} {r.name}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, store: Store) -> int:
+    store.request_cancel(args.run)
+    print(f"Cancel requested for run {args.run}.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, store: Store) -> int:
+    from gold.export import export_student, export_zip, resolve_run
+
+    run_id = resolve_run(store, args.run, task=args.task)
+    write = export_zip if args.zip else export_student
+    result = write(store, run_id, args.out, round_n=args.round, include_data=not args.no_data, overwrite=args.force)
+    what = "zip" if args.zip else "folder"
+    print(f"Exported run {run_id}, round {result.round_n} to {what} {result.path} "
+          f"({len(result.files)} files, {result.size_bytes / 1e6:.1f} MB).")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run an exported folder on texts with plain transformers, as a user without GOLD Studio would."""
+    import json
+
+    from gold.export import predict_folder
+
+    texts = [line.rstrip("\n") for line in sys.stdin if line.strip()] if args.texts == ["-"] else list(args.texts)
+    if not texts:
+        raise CliError("Give at least one text to predict (or '-' to read one per line from stdin).")
+    for p in predict_folder(args.folder, texts, batch_size=args.batch_size):
+        if args.json:
+            print(json.dumps(p, ensure_ascii=False))
+        elif "label" in p:
+            print(f"{p['label']}\t{p['score']:.4f}\t{p['text']}")
+        else:
+            print(f"{p['output']}\t{p['text']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gold", description="GOLD Studio: distill an LLM into a small student.")
     p.add_argument("--home", help="data folder (default: $GOLD_HOME or ./gold_data)")
@@ -127,6 +253,47 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("key", help="sst2, trec, sms_spam or svamp")
     ex.add_argument("--name")
     task.add_parser("list", help="list tasks")
+
+    w = sub.add_parser("worker", help="serve queued runs (the app starts one for you)")
+    w.add_argument("--once", action="store_true", help="process the queued runs, then exit")
+
+    d = GoldSettings()
+    run = sub.add_parser("run", help="run GOLD on a task through the worker, with a progress bar")
+    run.add_argument("task", help="task name or id")
+    run.add_argument("--rounds", type=int, default=d.rounds)
+    run.add_argument("--per-round", type=int, default=d.samples_per_round, help="teacher samples per round")
+    run.add_argument("--probe", type=int, default=d.probe_size, help="probe samples per round (GOLD mode)")
+    run.add_argument("--baseline", action="store_true", help="baseline mode: no feedback, no noise filter")
+    run.add_argument("--with-baseline", action="store_true", help="also queue a baseline run with the same budget")
+    run.add_argument("--seed", type=int, default=d.seed)
+    run.add_argument("--teacher", choices=("local", "openai"), default="local")
+    run.add_argument("--base-url", help="OpenAI-compatible server URL (…/v1); key from OPENAI_API_KEY")
+    run.add_argument("--model", help="teacher model: a local folder/.gguf, or the server's model name")
+    run.add_argument("--student-model", help="student model folder (default: the embedded MiniLM)")
+    run.add_argument("--epochs", type=int, default=d.student.epochs)
+    run.add_argument("--min-steps", type=int, default=d.student.min_steps)
+    run.add_argument("--loss", choices=("sce", "ce"), default=d.student.loss)
+    run.add_argument("--name")
+    how = run.add_mutually_exclusive_group()
+    how.add_argument("--inline", action="store_true", help="run it in this process instead of the worker")
+    how.add_argument("--detach", action="store_true", help="queue it and return at once")
+    sub.add_parser("runs", help="list runs")
+    c = sub.add_parser("cancel", help="ask a run to stop")
+    c.add_argument("run", type=int)
+
+    exp = sub.add_parser("export", help="export a round's student as a plain Hugging Face folder (or zip)")
+    exp.add_argument("run", help="a run id, or 'latest' for the newest finished run")
+    exp.add_argument("--task", help="with 'latest': the newest finished run of this task (name or id)")
+    exp.add_argument("--round", type=int, help="round to export (default: best evaluation score, else the last)")
+    exp.add_argument("--out", required=True, help="folder to write (with --zip: the zip file)")
+    exp.add_argument("--zip", action="store_true", help="write one zip instead of a folder")
+    exp.add_argument("--no-data", action="store_true", help="leave out data/train.jsonl (the exact training set)")
+    exp.add_argument("--force", action="store_true", help="replace --out if it exists")
+    pr = sub.add_parser("predict", help="run an exported student on texts with plain transformers")
+    pr.add_argument("folder", help="an exported folder")
+    pr.add_argument("texts", nargs="+", help="texts to classify or answer ('-': one per line from stdin)")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--json", action="store_true", help="one JSON object per line")
     return p
 
 
@@ -135,15 +302,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "doctor":
             return cmd_doctor(args)
+        if args.command == "worker":
+            return cmd_worker(args)
+        if args.command == "predict":
+            return cmd_predict(args)
         store = Store(args.home)
-        handler = {"import": cmd_task_import, "example": cmd_task_example, "list": cmd_task_list}[args.task_command]
+        if args.command == "export":
+            return cmd_export(args, store)
+        if args.command in ("run", "runs", "cancel"):
+            handler = {"run": cmd_run, "runs": cmd_runs, "cancel": cmd_cancel}[args.command]
+        else:
+            handler = {"import": cmd_task_import, "example": cmd_task_example, "list": cmd_task_list}[args.task_command]
         return handler(args, store)
     except SpecError as e:
         print("error: the task was not saved:", file=sys.stderr)
         for problem in e.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    except (CliError, DataFileError, StoreError, NotFound) as e:
+    except (CliError, DataFileError, StoreError, NotFound, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

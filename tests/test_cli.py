@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import FIXTURES, PYTHON, ROOT
+from support import FIXTURES, PYTHON, ROOT
 
 from gold.store import Store
 
@@ -61,3 +61,19 @@ def test_bad_home_is_a_clear_message(tmp_path):
     blocker.write_text("x")
     r = gold("task", "list", home=blocker / "sub")
     assert r.returncode == 2 and "cannot use its data folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_queue_list_cancel(home):
+    gold("task", "example", "sst2", "--name", "s", home=home)
+    r = gold("run", "s", "--rounds", "2", "--per-round", "8", "--with-baseline", "--detach", home=home)
+    assert r.returncode == 0 and "Queued run 1 and 2" in r.stdout, r.stderr
+    r = gold("runs", home=home)
+    assert "gold" in r.stdout and "baseline" in r.stdout and "queued" in r.stdout
+    r = gold("cancel", "1", home=home)
+    assert r.returncode == 0
+    assert Store(home).get_run(1)["status"] == "cancelled"
+    bad = gold("run", "s", "--teacher", "openai", "--detach", home=home)
+    assert bad.returncode == 2 and "--model" in bad.stderr
+    missing = gold("run", "s", "--model", "/nope/model.gguf", "--detach", home=home)
+    assert missing.returncode == 2 and "not a model GOLD Studio can load offline" in missing.stderr
+    assert gold("run", "nope", "--detach", home=home).stderr.startswith("error: There is no task")

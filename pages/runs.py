@@ -1,0 +1,204 @@
+"""Runs page: choose teacher, student and GOLD settings, start / cancel / resume runs, watch them live.
+
+The run itself happens in the background worker (gold/worker.py); this page only writes the run's frozen
+settings to the store and reads its progress back, refreshing a fragment every two seconds while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import datetime
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, start_run
+from gold.specs import GoldSettings, SpecError, StudentSpec, TeacherSpec
+from gold.store import NotFound
+from gold.worker import ensure_worker
+from pages._common import get_store, md_escape, show_problems
+
+store = get_store()
+ss = st.session_state
+
+st.title("Runs")
+st.caption("A run is one task with frozen settings: the worker generates, trains, scores energy and feeds the "
+           "tails back, round after round. Compare GOLD with the no-feedback baseline at the same budget.")
+
+tasks = store.list_tasks()
+if not tasks:
+    st.info("Define a task first (Task page).")
+    st.stop()
+task_names = {t.id: t.name for t in tasks}
+if ss.get("task_id") not in task_names:
+    ss["task_id"] = tasks[0].id
+
+if not store.live_workers():
+    st.warning("No background worker is running, so queued runs wait. Start one with `python -m gold worker` "
+               "(the app starts one itself unless GOLD_AUTOSTART_WORKER=0).")
+
+# -- new run ------------------------------------------------------------------------------------------------------
+
+with st.expander("Start a new run", expanded=not store.list_runs()):
+    with st.form("new_run"):
+        task_id = st.selectbox("Task", list(task_names), format_func=task_names.get, key="run_task_id",
+                               index=list(task_names).index(ss["task_id"]))
+        d = GoldSettings()
+        c1, c2, c3 = st.columns(3)
+        name = c1.text_input("Run name", placeholder="optional", key="run_name")
+        mode = c2.radio("Mode", ["gold", "baseline"], horizontal=True, help=RUN_HELP["mode"])
+        also_baseline = c3.checkbox("Also queue a baseline run with the same budget", value=False, key="also_baseline")
+        st.markdown("**GOLD loop**")
+        c1, c2, c3, c4 = st.columns(4)
+        rounds = c1.number_input("Rounds", 1, 100, d.rounds, help=RUN_HELP["rounds"])
+        spr = c2.number_input("Samples per round", 1, 100_000, d.samples_per_round, help=RUN_HELP["samples_per_round"])
+        probe = c3.number_input("Probe size", 0, 100_000, d.probe_size, help=RUN_HELP["probe_size"])
+        seed = c4.number_input("Random seed", 0, 2**31 - 1, d.seed, help=RUN_HELP["seed"])
+        c1, c2, c3, c4 = st.columns(4)
+        band = c1.slider("Feedback band (energy percentiles)", 0, 100, (int(d.band_lo), int(d.band_hi)),
+                         help=RUN_HELP["band"])
+        temp = c2.number_input("Energy temperature T", 0.01, 100.0, d.energy_temperature, help=RUN_HELP["energy_temperature"])
+        fb_count = c3.number_input("Feedback examples per prompt", 0, 50, d.feedback_count, help=RUN_HELP["feedback_count"])
+        fb_rate = c4.slider("Feedback rate", 0.0, 1.0, d.feedback_rate, help=RUN_HELP["feedback_rate"])
+        c1, c2 = st.columns(2)
+        noise = c1.checkbox("Keep the highest-energy samples out of training (noise filter)", d.noise_filter,
+                            help=RUN_HELP["noise_filter"])
+        agree = c2.checkbox("Feedback only from samples whose label the student believes", d.feedback_needs_agreement,
+                            help=RUN_HELP["feedback_needs_agreement"])
+
+        st.markdown("**Teacher**")
+        t = TeacherSpec()
+        c1, c2, c3 = st.columns(3)
+        backend = c1.radio("Backend", ["local", "openai"], horizontal=True, help=RUN_HELP["backend"])
+        model = c2.text_input("Model", t.model, help=RUN_HELP["teacher_model"])
+        base_url = c3.text_input("Base URL (OpenAI-compatible)", "", placeholder="https://api.openai.com/v1",
+                                 help=RUN_HELP["base_url"])
+        c1, c2, c3, c4 = st.columns(4)
+        api_key = c1.text_input("API key", type="password", help=RUN_HELP["api_key"])
+        price_in = c2.number_input("$ per 1M prompt tokens", 0.0, 1000.0, 0.0)
+        price_out = c3.number_input("$ per 1M completion tokens", 0.0, 1000.0, 0.0)
+        budget = c4.number_input("Budget cap ($, 0 = none)", 0.0, 100_000.0, 0.0, help=RUN_HELP["budget"])
+        c1, c2, c3 = st.columns(3)
+        max_new = c1.number_input("Max new tokens", 1, 4096, t.max_new_tokens)
+        t_temp = c2.number_input("Sampling temperature", 0.0, 2.0, t.temperature)
+        top_p = c3.number_input("top_p", 0.01, 1.0, t.top_p)
+
+        st.markdown("**Student**")
+        s = StudentSpec()
+        c1, c2, c3, c4, c5 = st.columns(5)
+        s_model = c1.text_input("Student model", s.model, help=RUN_HELP["student_model"])
+        epochs = c2.number_input("Epochs", 1, 100, s.epochs)
+        min_steps = c3.number_input("Min steps", 0, 100_000, s.min_steps, help=RUN_HELP["min_steps"])
+        lr = c4.number_input("Learning rate", 1e-7, 1e-1, s.learning_rate, format="%.1e")
+        loss = c5.selectbox("Loss", ["sce", "ce"], help=RUN_HELP["loss"])
+        submitted = st.form_submit_button("Start run", type="primary")
+
+    if submitted:
+        settings = GoldSettings(
+            mode=mode, rounds=int(rounds), samples_per_round=int(spr), probe_size=int(probe), seed=int(seed),
+            band_lo=float(band[0]), band_hi=float(band[1]), energy_temperature=float(temp),
+            feedback_count=int(fb_count), feedback_rate=float(fb_rate), noise_filter=noise,
+            feedback_needs_agreement=agree,
+            teacher=TeacherSpec(backend=backend, model=model, base_url=base_url, max_new_tokens=int(max_new),
+                                temperature=float(t_temp), top_p=float(top_p), price_in_per_m=float(price_in),
+                                price_out_per_m=float(price_out), budget_usd=float(budget)),
+            student=StudentSpec(model=s_model, epochs=int(epochs), min_steps=int(min_steps), learning_rate=float(lr),
+                                loss=loss),
+        )
+        if api_key:
+            # Held in this process's memory only (the worker reads the environment); never stored.
+            os.environ["OPENAI_API_KEY"] = api_key
+        try:
+            ids = start_run(store, task_id, settings, name=name, with_baseline=also_baseline)
+        except SpecError as e:
+            show_problems(e.problems, "The run was not started. Please fix these settings:")
+        else:
+            ss["run_id"] = ids[0]
+            st.success(f"Queued run {', '.join(map(str, ids))}; the worker starts it in a moment.")
+
+# -- the runs ---------------------------------------------------------------------------------------------------
+
+runs = store.list_runs()
+if not runs:
+    st.stop()
+run_ids = [r.id for r in runs]
+if ss.get("run_id") not in run_ids:
+    ss["run_id"] = run_ids[0]
+st.selectbox("Run", run_ids, key="run_id",
+             format_func=lambda i: next(f"#{r.id} {r.name} · {r.task_name} · {r.mode} · {r.status}" for r in runs if r.id == i))
+
+
+@st.fragment(run_every=2.0)
+def live(run_id: int) -> None:
+    try:
+        ov = run_overview(store, run_id)
+    except NotFound:
+        st.warning("This run was deleted.")
+        return
+    run = ov.run
+    st.subheader(f"#{run['id']} {run['name']}")
+    st.caption(f"Task: {md_escape(run['task_name'])} · mode: {run['mode']} · {describe_status(run)}")
+    st.progress(ov.progress, text=ov.progress_text)
+    c1, c2, c3 = st.columns(3)
+    if run["status"] in ("queued", "running"):
+        if c1.button("Cancel run", key=f"cancel_{run_id}"):
+            store.request_cancel(run_id)
+            st.rerun()
+    else:
+        if c1.button("Resume run", key=f"resume_{run_id}", disabled=run["status"] == "done",
+                     help="Continue from the last finished step."):
+            store.resume_run(run_id)
+            ensure_worker(store.home)
+            st.rerun()
+        if c2.button("Retrain the student now", key=f"retrain_{run_id}", disabled=ov.rounds_table is None,
+                     help="Train the student again on the current data, with your vetoes applied (an extra round "
+                          "that generates nothing)."):
+            store.request_retrain(run_id)
+            ensure_worker(store.home)
+            st.rerun()
+    if run["error"]:
+        st.error(f"The run stopped with an error: {md_escape(run['error'])}")
+    counts = ov.counts
+    m = st.columns(6)
+    for col, key in zip(m, ("generated", "kept", "rejected", "noise", "feedback", "vetoed")):
+        col.metric(key, counts.get(key, 0))
+    usage = ov.usage
+    if usage:
+        st.caption(f"Teacher tokens: {int(usage.get('prompt_tokens', 0)):,} prompt + "
+                   f"{int(usage.get('completion_tokens', 0)):,} completion"
+                   + (f" · estimated cost ${usage.get('cost_usd', 0):.4f}" if usage.get("cost_usd") else ""))
+    if ov.rounds_table is not None and len(ov.rounds_table):
+        st.markdown("**Per round**")
+        st.dataframe(ov.rounds_table, hide_index=True, width="stretch")
+        left, right = st.columns(2)
+        curves = metric_curves(store, run_id)
+        if len(curves):
+            fig = px.line(curves, x="round", y="metric", color="run", line_dash="mode", markers=True,
+                          labels={"metric": ov.metric_name or "metric"},
+                          title=f"{ov.metric_name or 'metric'} per round (GOLD and baseline runs of this task)")
+            fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), yaxis_tickformat=".0%")
+            left.plotly_chart(fig, key=f"curve_{run_id}")
+        if ov.histograms:
+            hist = go.Figure()
+            for n, h in sorted(ov.histograms.items()):
+                centres = [(a + b) / 2 for a, b in zip(h["edges"][:-1], h["edges"][1:])]
+                hist.add_trace(go.Bar(x=centres, y=h["counts"], name=f"round {n}", opacity=0.6))
+            hist.update_layout(barmode="overlay", height=320, margin=dict(l=10, r=10, t=40, b=10),
+                               title="energy of each round's samples (under that round's student)",
+                               xaxis_title="energy (higher = more out-of-distribution)")
+            right.plotly_chart(hist, key=f"hist_{run_id}")
+    if ov.reject_reasons:
+        st.caption("Rejected replies: " + ", ".join(f"{k} {v}" for k, v in ov.reject_reasons.items()))
+    with st.expander("Event log"):
+        ev = pd.DataFrame(ov.events)
+        if len(ev):
+            ev["time"] = [datetime.fromtimestamp(x).strftime("%H:%M:%S") for x in ev["ts"]]
+            st.dataframe(ev[["time", "level", "message"]], hide_index=True, width="stretch")
+    with st.expander("Settings (frozen for this run)"):
+        st.json(run["settings"])
+
+
+live(ss["run_id"])

@@ -1,0 +1,74 @@
+"""The Runs page through AppTest: queue runs with validated settings, and show a run's progress."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from support import ROOT
+
+from gold.examples import example_spec
+from gold.specs import GoldSettings
+from gold.store import Store
+
+PAGE = str(ROOT / "pages" / "runs.py")
+
+
+@pytest.fixture
+def page(home, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    Store(home).create_task(example_spec("sst2"))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    return at
+
+
+def submit(at):
+    [button] = [b for b in at.button if b.label == "Start run"]
+    button.click().run()
+    assert not at.exception, at.exception
+
+
+def test_start_a_gold_run_with_its_baseline(page, home):
+    page.checkbox(key="also_baseline").check()
+    page.text_input(key="run_name").input("first try")
+    submit(page)
+    store = Store(home)
+    runs = store.list_runs()
+    assert sorted((r.mode, r.name) for r in runs) == [("baseline", "first try (baseline)"), ("gold", "first try")]
+    settings = GoldSettings.from_dict(store.get_run(runs[-1].id)["settings"])
+    assert settings == GoldSettings(mode="gold")  # the paper's defaults, frozen with the run
+    assert "Queued run" in page.success[0].value
+    assert any("No background worker" in w.value for w in page.warning)
+
+
+def test_openai_teacher_without_key_is_refused(page, home):
+    [backend] = [r for r in page.radio if r.label == "Backend"]
+    backend.set_value("openai")
+    submit(page)
+    assert "needs an API key" in page.error[0].value
+    assert Store(home).list_runs() == []
+
+
+def test_progress_of_a_run_is_shown(page, home):
+    store = Store(home)
+    [task] = store.list_tasks()
+    run_id = store.create_run(task.id, GoldSettings(rounds=2).to_dict(), name="shown")
+    store.claim_run("w")
+    store.start_round(run_id, 1)
+    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.61, "kept": 60, "train_size": 68})
+    store.start_round(run_id, 2)
+    store.set_round_step(run_id, 2, "train", {"train_size": 120})
+    store.add_samples(run_id, 1, "train", [{"inputs": {"text": "<script>alert(1)</script>"}, "output": "positive"},
+                                           {"inputs": {}, "output": None, "reject_reason": "unparseable"}])
+    page.run()
+    assert not page.exception
+    assert page.selectbox(key="run_id").value == run_id
+    assert "round 2 of 2" in page.get("progress")[0].proto.text
+    table = page.dataframe[0].value
+    assert list(table["accuracy"])[0] == 0.61 and list(table["train size"]) == [68, 120]
+    labels = {m.label: m.value for m in page.metric}
+    assert labels["kept"] == "1" and labels["rejected"] == "1"
+    [cancel] = [b for b in page.button if b.label == "Cancel run"]
+    cancel.click().run()
+    assert store.cancel_requested(run_id)
