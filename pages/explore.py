@@ -165,7 +165,7 @@ with right:
     if len(view) and view["energy"].notna().any():
         default = float(view["energy"].quantile(settings.band_hi / 100.0))
         threshold = st.number_input("Veto all shown above energy", value=round(default, 3), step=0.01, format="%.3f",
-                                    key="veto_threshold")
+                                    key=f"veto_threshold_{run_id}_{round_n}")
         above = view[(view["energy"] > threshold) & ~view["vetoed"]]
         if st.button(f"Veto {len(above)} above", key="veto_above", disabled=not len(above)):
             store.set_vetoed(above["id"].astype(int).tolist(), True)
@@ -177,7 +177,7 @@ with right:
         hist = go.Figure(go.Histogram(x=ev, nbinsx=30, marker_color="#b8860b"))
         hist.add_vrect(x0=lo_v, x1=hi_v, fillcolor="#1f77b4", opacity=0.15, line_width=0,
                        annotation_text="feedback band", annotation_position="top left")
-        hist.add_vline(x=hi_v, line_color="#d62728", annotation_text="noise →", annotation_position="top right")
+        hist.add_vline(x=hi_v, line_color="#d62728", annotation_text="noise →", annotation_position="bottom right")
         hist.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="energy", showlegend=False)
         st.plotly_chart(hist, key=f"hist_{run_id}_{round_n}")
 

@@ -51,7 +51,7 @@ def test_veto_above_threshold_leaves_training_and_feedback(scored_run):
     task = store.get_task(store.get_run(run_id)["task_id"]).spec
     assert len(training_set(store, run_id, task)) == 8 + 18  # seeds + samples, the noise one excluded
     at = AppTest.from_file(PAGE, default_timeout=120).run()
-    at.number_input(key="veto_threshold").set_value(-0.52).run()
+    at.number_input(key=f"veto_threshold_{run_id}_1").set_value(-0.52).run()
     at.button(key="veto_above").click().run()
     assert not at.exception, at.exception
     vetoed = [r["id"] for r in store.samples(run_id) if r["vetoed"]]
