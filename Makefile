@@ -25,7 +25,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	@touch $(STAMP)
 
 run: install
-	@echo "GOLD Studio: open http://$(HOST):$(PORT)  (Ctrl+C stops it)"
+	@$(PY) -m gold worker --detach
+	@echo "GOLD Studio: open http://$(HOST):$(PORT)  (Ctrl+C stops the app; the worker keeps serving queued runs)"
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: install

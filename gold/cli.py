@@ -106,8 +106,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from gold.worker import run_worker
+    from gold.worker import ensure_worker, run_worker
 
+    if args.detach:
+        pid = ensure_worker(args.home, force=True)
+        print(f"Started a background worker (pid {pid}); it serves queued runs until you stop it (kill {pid})."
+              if pid else "A worker is already running for this data folder.")
+        return 0
     return run_worker(args.home, once=args.once)
 
 
@@ -256,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="serve queued runs (the app starts one for you)")
     w.add_argument("--once", action="store_true", help="process the queued runs, then exit")
+    w.add_argument("--detach", action="store_true", help="start one in the background unless one is alive")
 
     d = GoldSettings()
     run = sub.add_parser("run", help="run GOLD on a task through the worker, with a progress bar")

@@ -153,10 +153,10 @@ def autostart_enabled() -> bool:
     return os.environ.get("GOLD_AUTOSTART_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def ensure_worker(home: str | Path | None = None, log: Path | None = None) -> int | None:
-    """Start a detached worker process unless one is alive for this GOLD_HOME (or autostart is off); returns
-    its pid, or None. The worker outlives the page (and a Streamlit restart)."""
-    if not autostart_enabled():
+def ensure_worker(home: str | Path | None = None, log: Path | None = None, force: bool = False) -> int | None:
+    """Start a detached worker process unless one is alive for this GOLD_HOME (or autostart is off and not
+    `force`d); returns its pid, or None. The worker outlives the page (and a Streamlit restart)."""
+    if not (force or autostart_enabled()):
         return None
     store = Store(home)
     try:

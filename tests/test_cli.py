@@ -77,3 +77,23 @@ def test_run_queue_list_cancel(home):
     missing = gold("run", "s", "--model", "/nope/model.gguf", "--detach", home=home)
     assert missing.returncode == 2 and "not a model GOLD Studio can load offline" in missing.stderr
     assert gold("run", "nope", "--detach", home=home).stderr.startswith("error: There is no task")
+
+
+def test_worker_detach_starts_one_worker_per_data_folder(home):
+    import os
+    import re
+    import signal
+    import time
+
+    first = gold("worker", "--detach", home=home)
+    assert first.returncode == 0, first.stderr
+    pid = int(re.search(r"pid (\d+)", first.stdout).group(1))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(w["pid"] == pid for w in Store(home).live_workers()):
+            time.sleep(0.5)
+        assert any(w["pid"] == pid for w in Store(home).live_workers())
+        second = gold("worker", "--detach", home=home)
+        assert "already running" in second.stdout
+    finally:
+        os.kill(pid, signal.SIGTERM)
