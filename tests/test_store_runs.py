@@ -118,3 +118,27 @@ def test_claim_can_be_restricted_to_given_runs(store, task_id):
     assert store.claim_run("inline", only=[second]) is None
     assert store.claim_run("inline", only=[]) is None
     assert store.claim_run("w") == first
+
+
+def test_concurrent_workers_never_take_the_same_run(store, task_id, home):
+    """Four processes claim from one store at once: every queued run is taken exactly once."""
+    import subprocess
+    import textwrap
+
+    from support import PYTHON, ROOT
+
+    runs = {store.create_run(task_id, {}) for _ in range(40)}
+    code = textwrap.dedent(f"""
+        import sys
+        from gold.store import Store
+        s = Store({str(home)!r})
+        got = []
+        while (r := s.claim_run(sys.argv[1])) is not None:
+            got.append(r)
+        print(" ".join(map(str, got)))
+    """)
+    procs = [subprocess.Popen([PYTHON, "-c", code, f"w{i}"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for i in range(4)]
+    claimed = [int(x) for p in procs for x in p.communicate(timeout=120)[0].split()]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(claimed) == sorted(runs)  # all taken, none twice
