@@ -1,5 +1,9 @@
 """GOLD Studio: the Streamlit entry point. `make run` starts it (streamlit run app.py).
 
+The screens live in `views/`, not `pages/`: Streamlit treats a `pages/` folder beside the entry script as a
+legacy multipage app until st.navigation has run once on the server, so a deep link such as /runs opened first
+after a (re)start ran the page file alone — without this script, its navigation, or the worker start.
+
 It declares the pages with st.navigation and draws the overview: the tasks with their seed and evaluation
 counts, and the runs with their status. Each row links to the page that edits it.
 """
@@ -12,14 +16,14 @@ import pandas as pd
 import streamlit as st
 
 from gold.worker import ensure_worker
-from pages._common import get_store
+from views._common import get_store
 
 st.set_page_config(page_title="GOLD Studio", page_icon="assets/logo.png", layout="wide")
 
-task_page = st.Page("pages/task.py", title="Task", icon=":material/edit_note:", url_path="task")
-runs_page = st.Page("pages/runs.py", title="Runs", icon=":material/play_circle:", url_path="runs")
-explore_page = st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore")
-export_page = st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export")
+task_page = st.Page("views/task.py", title="Task", icon=":material/edit_note:", url_path="task")
+runs_page = st.Page("views/runs.py", title="Runs", icon=":material/play_circle:", url_path="runs")
+explore_page = st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore")
+export_page = st.Page("views/export.py", title="Export", icon=":material/download:", url_path="export")
 
 # The background worker runs the GOLD rounds; start one when none is alive (a cheap query on each rerun).
 if ensure_worker(get_store().home):

@@ -72,7 +72,7 @@ def main() -> None:
         else:
             pts = np.random.default_rng(0).normal(size=(len(ids), 2))
             store.set_map_points(run_id, 4, [("sample", i, x, y) for i, (x, y) in zip(ids, pts)])
-        page = str(ROOT / "pages" / "explore.py")
+        page = str(ROOT / "views" / "explore.py")
         t0 = time.perf_counter()
         at = AppTest.from_file(page, default_timeout=300).run()
         result["render_first_s"] = round(time.perf_counter() - t0, 2)

@@ -191,3 +191,19 @@ def map_frame(store: Store, run_id: int, round_n: int, space: str = "encoder"):
         })
     cols = ["id", "source", "x", "y", "text", "label", "round", "energy", "prediction", "confidence", "flag", "vetoed"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def selection_ids(points: list[dict[str, Any]], trace_ids: Sequence[int], curve: int = 0) -> list[int]:
+    """Sample ids of the points a user lasso/box-selected on the map, from Streamlit's plotly selection event.
+
+    Each selected point names its trace (`curve_number`) and its position in that trace (`point_index`), so the
+    ids come from the order the trace was drawn in; points of other traces (seeds, evaluation rows) are
+    ignored. (The event's `customdata` shape differs between plotly trace types, so it is not relied on.)"""
+    ids = set()
+    for p in points or []:
+        if int(p.get("curve_number", 0)) != curve:
+            continue
+        idx = p.get("point_index", p.get("point_number"))
+        if idx is not None and 0 <= int(idx) < len(trace_ids):
+            ids.add(int(trace_ids[int(idx)]))
+    return sorted(ids)

@@ -33,7 +33,7 @@ def test_engine_never_imports_streamlit():
 
 
 def test_pages_never_speak_sql():
-    for p in [ROOT / "app.py", *(ROOT / "pages").glob("*.py")]:
+    for p in [ROOT / "app.py", *(ROOT / "views").glob("*.py")]:
         mods = imported_modules(p)
         assert not mods & {"sqlite3", "sqlite_utils"}, p
         assert "execute(" not in p.read_text(), p

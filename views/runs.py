@@ -19,7 +19,7 @@ from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, st
 from gold.specs import GoldSettings, SpecError, StudentSpec, TeacherSpec
 from gold.store import NotFound
 from gold.worker import ensure_worker
-from pages._common import get_store, md_escape, show_problems
+from views._common import get_store, md_escape, show_problems
 
 store = get_store()
 ss = st.session_state

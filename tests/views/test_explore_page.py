@@ -14,7 +14,7 @@ from gold.rounds import feedback_examples, training_set
 from gold.specs import GoldSettings
 from gold.store import Store
 
-PAGE = str(ROOT / "pages" / "explore.py")
+PAGE = str(ROOT / "views" / "explore.py")
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)> **bold**'
 
 
@@ -80,3 +80,15 @@ def test_filters_update_counts(scored_run):
     assert at.metric[0].value == "9"
     at.sidebar.text_input(key="f_search").input("number 3 ").run()
     assert at.metric[0].value == "1"
+
+
+def test_selection_event_maps_to_sample_ids():
+    from gold.maps import selection_ids
+
+    trace = [11, 12, 13, 14]
+    points = [{"curve_number": 0, "point_index": 2, "x": 0.1, "y": 0.2},
+              {"curve_number": 0, "point_number": 0},
+              {"curve_number": 1, "point_index": 1},  # a seed: not a sample
+              {"curve_number": 0, "point_index": 9}]  # stale index after a filter change: ignored
+    assert selection_ids(points, trace) == [11, 13]
+    assert selection_ids([], trace) == []

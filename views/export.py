@@ -16,7 +16,7 @@ import streamlit as st
 
 from gold import export
 from gold.store import NotFound
-from pages._common import default_run, get_store, md_escape
+from views._common import default_run, get_store, md_escape
 
 store = get_store()
 ss = st.session_state

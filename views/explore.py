@@ -15,10 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from gold.maps import compute_map, map_frame
+from gold.maps import compute_map, map_frame, selection_ids
 from gold.specs import GoldSettings
 from gold.store import NotFound
-from pages._common import default_run, get_store, md_escape
+from views._common import default_run, get_store, md_escape
 
 store = get_store()
 ss = st.session_state
@@ -149,8 +149,8 @@ fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10), dragmode="las
 left, right = st.columns([3, 1])
 with left:
     event = st.plotly_chart(fig, key=f"map_{run_id}_{round_n}", on_select="rerun", selection_mode=("lasso", "box", "points"))
-selected = sorted({int(p["customdata"][0]) for p in (event.selection.points if event else []) if p.get("customdata")
-                   and int(p["customdata"][0]) > 0})
+# The samples trace is drawn first (curve 0) whenever there are samples in view.
+selected = selection_ids(event.selection.points if event else [], view["id"].tolist()) if len(view) else []
 with right:
     st.markdown(f"**{len(selected)} selected**")
     if st.button("Veto selected", key="veto_selected", disabled=not selected, type="primary"):

@@ -26,7 +26,7 @@ from gold import export
 from gold.specs import GoldSettings
 from gold.store import Store
 
-PAGE = str(ROOT / "pages" / "export.py")
+PAGE = str(ROOT / "views" / "export.py")
 EVIL = '<script>alert("x")</script> **bold** [link](http://e)'
 
 

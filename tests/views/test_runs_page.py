@@ -11,7 +11,7 @@ from gold.examples import example_spec
 from gold.specs import GoldSettings
 from gold.store import Store
 
-PAGE = str(ROOT / "pages" / "runs.py")
+PAGE = str(ROOT / "views" / "runs.py")
 
 
 @pytest.fixture

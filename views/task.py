@@ -14,7 +14,7 @@ from gold.datafiles import DataFileError, guess_mapping, labels_in, read_table, 
 from gold.examples import EXAMPLES, example_spec
 from gold.specs import KINDS, Example, SpecError, TaskSpec
 from gold.store import NotFound
-from pages._common import get_store, md_escape, show_problems
+from views._common import get_store, md_escape, show_problems
 
 NEW = "➕ New task"
 SPLITS = {"seed": "Seed examples", "eval": "Evaluation set"}

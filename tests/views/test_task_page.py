@@ -9,7 +9,7 @@ from support import FIXTURES, ROOT
 
 from gold.store import Store
 
-PAGE = str(ROOT / "pages" / "task.py")
+PAGE = str(ROOT / "views" / "task.py")
 
 
 @pytest.fixture
