@@ -97,12 +97,7 @@ def load_checkpoint(store, run_id: int, round_n: int):
 
 
 def training_args(settings: GoldSettings, warm: bool, round_n: int) -> TrainingArgs:
-    s = settings.student
-    return TrainingArgs(
-        epochs=s.epochs, min_steps=s.min_steps, max_steps=s.max_steps, learning_rate=s.learning_rate,
-        batch_size=s.batch_size, max_length=s.max_length, loss=s.loss, sce_alpha=s.sce_alpha, sce_beta=s.sce_beta,
-        seed=settings.seed * 1000 + round_n, warm_start=warm,
-    )
+    return settings.student.training_args(seed=settings.seed * 1000 + round_n, warm_start=warm)
 
 
 def generation_settings(settings: GoldSettings, round_n: int, salt: int) -> GenerationSettings:

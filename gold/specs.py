@@ -287,17 +287,19 @@ class StudentSpec:
     sce_beta: float = 1.0
     warm_start: bool = True
 
+    def training_args(self, seed: int = 0, warm_start: bool = False):
+        """The TrainingArgs a round trains with: one source for the values and for their validation."""
+        from gold.students.base import TrainingArgs
+
+        return TrainingArgs(
+            epochs=self.epochs, min_steps=self.min_steps, max_steps=self.max_steps, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, max_length=self.max_length, loss=self.loss, sce_alpha=self.sce_alpha,
+            sce_beta=self.sce_beta, seed=seed, warm_start=warm_start,
+        )
+
     def problems(self) -> list[str]:
-        p = []
-        if self.loss not in LOSSES:
-            p.append("The student loss must be 'sce' or 'ce'.")
-        if self.epochs < 1 or self.batch_size < 1:
-            p.append("Epochs and batch size must be at least 1.")
-        if not 0 < self.learning_rate < 1:
-            p.append("The learning rate must be between 0 and 1.")
-        if self.max_length < 8:
-            p.append("The student's max length must be at least 8 tokens.")
-        return p
+        p = [] if self.model.strip() else ["Name the student model."]
+        return p + [f"Student: {problem}" for problem in self.training_args().problems()]
 
 
 @dataclass

@@ -75,3 +75,19 @@ def test_kind_and_name_checks():
 def test_round_trip_through_dict():
     spec = sentiment(eval_set=[ex("fine", "positive")])
     assert TaskSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_run_settings_validation_reports_every_part():
+    from gold.specs import GoldSettings
+
+    assert GoldSettings().problems() == []
+    bad = GoldSettings(rounds=0, band_lo=90, band_hi=80)
+    bad.teacher.temperature = 3
+    bad.student.loss = "mse"
+    bad.student.learning_rate = 2
+    problems = "\n".join(bad.problems())
+    for text in ("Rounds must be", "0 ≤ lo < hi ≤ 100", "teacher temperature", "Student: The loss must be 'ce' or 'sce'",
+                 "Student: The learning rate must be between 0 and 1"):
+        assert text in problems, text
+    args = GoldSettings().student.training_args(seed=7, warm_start=True)
+    assert (args.loss, args.min_steps, args.seed, args.warm_start) == ("sce", 60, 7, True)
