@@ -330,9 +330,12 @@ def score_samples(store, run_id: int, task: TaskSpec, settings: GoldSettings, st
         return {"scored": 0}
     texts = [task.format_input(r["inputs"]) for r in rows]
     outputs = [r["output"] for r in rows]
-    energies = np.asarray(student.energy(texts, outputs if task.kind == "seq2seq" else None,
-                                         temperature=settings.energy_temperature), dtype=float)
-    preds = student.predict(texts)
+    if task.kind == "classification":  # energy and predictions from one forward pass over every sample
+        scored = student.score(texts, temperature=settings.energy_temperature)
+        energies, preds = np.asarray(scored.energy, dtype=float), student.predictions(scored.probs)
+    else:  # teacher-forced energy on the given outputs, then the student's own answers
+        energies = np.asarray(student.energy(texts, outputs, temperature=settings.energy_temperature), dtype=float)
+        preds = student.predict(texts)
     scores = []
     for r, e, p in zip(rows, energies, preds):
         label_prob = p.probs.get(r["output"]) if p.probs else None

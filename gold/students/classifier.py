@@ -257,7 +257,11 @@ class ClassifierStudent:
         return self.score(texts).logits
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        probs = self.score(texts).probs
+        return self.predictions(self.score(texts).probs)
+
+    def predictions(self, probs: np.ndarray) -> list[Prediction]:
+        """Label, confidence and per-label probabilities from `score(...).probs`, so a caller that needs energy
+        and predictions gets both from one forward pass."""
         out = []
         for row in probs:
             best = int(np.argmax(row))
