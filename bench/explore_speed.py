@@ -26,13 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `python bench/explore_speed.py`
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=10_000)
-    ap.add_argument("--umap", action="store_true", help="lay the map out with real UMAP (slow) instead of random")
-    ap.add_argument("--reruns", type=int, default=3)
-    args = ap.parse_args()
+def measure(samples: int = 10_000, reruns: int = 3, umap: bool = False) -> dict:
+    """Render the Explore page over a throw-away store of `samples` samples; returns the timings."""
+    args = argparse.Namespace(samples=samples, reruns=reruns, umap=umap)
     os.environ["GOLD_AUTOSTART_WORKER"] = "0"
+    old_home = os.environ.get("GOLD_HOME")
     import numpy as np
     from streamlit.testing.v1 import AppTest
 
@@ -85,7 +83,21 @@ def main() -> None:
         result["render_warm_s"] = round(min(warm), 2)
         result["render_warm_all_s"] = [round(w, 2) for w in warm]
         result["shown"] = at.metric[0].value
+        store.close()
+    if old_home is None:
+        os.environ.pop("GOLD_HOME", None)
+    else:
+        os.environ["GOLD_HOME"] = old_home
+    return result
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--umap", action="store_true", help="lay the map out with real UMAP (slow) instead of random")
+    ap.add_argument("--reruns", type=int, default=3)
+    args = ap.parse_args()
+    result = measure(args.samples, args.reruns, args.umap)
     print(f"{'measure':<22} {'value':>10}")
     for k in ("samples", "insert_s", "map_cold_s", "map_warm_s", "render_first_s", "render_warm_s"):
         if k in result:

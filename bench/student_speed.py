@@ -16,7 +16,6 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gold.students import classifier as clf  # noqa: E402
+from gold.students import training  # noqa: E402
 from gold.students.base import TrainExample, TrainingArgs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sst2" / "dev.jsonl"
@@ -49,7 +49,7 @@ def measure(fn, n: int) -> dict:
 
 
 def train_rate(student: clf.ClassifierStudent, examples: list[TrainExample], args: TrainingArgs) -> dict:
-    return measure(lambda: student.fit(examples, args), clf.steps_examples(len(examples), args.batch_size, args.max_steps))
+    return measure(lambda: student.fit(examples, args), training.steps_examples(len(examples), args.batch_size, args.max_steps))
 
 
 def main() -> None:
@@ -68,10 +68,10 @@ def main() -> None:
     tok_lens = [len(x) for x in student.tokenizer(texts, truncation=True, max_length=128)["input_ids"]]
     args = TrainingArgs(epochs=1, min_steps=a.steps, max_steps=a.steps, batch_size=16, seed=0, warm_start=True)
 
-    fused_adamw, collate = clf._adamw, clf.ClassifierStudent._collate
+    fused_adamw, collate = training.adamw, clf.ClassifierStudent._collate
 
     def unfused(model, targs):
-        return torch.optim.AdamW(clf._param_groups(model, targs.weight_decay), lr=targs.learning_rate)
+        return torch.optim.AdamW(training.param_groups(model, targs.weight_decay), lr=targs.learning_rate)
 
     def padded64(self, ids):
         batch = collate(self, ids + [[0] * 64])  # a dummy row forces width 64 (all texts here are shorter)
@@ -82,7 +82,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         cases = [
             ("train, dynamic padding", lambda: train_rate(student, examples, args)),
-            ("train, unfused AdamW", lambda: (setattr(clf, "_adamw", unfused), train_rate(student, examples, args))[1]),
+            ("train, unfused AdamW", lambda: (setattr(training, "adamw", unfused), train_rate(student, examples, args))[1]),
             ("train, padded to 64", lambda: (setattr(clf.ClassifierStudent, "_collate", padded64), train_rate(student, examples, args))[1]),
             ("predict", lambda: measure(lambda: student.predict(texts), len(texts))),
             ("embed", lambda: measure(lambda: student.embed(texts), len(texts))),
@@ -91,7 +91,7 @@ def main() -> None:
             try:
                 r = run()
             finally:
-                clf._adamw, clf.ClassifierStudent._collate = fused_adamw, collate
+                training.adamw, clf.ClassifierStudent._collate = fused_adamw, collate
             r.update(case=name, threads=threads, load_avg_1m=os.getloadavg()[0])
             results.append(r)
             print(

@@ -7,13 +7,14 @@ never a traceback. Task commands share validation with the Task page (TaskSpec, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from gold.datafiles import ColumnMapping, DataFileError, guess_mapping, labels_in, read_table, to_examples
 from gold.export import ExportError
 from gold.specs import KINDS, GoldSettings, SpecError, TaskSpec
-from gold.store import NotFound, Store, StoreError
+from gold.store import ACTIVE_STATUSES, NotFound, Store, StoreError
 
 
 class CliError(Exception):
@@ -113,7 +114,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"Started a background worker (pid {pid}); it serves queued runs until you stop it (kill {pid})."
               if pid else "A worker is already running for this data folder.")
         return 0
-    return run_worker(args.home, once=args.once)
+    return run_worker(args.home, once=args.once, only=args.only, worker_id=args.worker_id)
+
+
+def _id_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of run ids") from None
 
 
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
@@ -133,8 +141,14 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     settings = GoldSettings(mode="baseline" if args.baseline else "gold", rounds=args.rounds,
                             samples_per_round=args.per_round, probe_size=args.probe, seed=args.seed,
                             teacher=teacher, student=student)
-    ids = start_run(store, task.id, settings, name=args.name or "", with_baseline=args.with_baseline)
+    keyed = settings.teacher.backend == "openai" and bool(os.environ.get("OPENAI_API_KEY")) and not args.inline
+    ids = start_run(store, task.id, settings, name=args.name or "", with_baseline=args.with_baseline, held=keyed)
     print(f"Queued run {' and '.join(map(str, ids))} for task '{task.spec.name}'.")
+    if keyed:
+        from gold.worker import spawn_keyed_worker
+
+        # The key is in this shell's environment, maybe not in the always-on worker's: a worker of its own.
+        spawn_keyed_worker(store.home, ids, os.environ["OPENAI_API_KEY"])
     if args.detach:
         return 0
     if args.inline:
@@ -144,7 +158,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     else:
         from gold.worker import ensure_worker
 
-        if not store.live_workers() and ensure_worker(store.home) is None:
+        if not keyed and not store.live_workers() and ensure_worker(store.home) is None:
             print("No worker is running and autostart is off: start one with `python -m gold worker`.")
         _follow(store, ids)
     return _report(store, ids)
@@ -166,7 +180,7 @@ def _follow(store: Store, ids: list[int]) -> None:
                 ov = run_overview(store, i)
                 bar.n = round(ov.progress * 100)
                 bar.set_postfix_str(ov.progress_text[:70], refresh=True)
-                active += ov.run["status"] in ("queued", "running")
+                active += ov.run["status"] in ACTIVE_STATUSES
             if not active:
                 return
             time.sleep(1.0)
@@ -235,6 +249,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a local teacher over an OpenAI-compatible HTTP API (gold/serve.py) until Ctrl-C."""
+    import os
+
+    from gold.serve import API_KEY_ENV, ServeConfig, ServeError, serve
+
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be between 0 and 65535, not {args.port}.")
+    if args.threads is not None and args.threads < 1:
+        raise CliError("--threads must be at least 1.")
+    key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    config = ServeConfig(host=args.host, port=args.port, model=args.model, threads=args.threads, api_key=key)
+    try:
+        return serve(config)
+    except ServeError as e:
+        raise CliError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gold", description="GOLD Studio: distill an LLM into a small student.")
     p.add_argument("--home", help="data folder (default: $GOLD_HOME or ./gold_data)")
@@ -262,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="serve queued runs (the app starts one for you)")
     w.add_argument("--once", action="store_true", help="process the queued runs, then exit")
     w.add_argument("--detach", action="store_true", help="start one in the background unless one is alive")
+    w.add_argument("--only", type=_id_list, help="serve only these run ids (comma-separated)")
+    w.add_argument("--id", dest="worker_id", help="the worker id runs were reserved for (set by the app)")
 
     d = GoldSettings()
     run = sub.add_parser("run", help="run GOLD on a task through the worker, with a progress bar")
@@ -300,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("texts", nargs="+", help="texts to classify or answer ('-': one per line from stdin)")
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--json", action="store_true", help="one JSON object per line")
+    sv = sub.add_parser("serve", help="serve a local teacher over an OpenAI-compatible HTTP API (…/v1)")
+    sv.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port (0: a free one)")
+    sv.add_argument("--model", default="embedded:smollm2-135m-instruct",
+                    help="model to serve: an embedded: name, a local folder or a .gguf file")
+    sv.add_argument("--threads", type=int, help="torch CPU threads for generation (default: torch's)")
+    sv.add_argument("--api-key", help="require this bearer key (default: $GOLD_SERVE_API_KEY; prefer the "
+                                      "variable, a command line is visible to other users)")
     return p
 
 
@@ -312,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_worker(args)
         if args.command == "predict":
             return cmd_predict(args)
+        if args.command == "serve":
+            return cmd_serve(args)
         store = Store(args.home)
+        problem = store.free_space_problem()
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
         if args.command == "export":
             return cmd_export(args, store)
         if args.command in ("run", "runs", "cancel"):

@@ -115,7 +115,8 @@ def pick_round(store: Store, run_id: int, round_n: int | None = None) -> dict[st
         raise ExportError(f"The students of run {run_id} are missing from {store.run_dir(run_id)} (the folder was "
                           "moved or deleted), so there is nothing to export.")
     if not rounds:
-        state = {"queued": "is still queued", "running": "is still running its first round",
+        state = {"queued": "is still queued", "held": "is still queued", "reserved": "is still queued",
+                 "running": "is still running its first round",
                  "failed": "failed before finishing a round", "cancelled": "was cancelled before finishing a round"}
         why = state.get(run["status"], f"has status '{run['status']}'")
         raise ExportError(f"Run {run_id} has no finished round yet (it {why}), so there is no student to export. "

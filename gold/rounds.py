@@ -26,12 +26,14 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from gold import prompts
 from gold.energy import select_band
+from gold.evaluation import evaluate_student, metric_name
+from gold.faults import failpoint
 from gold.specs import Example, GoldSettings, TaskSpec
 from gold.students.base import TrainExample, TrainingArgs
 from gold.teachers.base import BudgetExceeded, GenerationSettings
@@ -120,13 +122,16 @@ class RoundState:
     checkpoint: Path | None = None
 
 
-def execute_run(ctx: RunContext) -> str:
-    """Run (or resume) every round of a run; returns the final status ('done' or 'stopped: budget')."""
+def execute_run(ctx: RunContext, after_round: Callable[[int], None] | None = None) -> str:
+    """Run (or resume) every round of a run; returns the final status ('done' or 'stopped: budget').
+    `after_round(n)` is called when round n is done and before the next starts: the place where a reviewer
+    (bench/quality.py's simulated one) vetoes samples, which the next round's training then leaves out."""
     store, run_id = ctx.store, ctx.run_id
     run = store.get_run(run_id)
     settings = GoldSettings.from_dict(run["settings"])
     task = store.get_task(run["task_id"]).spec
     teacher = None  # loaded only when a round still has to generate
+    ctx.check()  # cancelled before it began, or no disk space: stop before loading anything
     try:
         for n in range(1, settings.rounds + 1):
             existing = store.round(run_id, n)
@@ -136,6 +141,8 @@ def execute_run(ctx: RunContext) -> str:
                 ctx.progress(None, "Loading the teacher…")
                 teacher = get_teacher(settings)
             run_round(ctx, task, settings, teacher, n, done_step=(existing or {}).get("step"))
+            if after_round is not None:
+                after_round(n)
         if store.get_run(run_id)["retrain_requested"]:
             retrain(ctx, task, settings)
     except BudgetExceeded as e:
@@ -201,6 +208,7 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
         t0 = time.perf_counter()
 
         def on_step(frac: float, msg: str) -> None:
+            failpoint("train")  # weights half-updated, no checkpoint saved
             if int(frac * 100) % 20 == 0:
                 ctx.check()
 
@@ -290,6 +298,7 @@ def generate_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, te
                 else:
                     kept += 1
         ctx.store.add_samples(ctx.run_id, n, role, rows)
+        failpoint("generate")  # part of the step's samples stored, the step not yet finished
         usage = {"prompt_tokens": sum(c.prompt_tokens for c in completions),
                  "completion_tokens": sum(c.completion_tokens for c in completions)}
         ctx.store.add_usage(ctx.run_id, **usage, cost_usd=teacher.usage.cost_of(**usage))
@@ -342,6 +351,7 @@ def score_samples(store, run_id: int, task: TaskSpec, settings: GoldSettings, st
         scores.append({"id": r["id"], "energy": float(e) if math.isfinite(e) else None, "prediction": p.output,
                        "confidence": float(p.confidence), "label_prob": label_prob})
     store.set_scores(scores)
+    failpoint("score")  # scores written, the step not yet recorded: it is redone on resume
     finite = energies[np.isfinite(energies)]
     return {"scored": len(rows), "energy_mean": round(float(finite.mean()), 4) if len(finite) else None,
             "energy_std": round(float(finite.std()), 4) if len(finite) else None}
@@ -383,13 +393,7 @@ def evaluation_rows(task: TaskSpec) -> tuple[list[Example], str]:
 
 def measure(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings, student) -> dict[str, Any]:
     rows, source = evaluation_rows(task)
-    preds = student.predict([task.format_input(ex.inputs) for ex in rows])
-    if task.kind == "classification":
-        correct = sum(p.output == ex.output for p, ex in zip(preds, rows))
-        name = "accuracy"
-    else:
-        correct = sum(prompts.answers_match(p.output, ex.output) for p, ex in zip(preds, rows))
-        name = "exact_match"
+    value = evaluate_student(student, task, rows)
     round_rows = [r for r in store.samples(run_id, round_n=n, kept_only=True) if r["energy"] is not None]
     energies = np.asarray([r["energy"] for r in round_rows], dtype=float)
     hist = None
@@ -397,6 +401,6 @@ def measure(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings, 
         counts, edges = np.histogram(energies, bins=HIST_BINS)
         hist = {"counts": counts.tolist(), "edges": [round(float(e), 4) for e in edges]}
     counts_all = store.sample_counts(run_id)
-    return {"metric_name": name, "metric": correct / len(rows) if rows else None, "metric_on": source,
+    return {"metric_name": metric_name(task), "metric": value, "metric_on": source,
             "metric_rows": len(rows), "energy_hist": hist, "generated": counts_all["generated"],
             "kept": counts_all["kept"], "rejected": counts_all["rejected"], "vetoed": counts_all["vetoed"]}

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from gold.specs import GoldSettings, SpecError
-from gold.store import Store
+from gold.specs import GoldSettings, SpecError, name_problems
+from gold.store import ACTIVE_STATUSES, Store
 
 # One line of help per setting, shown beside its widget.
 RUN_HELP: dict[str, str] = {
@@ -45,11 +45,17 @@ RUN_HELP: dict[str, str] = {
 STEPS = ("generate", "train", "probe", "score", "select", "measure")
 
 
-def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = "", with_baseline: bool = False) -> list[int]:
-    """Validate and queue a run (and, optionally, a baseline twin with the same budget). Returns the ids."""
+def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = "", with_baseline: bool = False,
+              held: bool = False, key_given: bool = False) -> list[int]:
+    """Validate and queue a run (and, optionally, a baseline twin with the same budget). Returns the ids.
+    held=True: the runs wait for a worker of their own (`worker.spawn_keyed_worker`), not the shared one.
+    key_given: the caller holds an API key for that worker (typed in the page), so none is needed here."""
     problems = settings.problems()
+    if name.strip():  # an empty run name is fine (it gets a date); else the same rules as task names
+        problems += [p.replace("give the task a name", "give the run a name") for p in name_problems(name)]
     task = store.get_task(task_id).spec
-    if settings.teacher.backend == "openai" and not os.environ.get("OPENAI_API_KEY") and not settings.teacher.base_url:
+    has_key = key_given or bool(os.environ.get("OPENAI_API_KEY"))
+    if settings.teacher.backend == "openai" and not has_key and not settings.teacher.base_url:
         problems.append("The OpenAI teacher needs an API key: type it in, or set OPENAI_API_KEY.")
     if task.kind == "seq2seq":
         # The encoder classifier cannot write outputs: a seq2seq task gets the causal-LM student, trained with
@@ -64,10 +70,11 @@ def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = ""
         problems += _model_problem(settings.student.model, "student")
     if problems:
         raise SpecError(problems)
-    ids = [store.create_run(task_id, settings.to_dict(), name=name, mode=settings.mode)]
+    ids = [store.create_run(task_id, settings.to_dict(), name=name, mode=settings.mode, held=held)]
     if with_baseline and settings.mode == "gold":
         twin = replace(settings, mode="baseline")
-        ids.append(store.create_run(task_id, twin.to_dict(), name=(name or "run") + " (baseline)", mode="baseline"))
+        ids.append(store.create_run(task_id, twin.to_dict(), name=(name or "run") + " (baseline)", mode="baseline",
+                                    held=held))
     return ids
 
 
@@ -87,6 +94,8 @@ def describe_status(run: dict[str, Any]) -> str:
         return f"running (heartbeat {time.time() - run['heartbeat']:.0f} s ago)"
     if status == "running":
         return "running (waiting for a worker)"
+    if status in ("held", "reserved"):
+        return "waiting for its own worker (started with a typed API key)"
     return status
 
 
@@ -170,7 +179,7 @@ def run_overview(store: Store, run_id: int) -> RunOverview:
     table = pd.DataFrame(rows) if rows else None
     if table is not None and metric_name and metric_name not in table:
         table[metric_name] = None
-    eta = eta_seconds(rounds, settings.rounds) if run["status"] in ("running", "queued") else None
+    eta = eta_seconds(rounds, settings.rounds) if run["status"] in ACTIVE_STATUSES else None
     if eta is not None:
         text += f" · about {eta / 60:.0f} min left" if eta >= 60 else f" · about {eta:.0f} s left"
     hists = {r["n"]: r["metrics"]["energy_hist"] for r in rounds if r["metrics"].get("energy_hist")}

@@ -27,6 +27,12 @@ from gold.specs import Example, SpecError, TaskSpec
 DEFAULT_HOME = "gold_data"
 DB_NAME = "gold.db"
 BUSY_TIMEOUT_MS = 30_000
+# Below this much free space on GOLD_HOME's disk the app warns and the worker stops before its next step (a
+# round writes a ~90 MB checkpoint; SQLite failing mid-write with "disk is full" helps nobody).
+MIN_FREE_MB = 500
+# A run in any of these states has not ended: queued (any worker may claim it), held (waiting to be handed to a
+# worker of its own, see worker.spawn_keyed_worker), reserved (handed to that worker), running.
+ACTIVE_STATUSES = ("queued", "held", "reserved", "running")
 
 
 class StoreError(RuntimeError):
@@ -248,6 +254,21 @@ class Store:
         except OSError as e:
             raise StoreError(f"GOLD Studio cannot use its data folder {self.home}: {e.strerror or e}.") from None
 
+    def free_space_problem(self) -> str | None:
+        """A sentence when the data folder's disk is nearly full (GOLD_MIN_FREE_MB, default 500), else None."""
+        import shutil
+
+        need_mb = float(os.environ.get("GOLD_MIN_FREE_MB") or MIN_FREE_MB)
+        try:
+            free_mb = shutil.disk_usage(self.home).free / 2**20
+        except OSError:
+            return None
+        if free_mb >= need_mb:
+            return None
+        return (f"The disk holding the data folder {self.home} has {free_mb:,.0f} MB free; GOLD Studio needs at least "
+                f"{need_mb:,.0f} MB to write round checkpoints safely. Free some space (or set GOLD_HOME to a "
+                "larger disk); nothing stored so far is affected.")
+
     # -- plumbing -----------------------------------------------------------------------------------------
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
@@ -411,17 +432,20 @@ class Store:
         return [RunSummary(**r) for r in self._rows(sql, params)]
 
     # -- runs: lifecycle ----------------------------------------------------------------------------------
-    def create_run(self, task_id: int, settings: dict[str, Any], name: str = "", mode: str = "gold") -> int:
-        """Queue a run; a worker claims it. Settings are frozen here (JSON) for the run's whole life."""
+    def create_run(self, task_id: int, settings: dict[str, Any], name: str = "", mode: str = "gold",
+                   held: bool = False) -> int:
+        """Queue a run; a worker claims it. Settings are frozen here (JSON) for the run's whole life.
+        held=True: no worker may claim it until `reserve_runs` hands it to one (see worker.spawn_keyed_worker)."""
         self.get_task(task_id)
         now = time.time()
+        status = "held" if held else "queued"
         with self.transaction():
             cur = self.db.execute(
-                "INSERT INTO runs (task_id, name, mode, settings, status, created_at) VALUES (?, ?, ?, ?, 'queued', ?)",
-                [task_id, name.strip() or time.strftime("run %Y-%m-%d %H:%M"), mode, json.dumps(settings), now],
+                "INSERT INTO runs (task_id, name, mode, settings, status, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [task_id, name.strip() or time.strftime("run %Y-%m-%d %H:%M"), mode, json.dumps(settings), status, now],
             )
             run_id = int(cur.lastrowid)
-            self._event(run_id, f"Run queued ({mode}).")
+            self._event(run_id, f"Run {status} ({mode}).")
         return run_id
 
     def get_run(self, run_id: int) -> dict[str, Any]:
@@ -448,8 +472,9 @@ class Store:
         with self.transaction():
             row = self.db.execute(
                 "SELECT id FROM runs WHERE ((status='queued' AND cancel_requested=0)"
-                " OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)))" + restrict + " ORDER BY id LIMIT 1",
-                params,
+                " OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?))"
+                " OR (status='reserved' AND (worker=? OR heartbeat < ?)))" + restrict + " ORDER BY id LIMIT 1",
+                [params[0], worker_id, params[0], *params[1:]],
             ).fetchone()
             if row is None:
                 return None
@@ -464,10 +489,26 @@ class Store:
             self._event(run_id, f"Run {verb} by worker {worker_id}.")
         return run_id
 
+    def reserve_runs(self, run_ids: list[int], worker_id: str) -> list[int]:
+        """Hand queued runs to one named worker before it has started ('reserved'; its heartbeat keeps them): for
+        runs whose API key lives only in that worker's environment, so no other worker claims them keyless.
+        Returns the ids reserved."""
+        now, reserved = time.time(), []
+        with self.transaction():
+            for run_id in run_ids:
+                cur = self.db.execute(
+                    "UPDATE runs SET status='reserved', worker=?, heartbeat=? WHERE id=? AND status IN ('queued', 'held')",
+                    [worker_id, now, int(run_id)],
+                )
+                if cur.rowcount:
+                    reserved.append(int(run_id))
+                    self._event(int(run_id), f"Run reserved for worker {worker_id}.")
+        return reserved
+
     def heartbeat_run(self, run_id: int, worker_id: str) -> bool:
         """Refresh the run's heartbeat; False when another worker has taken the run over."""
         with self.transaction():
-            cur = self.db.execute("UPDATE runs SET heartbeat=? WHERE id=? AND worker=? AND status='running'",
+            cur = self.db.execute("UPDATE runs SET heartbeat=? WHERE id=? AND worker=? AND status IN ('running', 'reserved')",
                                   [time.time(), run_id, worker_id])
         return cur.rowcount == 1
 
@@ -486,28 +527,29 @@ class Store:
         row = self.db.execute("SELECT cancel_requested FROM runs WHERE id=?", [run_id]).fetchone()
         return bool(row and row[0])
 
-    def resume_run(self, run_id: int) -> None:
-        """Queue a stopped, failed or cancelled run again; it continues from its last finished step."""
+    def resume_run(self, run_id: int, held: bool = False) -> None:
+        """Queue a stopped, failed or cancelled run again; it continues from its last finished step.
+        held=True: for a worker of its own (see create_run)."""
         with self.transaction():
             status = self.get_run(run_id)["status"]
-            if status in ("queued", "running"):
+            if status in ACTIVE_STATUSES:
                 return
             self.db.execute(
-                "UPDATE runs SET status='queued', cancel_requested=0, error=NULL, finished_at=NULL, worker=NULL WHERE id=?",
-                [run_id],
+                "UPDATE runs SET status=?, cancel_requested=0, error=NULL, finished_at=NULL, worker=NULL WHERE id=?",
+                ["held" if held else "queued", run_id],
             )
             self._event(run_id, f"Run queued again (was {status}).")
 
-    def request_retrain(self, run_id: int) -> None:
+    def request_retrain(self, run_id: int, held: bool = False) -> None:
         """Queue one more training of the student on the current data (vetoes and flags applied), without
         generating anything: the result is an extra round, so export and the map pick it up."""
         with self.transaction():
             status = self.get_run(run_id)["status"]
-            if status == "running":
-                raise StoreError("The run is still running: its next round already trains with your vetoes.")
+            if status in ACTIVE_STATUSES:
+                raise StoreError("The run has not ended: its next round already trains with your vetoes.")
             self.db.execute(
-                "UPDATE runs SET retrain_requested=1, status='queued', cancel_requested=0, error=NULL, finished_at=NULL,"
-                " worker=NULL WHERE id=?", [run_id])
+                "UPDATE runs SET retrain_requested=1, status=?, cancel_requested=0, error=NULL, finished_at=NULL,"
+                " worker=NULL WHERE id=?", ["held" if held else "queued", run_id])
             self._event(run_id, "Retraining the student with the current vetoes was requested.")
 
     def clear_retrain(self, run_id: int) -> None:

@@ -35,6 +35,10 @@ class Cancelled(Exception):
     """Raised inside a run when the user asked to cancel it; the run ends as 'cancelled'."""
 
 
+class DiskFull(RuntimeError):
+    """The data folder's disk is nearly full: the run stops before writing more (a message the user acts on)."""
+
+
 class Superseded(Exception):
     """Raised when another worker has taken this run over (we were presumed dead); stop quietly."""
 
@@ -48,7 +52,11 @@ class RunContext:
     worker_id: str
 
     def check(self) -> None:
-        """Call between steps and batches: raises Cancelled or Superseded when the run must stop."""
+        """Call between steps and batches: raises Cancelled or Superseded when the run must stop, DiskFull
+        when the data folder's disk is nearly full (the run fails cleanly and resumes once there is space)."""
+        problem = self.store.free_space_problem()
+        if problem:
+            raise DiskFull(problem + " Then press Resume.")
         run = self.store.get_run(self.run_id)
         if run["worker"] != self.worker_id:
             raise Superseded()
@@ -62,10 +70,11 @@ class RunContext:
 class _Heartbeat(threading.Thread):
     """Beats for the worker (and its current run) from a separate store connection."""
 
-    def __init__(self, home: Path, worker_id: str):
+    def __init__(self, home: Path, worker_id: str, reserved: list[int] | None = None):
         super().__init__(daemon=True, name="gold-heartbeat")
         self.home, self.worker_id = home, worker_id
         self.run_id: int | None = None
+        self.reserved: set[int] = set(reserved or [])  # runs waiting for this worker: kept fresh too
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -74,8 +83,8 @@ class _Heartbeat(threading.Thread):
             while not self.stop_event.wait(HEARTBEAT_S):
                 try:
                     store.worker_heartbeat(self.worker_id, self.run_id)
-                    if self.run_id is not None:
-                        store.heartbeat_run(self.run_id, self.worker_id)
+                    for run_id in {self.run_id, *self.reserved} - {None}:
+                        store.heartbeat_run(run_id, self.worker_id)
                 except Exception:  # a locked or busy moment must not kill the beat; try again next time
                     pass
         finally:
@@ -83,20 +92,26 @@ class _Heartbeat(threading.Thread):
 
 
 def run_worker(home: str | Path | None = None, once: bool = False, idle_exit_s: float | None = None,
-               only: list[int] | None = None) -> int:
+               only: list[int] | None = None, worker_id: str | None = None) -> int:
     """Serve runs until interrupted. once=True: process what is queued now, then exit (tests, CLI).
-    only: serve just these run ids (`python -m gold run --inline`)."""
+    only: serve just these run ids (`python -m gold run --inline`). worker_id: the id runs were reserved
+    for (`spawn_keyed_worker`); by default a fresh one."""
     from gold.models import ModelNotFound
     from gold.rounds import RunError, execute_run  # imported here: torch loads only in the worker
     from gold.teachers.base import TeacherError
 
-    USER_ERRORS = (RunError, TeacherError, ModelNotFound)
+    USER_ERRORS = (RunError, TeacherError, ModelNotFound, DiskFull)
+    threads = os.environ.get("GOLD_TORCH_THREADS", "").strip()
+    if threads:  # on a CPU shared with other busy processes, fewer threads can be much faster (no spin-waiting)
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
 
     store = Store(home)
-    worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     store.register_worker(worker_id, os.getpid(), socket.gethostname())
     store.remove_worker(f"starting-{os.getpid()}")  # the placeholder ensure_worker() wrote for us
-    beat = _Heartbeat(store.home, worker_id)
+    beat = _Heartbeat(store.home, worker_id, reserved=only)
     beat.start()
     stopping = threading.Event()
 
@@ -137,6 +152,7 @@ def run_worker(home: str | Path | None = None, once: bool = False, idle_exit_s: 
                 store.finish_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
             finally:
                 beat.run_id = None
+                beat.reserved.discard(run_id)
                 idle_since = time.time()
         return 0
     except KeyboardInterrupt:
@@ -171,6 +187,34 @@ def ensure_worker(home: str | Path | None = None, log: Path | None = None, force
             )
         # Register at once so a page rerun in the next second does not start a second worker.
         store.register_worker(f"starting-{proc.pid}", proc.pid, socket.gethostname())
+        return proc.pid
+    finally:
+        store.close()
+
+
+def spawn_keyed_worker(home: str | Path | None, run_ids: list[int], api_key: str, log: Path | None = None) -> int:
+    """Start a worker that serves only `run_ids`, with the API key in its environment and nowhere else.
+
+    A key typed into the page must reach the process that calls the teacher without touching the database, the
+    events, the logs or the process list (a command-line argument would be visible in `ps`). The key goes into
+    this one child's environment; the runs are reserved for the child first, so the always-on worker (which
+    has no key) never claims them. The child exits when its runs end. If it dies, the runs go stale, a keyless
+    worker fails them with a clear "no API key" message, and Resume with the key typed again continues them.
+    """
+    store = Store(home)
+    try:
+        worker_id = f"keyed-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        reserved = store.reserve_runs(run_ids, worker_id)
+        if not reserved:
+            return 0
+        log = log or store.home / "worker.log"
+        env = {**os.environ, "GOLD_HOME": str(store.home), "OPENAI_API_KEY": api_key}
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gold", "worker", "--once", "--only", ",".join(map(str, reserved)),
+                 "--id", worker_id], stdout=out, stderr=subprocess.STDOUT, env=env,
+                cwd=Path(__file__).resolve().parents[1], start_new_session=True,
+            )
         return proc.pid
     finally:
         store.close()

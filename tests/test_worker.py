@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import start_worker, tiny_settings, tiny_task
 
 from gold.runs import start_run
@@ -124,6 +123,65 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
     trained_on = json.loads((Path(r3["checkpoint"]).parent / "train_ids.json").read_text())["sample_ids"]
     assert not set(vetoed) & set(trained_on)
     assert store.sample_counts(run_id)["generated"] == before  # nothing generated
+
+
+@pytest.mark.parametrize("point, done_before", [("generate", None), ("train", "generate"), ("score", "probe")])
+def test_kill_9_inside_each_step_then_resume_loses_nothing_and_stores_nothing_twice(tmp_path, point, done_before):
+    """The worker dies by SIGKILL inside a step (a failpoint: after part of the step's output is written, before
+    the step is recorded); a new worker resumes the round at that step."""
+    home = tmp_path / "home"
+    store = Store(home)
+    task_id = tiny_task(store)
+    [run_id] = start_run(store, task_id, tiny_settings(rounds=1, map_after_round=False), name=f"die in {point}")
+    proc = start_worker(home, "--once", env_extra={"GOLD_FAILPOINTS": point})
+    proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL
+    assert store.get_run(run_id)["status"] == "running"  # orphaned mid-step
+    assert store.round(run_id, 1)["step"] == done_before  # the interrupted step was not recorded
+    if point == "generate":
+        assert store.samples(run_id, role="train")  # partial output is on disk…
+    wait_for(lambda: time.time() - store.get_run(run_id)["heartbeat"] > 3, 30, "the heartbeat to go stale")
+    resumed = start_worker(home, "--once", env_extra={"GOLD_WORKER_STALE_S": "2"})
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-3000:]
+    run = store.get_run(run_id)
+    assert run["status"] == "done", run["error"]
+    m = store.round(run_id, 1)["metrics"]
+    # …and after the resume every prompt is stored exactly once (kept or rejected), none twice.
+    assert len(store.samples(run_id, role="train")) == m["gen_kept"] + m["gen_rejected"] == 4
+    assert len(store.samples(run_id, role="probe")) == 2
+    assert all(s["energy"] is not None for s in store.samples(run_id, kept_only=True))
+    assert Path(store.round(run_id, 1)["checkpoint"]).is_dir()
+
+
+def test_vetoes_while_a_round_writes_never_see_a_locked_database(tmp_path):
+    """The Explore page vetoes and restores samples while the worker stores samples, scores and flags: every
+    write waits its turn (WAL + busy timeout + BEGIN IMMEDIATE), none fails with "database is locked"."""
+    home = tmp_path / "home"
+    store = Store(home)
+    task_id = tiny_task(store)
+    [run_id] = start_run(store, task_id, tiny_settings(rounds=2), name="busy")
+    proc = start_worker(home, "--once")
+    page = Store(home)  # the page's own connection, as each Streamlit session has
+    writes = errors = 0
+    flip = True
+    while proc.poll() is None:
+        ids = [r["id"] for r in page.samples(run_id, kept_only=True)]
+        if ids:
+            try:
+                page.set_vetoed(ids[::2], vetoed=flip)
+                page.add_event("page heartbeat", run_id=run_id)
+                writes += 2
+            except Exception as e:  # noqa: BLE001 — any failure is what this test looks for
+                errors += 1
+                print(type(e).__name__, e)
+            flip = not flip
+        time.sleep(0.02)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out[-3000:]
+    assert store.get_run(run_id)["status"] == "done", store.get_run(run_id)["error"]
+    assert errors == 0 and writes > 20, (errors, writes)
+    assert "locked" not in out
 
 
 def test_cancel_a_running_run(tmp_path):

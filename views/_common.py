@@ -7,32 +7,70 @@ interleaved by two sessions' script threads.
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from gold.store import Store, StoreError, gold_home
 
 
 def get_store() -> Store:
-    """The session's Store; on a data-folder problem, a clear message and the page stops."""
+    """The session's Store; on a data-folder problem, a clear message and the page stops. A nearly full disk
+    is a warning on every page (reading still works; the worker stops before writing more)."""
     home = str(gold_home())
-    cached = st.session_state.get("_store")
-    if cached is not None and str(cached.home) == home:
-        return cached
-    try:
-        store = Store(home)
-    except StoreError as e:
-        st.error(str(e))
-        st.stop()
-    st.session_state["_store"] = store
+    store = st.session_state.get("_store")
+    if store is None or str(store.home) != home:
+        try:
+            store = Store(home)
+        except StoreError as e:
+            st.error(str(e))
+            st.stop()
+        st.session_state["_store"] = store
+    problem = store.free_space_problem()
+    if problem:
+        st.warning(problem)
     return store
 
 
-_MD_SPECIALS = "\\`*_{}[]()#+-.!|<>~$"
+# Escaped wherever they occur: inline Markdown, HTML, LaTeX ($), Streamlit directives (:red[...]), and the dots
+# that would let a GFM autolink turn "evil.example" into a link.
+_MD_SPECIALS = "\\`*_{}[]()#.!|<>~$"
+# Block markers that act only at the start of a line (list items, thematic breaks, setext underlines): escaped
+# there, left alone mid-line so that "UTF-8" or "a - b" reads as typed in an error message.
+_LINE_START_MARKER = re.compile(r"^([ \t]*)([-+=])", re.MULTILINE)
+# Explicit bidirectional formatting characters (embeddings, overrides such as U+202E, isolates).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def isolate_bidi(text: str) -> str:
+    """Wrap user text that holds direction controls in a first-strong isolate (U+2068 … U+2069).
+
+    An override left open (a name ending in U+202E, say) would otherwise reverse the app's own words after it on
+    the same line; the closing isolate ends every embedding and override opened inside it. One more isolate is
+    opened per U+2069 in the text (so a stray one cannot close ours early), and enough U+2069 follow to close
+    the text's own isolates too (unmatched ones are ignored by the bidi algorithm). Text without such
+    characters (plain Arabic or Hebrew included) is returned unchanged.
+    """
+    text = str(text)
+    if _BIDI_CONTROLS.isdisjoint(text):
+        return text
+    closers = text.count("\u2069")
+    openers = sum(text.count(c) for c in "\u2066\u2067\u2068")
+    return "\u2068" * (1 + closers) + text + "\u2069" * (1 + closers + openers)
 
 
 def md_escape(text: str) -> str:
-    """User text inside markdown: every markdown special character escaped, so it shows as typed."""
-    return "".join("\\" + c if c in _MD_SPECIALS else c for c in str(text))
+    """User text inside markdown: every markdown special character escaped (block markers where a line starts)
+    and direction controls isolated, so it shows as typed and leaves the text around it alone."""
+    escaped = "".join("\\" + c if c in _MD_SPECIALS else c for c in str(text))
+    return isolate_bidi(_LINE_START_MARKER.sub(r"\1\\\2", escaped))
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters of `text` (an ellipsis marks a cut): for one-line places such as a hover or a
+    caption, where a 20,000-character output would bury everything else. The full text is shown elsewhere."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def show_problems(problems: list[str], title: str = "Please fix these problems first:") -> None:

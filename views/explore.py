@@ -3,7 +3,8 @@
 The map's coordinates are computed by the worker after each round (gold/maps.py), so this page only reads
 them. Selecting points (lasso or box) and pressing "Veto selected" writes vetoes to the store; vetoed samples
 leave training and feedback from the next round on, and the Runs page can retrain the student at once.
-All user text is escaped before it reaches plotly's hover labels (which render a subset of HTML).
+All user text is escaped before it reaches plotly's hover labels (which render a subset of HTML), clipped to a
+hover's size, and isolated when it holds direction controls; the full text shows verbatim under "Sample details".
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import streamlit as st
 from gold.maps import compute_map, map_frame, selection_ids
 from gold.specs import GoldSettings
 from gold.store import NotFound
-from views._common import default_run, get_store, md_escape
+from views._common import clip, default_run, get_store, isolate_bidi, md_escape
 
 store = get_store()
 ss = st.session_state
@@ -55,17 +56,22 @@ if st.button("Recompute map", key="recompute_map", help="Embed new samples and f
 
 try:
     df = map_frame(store, run_id, round_n, space)
-    settings = GoldSettings.from_dict(store.get_run(run_id)["settings"])
+    run = store.get_run(run_id)
+    settings = GoldSettings.from_dict(run["settings"])
+    kind = store.get_task(run["task_id"]).spec.kind
 except NotFound:
     st.warning("This run was deleted.")
     st.stop()
+what = "label" if kind == "classification" else "output"
 
 # -- filters ---------------------------------------------------------------------------------------------------
 samples = df[~df["source"].isin(["seed", "eval"])]
 with st.sidebar:
     st.subheader("Filters")
-    labels = sorted(samples["label"].dropna().unique().tolist())
-    pick_labels = st.multiselect("Label", labels, default=labels, key="f_labels_explore")
+    # A seq2seq output is free text, not a label: a filter chip per distinct (possibly very long) output would
+    # bury the sidebar, so only classification runs get the label filter and the label colouring.
+    labels = sorted(samples["label"].dropna().unique().tolist()) if kind == "classification" else []
+    pick_labels = st.multiselect("Label", labels, default=labels, key="f_labels_explore") if labels else None
     flags = ["ok", "feedback", "noise", "vetoed"]
     pick_flags = st.multiselect("Flag", flags, default=flags, key="f_flags")
     rounds = sorted(samples["round"].unique().tolist())
@@ -79,10 +85,12 @@ with st.sidebar:
         e_range = (lo_e, hi_e)
     search = st.text_input("Text contains", key="f_search")
     show_refs = st.checkbox("Show seeds and evaluation rows", value=True, key="f_refs")
-    color_by = st.radio("Color by", ["energy", "label", "round", "teacher ≠ student"], key="f_color")
+    colorings = ["energy", "label", "round", "teacher ≠ student"]
+    color_by = st.radio("Color by", colorings if labels else [c for c in colorings if c != "label"], key="f_color")
 
 mask = (
-    samples["label"].isin(pick_labels) & samples["flag"].isin(pick_flags) & samples["round"].isin(pick_rounds)
+    (samples["label"].isin(pick_labels) if pick_labels is not None else True)
+    & samples["flag"].isin(pick_flags) & samples["round"].isin(pick_rounds)
     & samples["source"].isin(roles)
     & samples["energy"].between(e_range[0] - 1e-9, e_range[1] + 1e-9)
 )
@@ -100,15 +108,20 @@ m[4].metric("vetoed", int(view["vetoed"].sum()))
 
 
 # -- the map ---------------------------------------------------------------------------------------------------
+def hover_text(text: object, limit: int) -> str:
+    """User text for a plotly hover: clipped, HTML-escaped, on one line, its direction controls isolated."""
+    return isolate_bidi(html.escape(clip(str(text), limit)).replace("\n", " "))
+
+
 def hover(frame: pd.DataFrame) -> list[str]:
     out = []
     for r in frame.itertuples():
-        text = html.escape(r.text if len(r.text) <= 160 else r.text[:157] + "…").replace("\n", " ")
-        parts = [text, f"label: {html.escape(str(r.label))}", f"round {r.round} · {r.source} · {r.flag}"]
+        parts = [hover_text(r.text, 160), f"{what}: {hover_text(r.label, 80)}",
+                 f"round {r.round} · {r.source} · {r.flag}"]
         if r.energy is not None and not pd.isna(r.energy):
             parts.append(f"energy {r.energy:.3f}")
         if r.prediction is not None and not pd.isna(r.prediction):
-            parts.append(f"student: {html.escape(str(r.prediction))} ({r.confidence:.0%})")
+            parts.append(f"student: {hover_text(r.prediction, 80)} ({r.confidence:.0%})")
         out.append("<br>".join(parts))
     return out
 
@@ -206,5 +219,10 @@ detail_id = st.selectbox("Sample details", [None] + table["id"].tolist(), key="d
 if detail_id is not None:
     row = view[view["id"] == detail_id].iloc[0]
     st.text(row["text"])  # st.text: shown verbatim, never interpreted as markdown or HTML
-    st.markdown(f"label **{md_escape(row['label'])}** · student **{md_escape(row['prediction'])}** "
-                f"({row['confidence']:.0%}) · energy {row['energy']:.3f} · round {row['round']} · {row['flag']}")
+    if kind != "classification":
+        st.text(row["label"])  # the output in full; the line below shows its start
+    confidence = f" ({row['confidence']:.0%})" if pd.notna(row["confidence"]) else ""
+    energy = f"{row['energy']:.3f}" if pd.notna(row["energy"]) else "—"
+    st.markdown(f"{what} **{md_escape(clip(row['label'], 200))}** · "
+                f"student **{md_escape(clip(row['prediction'], 200))}**{confidence} · energy {energy} · "
+                f"round {row['round']} · {row['flag']}")

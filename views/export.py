@@ -49,7 +49,7 @@ if not rounds:
     try:
         export.pick_round(store, run_id)
     except export.ExportError as e:
-        st.error(str(e))
+        st.error(md_escape(str(e)))
 else:
     best = export.best_round(rounds)
     options = [r["n"] for r in rounds]
@@ -69,7 +69,7 @@ else:
     try:
         card, warnings = export.card_preview(store, run_id, round_n, include_data)
     except export.ExportError as e:
-        st.error(str(e))
+        st.error(md_escape(str(e)))
         st.stop()
     for w in warnings:
         st.warning(md_escape(w))

@@ -6,8 +6,7 @@ settings to the store and reads its progress back, refreshing a fragment every t
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict
+import html
 from datetime import datetime
 
 import pandas as pd
@@ -17,9 +16,9 @@ import streamlit as st
 
 from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, start_run
 from gold.specs import GoldSettings, SpecError, StudentSpec, TeacherSpec
-from gold.store import NotFound
-from gold.worker import ensure_worker
-from views._common import get_store, md_escape, show_problems
+from gold.store import ACTIVE_STATUSES, NotFound
+from gold.worker import ensure_worker, spawn_keyed_worker
+from views._common import clip, get_store, md_escape, show_problems
 
 store = get_store()
 ss = st.session_state
@@ -108,14 +107,16 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             student=StudentSpec(model=s_model, epochs=int(epochs), min_steps=int(min_steps), learning_rate=float(lr),
                                 loss=loss),
         )
-        if api_key:
-            # Held in this process's memory only (the worker reads the environment); never stored.
-            os.environ["OPENAI_API_KEY"] = api_key
+        keyed = backend == "openai" and bool(api_key)
         try:
-            ids = start_run(store, task_id, settings, name=name, with_baseline=also_baseline)
+            ids = start_run(store, task_id, settings, name=name, with_baseline=also_baseline, held=keyed,
+                            key_given=keyed)
         except SpecError as e:
             show_problems(e.problems, "The run was not started. Please fix these settings:")
         else:
+            if keyed:
+                # The key goes into one worker's environment only: never the database, the logs or `ps`.
+                spawn_keyed_worker(store.home, ids, api_key)
             ss["run_id"] = ids[0]
             st.success(f"Queued run {', '.join(map(str, ids))}; the worker starts it in a moment.")
 
@@ -139,25 +140,37 @@ def live(run_id: int) -> None:
         st.warning("This run was deleted.")
         return
     run = ov.run
-    st.subheader(f"#{run['id']} {run['name']}")
+    st.subheader(f"#{run['id']} {md_escape(run['name'])}")
     st.caption(f"Task: {md_escape(run['task_name'])} · mode: {run['mode']} · {describe_status(run)}")
-    st.progress(ov.progress, text=ov.progress_text)
+    st.progress(ov.progress, text=md_escape(clip(ov.progress_text, 300)))
     c1, c2, c3 = st.columns(3)
-    if run["status"] in ("queued", "running"):
+    if run["status"] in ACTIVE_STATUSES:
         if c1.button("Cancel run", key=f"cancel_{run_id}"):
             store.request_cancel(run_id)
             st.rerun()
     else:
+        key = ""
+        if (run["settings"].get("teacher") or {}).get("backend") == "openai":
+            key = c3.text_input("API key to continue with", type="password", key=f"key_{run_id}",
+                                help="Needed when the run was started with a typed key: keys are never stored, so "
+                                     "a resumed run gets its own worker with this key. " + RUN_HELP["api_key"])
+
+        def hand_over() -> None:  # a typed key: a worker of its own; else the shared one
+            if key:
+                spawn_keyed_worker(store.home, [run_id], key)
+            else:
+                ensure_worker(store.home)
+
         if c1.button("Resume run", key=f"resume_{run_id}", disabled=run["status"] == "done",
                      help="Continue from the last finished step."):
-            store.resume_run(run_id)
-            ensure_worker(store.home)
+            store.resume_run(run_id, held=bool(key))
+            hand_over()
             st.rerun()
         if c2.button("Retrain the student now", key=f"retrain_{run_id}", disabled=ov.rounds_table is None,
                      help="Train the student again on the current data, with your vetoes applied (an extra round "
                           "that generates nothing)."):
-            store.request_retrain(run_id)
-            ensure_worker(store.home)
+            store.request_retrain(run_id, held=bool(key))
+            hand_over()
             st.rerun()
     if run["error"]:
         st.error(f"The run stopped with an error: {md_escape(run['error'])}")
@@ -175,6 +188,7 @@ def live(run_id: int) -> None:
         st.dataframe(ov.rounds_table, hide_index=True, width="stretch")
         left, right = st.columns(2)
         curves = metric_curves(store, run_id)
+        curves["run"] = curves["run"].map(html.escape)  # plotly renders HTML tags in legends and hovers
         if len(curves):
             fig = px.line(curves, x="round", y="metric", color="run", line_dash="mode", markers=True,
                           labels={"metric": ov.metric_name or "metric"},

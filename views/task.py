@@ -10,14 +10,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from gold.datafiles import DataFileError, guess_mapping, labels_in, read_table, to_examples, MAX_UPLOAD_BYTES
+from gold.datafiles import MAX_UPLOAD_BYTES, DataFileError, guess_mapping, labels_in, read_table, to_examples
 from gold.examples import EXAMPLES, example_spec
-from gold.specs import KINDS, Example, SpecError, TaskSpec
+from gold.specs import KINDS, MAX_EVAL_ROWS, MAX_SEEDS, Example, SpecError, TaskSpec
 from gold.store import NotFound
 from views._common import get_store, md_escape, show_problems
 
 NEW = "➕ New task"
 SPLITS = {"seed": "Seed examples", "eval": "Evaluation set"}
+# The most rows a task can hold per split (TaskSpec's limits): a bigger upload is refused before it reaches the
+# table editor, which would otherwise receive every row of a file of up to 100,000 rows at once.
+SPLIT_LIMITS = {"seed": (MAX_SEEDS, "seed examples"), "eval": (MAX_EVAL_ROWS, "evaluation rows")}
+PREVIEW_ROWS = 10
 
 store = get_store()
 ss = st.session_state
@@ -148,7 +152,11 @@ fields = current_fields()
 
 
 def upload_block(split: str) -> None:
-    """Upload a CSV/TSV/JSONL file, map its columns, and replace the table's rows with it."""
+    """Upload a CSV/TSV/JSONL file, preview its first rows, map its columns, and replace the table's rows with it.
+
+    A file with more rows than the split can hold is refused here, with a preview: passing it on would send
+    every row (up to 100,000) to the browser's table editor, only for Save to refuse it.
+    """
     up = st.file_uploader(
         f"Upload {SPLITS[split].lower()} (CSV, TSV or JSONL, up to {MAX_UPLOAD_BYTES // 2**20} MB)",
         type=["csv", "tsv", "jsonl", "json", "txt"], key=f"upload_{split}_{ss['editor_version']}",
@@ -158,16 +166,26 @@ def upload_block(split: str) -> None:
     try:
         table = read_table(up.getvalue(), up.name)
     except DataFileError as e:
-        st.error(str(e))
+        st.error(md_escape(str(e)))  # the message quotes the file's name and columns: user text
         return
-    st.caption(f"Found {len(table.rows):,} rows with the columns: {', '.join(md_escape(c) for c in table.columns)}.")
+    st.caption(f"Found {len(table.rows):,} rows with the columns: {', '.join(md_escape(c) for c in table.columns)}. "
+               f"The first {min(PREVIEW_ROWS, len(table.rows))}:")
+    st.dataframe(pd.DataFrame(table.rows[:PREVIEW_ROWS], columns=table.columns, dtype=str), hide_index=True,
+                 width="stretch")
+    limit, what = SPLIT_LIMITS[split]
+    if len(table.rows) > limit:
+        as_eval = split == "seed" and len(table.rows) <= MAX_EVAL_ROWS
+        hint = "Upload it as the evaluation set, or keep" if as_eval else "Keep"
+        st.error(f"The file has {len(table.rows):,} rows, more than the {limit:,} {what} a task can hold. "
+                 f"{hint} only the rows you need.")
+        return
     guess = guess_mapping(table.columns, fields)
     options = [""] + table.columns
     cols = st.columns(len(fields) + 1)
     mapping = guess
     for i, f in enumerate(fields):
         default = guess.inputs.get(f, "")
-        mapping.inputs[f] = cols[i].selectbox(f"Column for '{f}'", options, index=options.index(default),
+        mapping.inputs[f] = cols[i].selectbox(f"Column for '{md_escape(f)}'", options, index=options.index(default),
                                               key=f"map_{split}_{f}_{up.name}")
     out_default = guess.output or ""
     mapping.output = cols[-1].selectbox("Column for the label / output", options, index=options.index(out_default),
@@ -176,7 +194,7 @@ def upload_block(split: str) -> None:
         try:
             examples = to_examples(table, mapping, fields)
         except DataFileError as e:
-            st.error(str(e))
+            st.error(md_escape(str(e)))
             return
         ss[f"rows_{split}"] = examples_frame(examples, fields)
         if split == "seed" and ss["f_kind"] == "classification" and not split_list(ss.get("f_labels", "")):
@@ -235,7 +253,8 @@ if b1.button("Save task", type="primary", key="save", width="stretch"):
         else:
             store.update_task(draft_id, spec)
         ss["rows_seed"], ss["rows_eval"] = examples_frame(spec.seeds, fields), examples_frame(spec.eval_set, fields)
-        ss["saved_msg"] = f"Saved “{spec.name}”: {len(spec.seeds)} seeds, {len(spec.eval_set)} evaluation rows."
+        ss["saved_msg"] = (f"Saved “{md_escape(spec.name)}”: {len(spec.seeds)} seeds, "
+                           f"{len(spec.eval_set)} evaluation rows.")
         st.rerun()
     except SpecError as e:
         ss["saved_problems"] = e.problems

@@ -25,6 +25,7 @@ import torch
 
 from gold.energy import classification_loss, energy_from_logits
 from gold.models import DEFAULT_STUDENT, ModelNotFound, embedded_encoder, force_offline, resolve
+from gold.students import training
 from gold.students.base import Prediction, ProgressFn, TrainExample, TrainingArgs, TrainReport
 
 SIDECAR = "gold_student.json"  # our own notes beside the HF files; transformers ignores it
@@ -161,7 +162,7 @@ class ClassifierStudent:
         model = self.model
         n = len(examples)
         per_epoch = math.ceil(n / args.batch_size)
-        steps = plan_steps(n, args)
+        steps = training.plan_steps(n, args)
 
         encoded = self.tokenizer([ex.text for ex in examples], truncation=True, max_length=args.max_length)["input_ids"]
         targets = torch.tensor([self.label2id[ex.target] for ex in examples], dtype=torch.long)
@@ -184,7 +185,7 @@ class ClassifierStudent:
             examples=n,
             seconds=seconds,
             final_loss=float(np.mean(tail)) if tail else float("nan"),
-            examples_per_second=steps_examples(n, args.batch_size, steps) / seconds if seconds > 0 else float("inf"),
+            examples_per_second=training.steps_examples(n, args.batch_size, steps) / seconds if seconds > 0 else float("inf"),
         )
 
     def _train_steps(
@@ -197,12 +198,10 @@ class ClassifierStudent:
         progress: ProgressFn | None,
     ) -> None:
         model = self.model
-        optimizer = _adamw(model, args)
-        warmup = int(round(args.warmup_ratio * steps))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_schedule(warmup, steps))
+        opt = training.Optimization(model, args, steps)
         rng = np.random.default_rng(args.seed)
         self.loss_history = []
-        for step, idx in enumerate(_batches(len(encoded), args.batch_size, steps, rng), start=1):
+        for step, idx in enumerate(training.batches(len(encoded), args.batch_size, steps, rng), start=1):
             batch = self._collate([encoded[i] for i in idx])
             logits = model(**batch).logits
             loss = classification_loss(
@@ -214,10 +213,7 @@ class ClassifierStudent:
                 weights[idx].to(self.device) if weights is not None else None,
             )
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            opt.step()
             value = float(loss.detach())
             self.loss_history.append(value)
             if progress is not None:
@@ -247,7 +243,7 @@ class ClassifierStudent:
                 out = self.model(**batch, output_hidden_states=embeddings)
                 logits_out[idx] = out.logits.float().cpu().numpy()
                 if embeddings:
-                    emb_out[idx] = _mean_pool(out.hidden_states[-1], batch["attention_mask"]).cpu().numpy()
+                    emb_out[idx] = training.mean_pool(out.hidden_states[-1], batch["attention_mask"]).cpu().numpy()
         t = torch.from_numpy(logits_out)
         probs = torch.softmax(t, dim=-1).numpy()
         energy = energy_from_logits(t, temperature).numpy()
@@ -342,70 +338,6 @@ def _base_folder(base: str | Path | None) -> Path:
     if not (folder / "config.json").is_file():
         raise ModelNotFound(f"'{base}' is not a local model folder (no config.json there); GOLD Studio never downloads models.")
     return folder
-
-
-def plan_steps(n: int, args: TrainingArgs) -> int:
-    """Optimizer steps for n examples: max(epochs·⌈n/batch⌉, min_steps), capped by max_steps when > 0.
-    The floor exists because a student trained for a few steps on a small round stays near its initial
-    state and its energies are flat (DESIGN.md: std 0.03 vs 0.5–0.8 for a converged one)."""
-    steps = max(args.epochs * math.ceil(n / args.batch_size), args.min_steps, 1)
-    return min(steps, args.max_steps) if args.max_steps > 0 else steps
-
-
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled.float(), p=2, dim=-1)
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and LayerNorm weights (the usual BERT recipe: decaying them only hurts)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.dim() < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _adamw(model: torch.nn.Module, args: TrainingArgs) -> torch.optim.Optimizer:
-    """AdamW, fused where torch has it: the step over 22.7M parameters took ~110 ms unfused vs ~20 ms fused
-    on this 2-core CPU, more than forward and backward of a 16-sentence batch together."""
-    groups = _param_groups(model, args.weight_decay)
-    try:
-        return torch.optim.AdamW(groups, lr=args.learning_rate, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # a device or dtype without a fused kernel
-        return torch.optim.AdamW(groups, lr=args.learning_rate)
-
-
-def _linear_schedule(warmup: int, total: int):
-    """LR multiplier: linear warm-up over `warmup` steps, then linear decay to 0 at `total`."""
-
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-def steps_examples(n: int, batch_size: int, steps: int) -> int:
-    """Examples seen in `steps` batches from `_batches`: whole epochs, then the first batches of one more,
-    which are all full (only an epoch's last batch is short)."""
-    epochs, rest = divmod(steps, math.ceil(n / batch_size))
-    return epochs * n + rest * batch_size
-
-
-def _batches(n: int, batch_size: int, steps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """`steps` batches of indices: consecutive slices of a new permutation per epoch (last slice may be short)."""
-    done = 0
-    while done < steps:
-        perm = rng.permutation(n)
-        for s in range(0, n, batch_size):
-            if done >= steps:
-                return
-            yield perm[s : s + batch_size]
-            done += 1
 
 
 def _read_sidecar(folder: Path) -> dict:

@@ -39,18 +39,9 @@ import torch.nn.functional as F
 
 from gold.energy import IGNORE_INDEX, _per_example, sequence_energy, shift_for_causal
 from gold.models import DEFAULT_TEACHER, ModelLocation, ModelNotFound, embedded_teacher, force_offline, resolve
+from gold.students import training
 from gold.students.base import Prediction, ProgressFn, TrainExample, TrainingArgs, TrainReport
-from gold.students.classifier import (
-    SIDECAR,
-    _adamw,
-    _batches,
-    _linear_schedule,
-    _mean_pool,
-    _pick_device,
-    _quiet_transformers,
-    _read_sidecar,
-    plan_steps,
-)
+from gold.students.classifier import SIDECAR, _pick_device, _quiet_transformers, _read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -278,14 +269,12 @@ class Seq2SeqStudent:
         model = self.model
         n = len(examples)
         per_epoch = -(-n // args.batch_size)
-        steps = plan_steps(n, args)
+        steps = training.plan_steps(n, args)
         pairs = self._pairs([ex.text for ex in examples], [ex.target for ex in examples], args.max_length)
         weights = torch.tensor([float(ex.weight) for ex in examples], dtype=torch.float32)
         use_weights = bool((weights != 1).any())
 
-        optimizer = _adamw(model, args)
-        warmup = int(round(args.warmup_ratio * steps))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_schedule(warmup, steps))
+        opt = training.Optimization(model, args, steps)
         rng = np.random.default_rng(args.seed)
         torch.manual_seed(args.seed)  # dropout, where the model has any
 
@@ -294,14 +283,11 @@ class Seq2SeqStudent:
         seen = 0
         start = time.perf_counter()
         try:
-            for step, idx in enumerate(_batches(n, args.batch_size, steps, rng), start=1):
+            for step, idx in enumerate(training.batches(n, args.batch_size, steps, rng), start=1):
                 batch = self._to_device(collate_train([pairs[i] for i in idx], self.pad_id, self.encoder_decoder))
                 loss = _per_example(self._token_ce(batch), weights[idx] if use_weights else None)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                opt.step()
                 value = float(loss.detach())
                 self.loss_history.append(value)
                 seen += len(idx)
@@ -431,7 +417,7 @@ class Seq2SeqStudent:
                 idx = order[s : s + INFER_BATCH]
                 batch = self._to_device(_pad_right([prompts[i] for i in idx], self.pad_id))
                 states = body(**batch).last_hidden_state
-                out[idx] = _mean_pool(states, batch["attention_mask"]).cpu().numpy()
+                out[idx] = training.mean_pool(states, batch["attention_mask"]).cpu().numpy()
         return out
 
     def _stop_token_ids(self) -> list[int]:

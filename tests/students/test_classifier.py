@@ -16,8 +16,8 @@ import torch
 from gold.energy import energy_from_logits
 from gold.models import embedded_encoder
 from gold.students.base import Student, TrainExample, TrainingArgs
-from gold.students.classifier import ClassifierStudent, plan_steps
-
+from gold.students.classifier import ClassifierStudent
+from gold.students.training import plan_steps
 
 
 # --- pure parts -------------------------------------------------------------------------------------------

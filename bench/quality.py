@@ -1,0 +1,521 @@
+"""Does GOLD deliver? The distilled student against the teacher used few-shot, and GOLD against plain generation,
+on real labeled data, with GOLD Studio's own engine (the same rounds a user's run executes).
+
+Usage:
+  .venv/bin/python bench/quality.py --quick                    # SST-2, 1 seed, 64 samples: < 10 min on 2 cores
+  .venv/bin/python bench/quality.py                            # SST-2 and TREC, 3 seeds, 256 samples per method
+  .venv/bin/python bench/quality.py --tasks trec --budget 512 --seeds 0,1,2
+  .venv/bin/python bench/quality.py --seeds-file S.jsonl --eval-file E.jsonl --kind classification \\
+        --labels neg,pos --instruction "..."                   # any task: seeds + labeled rows
+  .venv/bin/python bench/quality.py --simulated-veto 25        # + a reviewer vetoing after each round
+  .venv/bin/python bench/quality.py --variant keep_all=gold:noise_filter=false,student.loss=ce
+
+Methods, all with the same seeds, the same teacher budget and the same held-out rows:
+  teacher_raw / teacher_calibrated  the teacher classifies each row from a few-shot prompt of the seeds by label
+                                    log-likelihood (no sampling), raw and contextually calibrated; seq2seq:
+                                    greedy answers (teacher_raw), exact match;
+  seeds_only                        the student trained on the seeds alone (the lower bound);
+  baseline                          plain generation, no feedback and no noise filter (ZeroGen-style);
+  gold                              the full loop with the product's default settings;
+  <variant>                         gold or baseline with settings changed (`--variant`);
+  gold+veto<K> / gold+random<K>     gold with a simulated reviewer who, after each round but the last, looks at the K
+                                    highest-energy (or K random) unreviewed samples and vetoes those whose label is
+                                    wrong (wrong = disagrees with the exact-text gold label of a labeled row, else
+                                    with a reference classifier trained on the task's labeled validation rows).
+
+The dev rows are split once (fixed shuffle): `--test-rows` of them are the held-out test set every number here is
+read on; the rest become the task's evaluation set, which the run itself sees (per-round metric in the product,
+and the reference classifier). Nothing is tuned on the test rows.
+
+Budget = every teacher sample a method asks for, probes included: gold spends `budget/rounds` per round of which
+`--probe-share` are probes; the baseline spends the same per round on plain generation.
+
+Finished cells (task × method × seed × settings) are cached under bench/.work/quality/: a rerun skips them and a
+killed run resumes from its last finished round step (the store's checkpoints). Prints a table and writes
+bench/results/quality.json (`--quick`: quality_quick.json), merging with the tasks and budgets already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS, ROOT, WORK, machine, machine_line, read_json, write_json  # noqa: I001
+from tqdm import tqdm
+
+from gold.datafiles import ColumnMapping, DataFileError, load_examples
+from gold.evaluation import evaluate_student, is_correct
+from gold.examples import EXAMPLES
+from gold.specs import Example, GoldSettings, SpecError, StudentSpec, TaskSpec, normalize_text
+
+SPLIT_SEED = 1234
+RUN_METHODS = ("baseline", "gold")
+ALL_METHODS = ("teacher", "seeds_only", "baseline", "gold")
+
+
+# -- tasks ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class BenchTask:
+    """A task as the run sees it (seeds + validation rows as its evaluation set) and the held-out test rows."""
+
+    key: str
+    spec: TaskSpec
+    test: list[Example]
+
+    @property
+    def val(self) -> list[Example]:
+        return self.spec.eval_set
+
+
+def split_rows(rows: list[Example], test_rows: int) -> tuple[list[Example], list[Example]]:
+    """(validation, test): a fixed shuffle of the labeled rows, the first `test_rows` held out."""
+    order = list(range(len(rows)))
+    random.Random(SPLIT_SEED).shuffle(order)
+    test_rows = min(test_rows, len(rows))
+    return [rows[i] for i in order[test_rows:]], [rows[i] for i in order[:test_rows]]
+
+
+def example_task(key: str, test_rows: int) -> BenchTask:
+    spec = EXAMPLES[key].spec()
+    val, test = split_rows(spec.eval_set, test_rows)
+    return BenchTask(key, replace(spec, eval_set=val), test)
+
+
+def file_task(a: argparse.Namespace) -> BenchTask:
+    fields = [f.strip() for f in a.input_fields.split(",") if f.strip()]
+    mapping = ColumnMapping(inputs={f: f for f in fields}, output=a.output_column)
+    seeds = load_examples(a.seeds_file, fields, mapping)
+    rows = load_examples(a.eval_file, fields, mapping)
+    labels = [x.strip() for x in (a.labels or "").split(",") if x.strip()]
+    if a.kind == "classification" and not labels:
+        labels = sorted({ex.output for ex in seeds})
+    val, test = split_rows(rows, a.test_rows)
+    spec = TaskSpec(name=a.name or Path(a.seeds_file).parent.name or "task", kind=a.kind, instruction=a.instruction,
+                    labels=labels, input_fields=fields, output_name=a.output_column, seeds=seeds, eval_set=val)
+    problems = spec.problems()
+    if problems:
+        raise SpecError(problems)
+    return BenchTask(a.name or "custom", spec, test)
+
+
+# -- methods ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Method:
+    """One row of the table: what is measured and, for runs, the settings changed from the product's defaults."""
+
+    name: str
+    kind: str  # teacher | seeds_only | run
+    mode: str = "gold"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    veto: int = 0  # simulated reviewer: samples looked at after each round
+    veto_order: str = "energy"  # energy | random
+
+
+def parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_variant(text: str) -> Method:
+    """NAME=BASE:key=value,key=value — BASE is gold or baseline; keys are GoldSettings fields, student.* or
+    teacher.* for the nested specs (e.g. student.loss=ce)."""
+    try:
+        name, rest = text.split("=", 1)
+        base, _, pairs = rest.partition(":")
+    except ValueError:
+        sys.exit(f"error: --variant '{text}' is not NAME=BASE:key=value,...")
+    if base not in RUN_METHODS:
+        sys.exit(f"error: --variant '{text}': the base must be gold or baseline.")
+    overrides = {}
+    for pair in filter(None, pairs.split(",")):
+        key, _, value = pair.partition("=")
+        overrides[key.strip()] = parse_value(value)
+    return Method(name.strip(), "run", base, overrides)
+
+
+def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_share: float) -> GoldSettings:
+    per_round = max(1, budget // rounds)
+    probe = round(per_round * probe_share) if probe_share > 0 else 0
+    settings = GoldSettings(mode=method.mode, rounds=rounds, samples_per_round=per_round - probe, probe_size=probe,
+                            seed=seed, map_after_round=False)
+    top, teacher, student = {}, {}, {}
+    for key, value in method.overrides.items():
+        if key.startswith("student."):
+            student[key[8:]] = value
+        elif key.startswith("teacher."):
+            teacher[key[8:]] = value
+        else:
+            top[key] = value
+    unknown = [k for k in top if k not in GoldSettings.__dataclass_fields__] + \
+              [f"student.{k}" for k in student if k not in StudentSpec.__dataclass_fields__]
+    if unknown:
+        sys.exit(f"error: unknown setting(s) {', '.join(unknown)} in method '{method.name}'.")
+    if "probe_size" in top:  # the budget stays the same: what is not spent on probes goes to samples
+        top.setdefault("samples_per_round", per_round - int(top["probe_size"]))
+    settings = replace(settings, **top, student=replace(settings.student, **student),
+                       teacher=replace(settings.teacher, **teacher))
+    problems = settings.problems()
+    if problems:
+        sys.exit(f"error: method '{method.name}': " + " ".join(problems))
+    return settings
+
+
+# -- the cache of finished cells ------------------------------------------------------------------------------------
+
+def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: int, probe_share: float) -> str:
+    """Everything a cell's result depends on, hashed: change any of it and the cell is measured again."""
+    ident = {"task": task.spec.to_dict(), "test": [ex.to_dict() for ex in task.test], "method": method.__dict__,
+             "seed": seed, "budget": budget, "rounds": rounds, "probe_share": probe_share, "v": 1}
+    if method.kind == "run":  # the product's defaults are part of a run's identity: change one, measure again
+        ident["settings"] = run_settings(method, seed, budget, rounds, probe_share).to_dict()
+    elif method.kind == "seeds_only":
+        ident["student"] = StudentSpec().to_dict() if hasattr(StudentSpec, "to_dict") else StudentSpec().__dict__
+    digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{task.key}-{method.name}-s{seed}-b{budget}-{digest}"
+
+
+class Cache:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return read_json(self.folder / f"{key}.json") or None
+
+    def put(self, key: str, result: dict[str, Any]) -> None:
+        write_json(self.folder / f"{key}.json", result)
+
+
+# -- measuring one cell -----------------------------------------------------------------------------------------
+
+def measure_teacher(task: BenchTask, seed: int) -> dict[str, Any]:
+    from gold.teachers import fewshot
+    from gold.teachers.local import LocalTeacher
+
+    teacher = LocalTeacher.cached()
+    if task.spec.kind == "classification":
+        r = fewshot.classify(teacher, task.spec, task.test, seed=seed)
+        return {"teacher_raw": r.metrics["raw"], "teacher_calibrated": r.metrics["calibrated"],
+                "examples_per_s": r.examples_per_s, "seconds": r.seconds, **r.extra}
+    r = fewshot.answer(teacher, task.spec, task.test, seed=seed)
+    return {"teacher_raw": r.metrics["greedy"], "examples_per_s": r.examples_per_s, "seconds": r.seconds}
+
+
+def new_student(task: TaskSpec, spec: StudentSpec):
+    if task.kind == "classification":
+        from gold.students.classifier import ClassifierStudent
+
+        return ClassifierStudent(task.labels)
+    from gold.students.seq2seq import Seq2SeqStudent
+
+    return Seq2SeqStudent()
+
+
+def train_student(task: TaskSpec, examples: list[Example], spec: StudentSpec, seed: int):
+    from gold.students.base import TrainExample
+
+    student = new_student(task, spec)
+    rows = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in examples]
+    student.fit(rows, spec.training_args(seed=seed))
+    return student
+
+
+def measure_seeds_only(task: BenchTask, seed: int) -> dict[str, Any]:
+    spec = StudentSpec() if task.spec.kind == "classification" else StudentSpec(loss="ce")
+    started = time.perf_counter()
+    student = train_student(task.spec, task.spec.seeds, spec, seed)
+    return {"seeds_only": evaluate_student(student, task.spec, task.test), "train_s": time.perf_counter() - started}
+
+
+class Reviewer:
+    """The simulated human of the Explore page: after a round, looks at K unreviewed samples (highest energy
+    first, or at random) and vetoes those whose label it knows to be wrong."""
+
+    def __init__(self, store, run_id: int, task: BenchTask, oracle, k: int, order: str, seed: int, last_round: int):
+        self.store, self.run_id, self.task, self.oracle, self.k, self.order = store, run_id, task, oracle, k, order
+        self.rng = random.Random(seed)
+        self.last_round = last_round
+        self.reviewed: set[int] = set()
+        self.log: list[dict[str, int]] = []
+
+    def __call__(self, n: int) -> None:
+        if n >= self.last_round:  # a veto after the last round would need an extra training pass
+            return
+        rows = [r for r in self.store.samples(self.run_id, role="train", kept_only=True)
+                if not r["vetoed"] and r["id"] not in self.reviewed and r["energy"] is not None]
+        if self.order == "energy":
+            rows.sort(key=lambda r: r["energy"], reverse=True)
+        else:
+            self.rng.shuffle(rows)
+        looked = rows[: self.k]
+        self.reviewed.update(r["id"] for r in looked)
+        wrong = [r["id"] for r in looked if not self.oracle.agrees(r["inputs"], r["output"])]
+        self.store.set_vetoed(wrong)
+        self.log.append({"round": n, "reviewed": len(looked), "vetoed": len(wrong)})
+
+
+class Oracle:
+    """Knows a sample's true label when its text is a labeled row (exact, normalised text), else asks a reference
+    classifier trained on the task's seeds and validation rows (never the test rows)."""
+
+    def __init__(self, task: BenchTask):
+        spec = task.spec
+        self.task = spec
+        self.known = {normalize_text(spec.format_input(ex.inputs)): ex.output for ex in spec.seeds + task.val}
+        self.student = train_student(spec, spec.seeds + task.val, StudentSpec(loss="ce", epochs=10), seed=0)
+        self.test_accuracy = evaluate_student(self.student, spec, task.test)
+
+    def agrees(self, inputs: dict[str, str], output: str) -> bool:
+        text = self.task.format_input(inputs)
+        truth = self.known.get(normalize_text(text))
+        if truth is None:
+            truth = self.student.predict([text])[0].output
+        return is_correct(self.task, output, truth)
+
+
+def measure_run(task: BenchTask, method: Method, settings: GoldSettings, home: Path, key: str,
+                oracle: Oracle | None) -> dict[str, Any]:
+    """One run through the engine (`execute_run`, as the worker does), then every round's student on the test rows."""
+    from gold.rounds import execute_run, load_checkpoint
+    from gold.store import Store
+    from gold.worker import RunContext
+
+    store = Store(home)
+    try:
+        task_id = next((t.id for t in store.list_tasks() if t.name == key), None)
+        if task_id is None:
+            task_id = store.create_task(replace(task.spec, name=key))
+        run = next((r for r in store.list_runs(task_id) if r.name == key), None)
+        run_id = run.id if run else store.create_run(task_id, settings.to_dict(), name=key, mode=settings.mode)
+        if store.get_run(run_id)["status"] != "done":
+            worker = f"bench-{os.getpid()}"
+            store.resume_run(run_id)  # a failed or cancelled cell is queued again (a no-op otherwise)
+            if store.claim_run(worker, stale_after=0, only=[run_id]) != run_id:
+                raise RuntimeError(f"Could not claim run {run_id} in {home}.")
+            reviewer = (Reviewer(store, run_id, task, oracle, method.veto, method.veto_order, settings.seed,
+                                 settings.rounds) if method.veto else None)
+            status = execute_run(RunContext(store, run_id, worker), after_round=reviewer)
+            store.finish_run(run_id, status)
+        else:
+            reviewer = None
+        rounds = store.rounds(run_id)
+        curve = [evaluate_student(load_checkpoint(store, run_id, r["n"]), task.spec, task.test) for r in rounds]
+        m = [r["metrics"] for r in rounds]
+        last = m[-1]
+        flags = [s["flag"] for s in store.samples(run_id, kept_only=True)]
+        prompts_used = sum(x.get("gen_prompts", 0) + x.get("probe_prompts", 0) for x in m)
+        return {
+            "test": curve[-1], "curve": curve, "val_curve": [x.get("metric") for x in m],
+            "generate_s": round(sum(x.get("generate_seconds", 0) for x in m), 1),
+            "train_s": round(sum(x.get("train_seconds", 0) for x in m), 1),
+            "kept": last.get("kept"), "rejected": last.get("rejected"), "noise": flags.count("noise"),
+            "feedback": flags.count("feedback"), "train_size": last.get("train_size"),
+            "vetoed": last.get("vetoed"), "teacher_samples": prompts_used,
+            "reviewer": reviewer.log if reviewer else None,
+        }
+    finally:
+        store.close()
+
+
+# -- the table ----------------------------------------------------------------------------------------------------
+
+def pct(x: float | None) -> float | None:
+    return None if x is None else round(100 * x, 1)
+
+
+def summarize(values: list[float | None]) -> tuple[float | None, list[float] | None]:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    return round(statistics.mean(vals), 1), [round(min(vals), 1), round(max(vals), 1)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="SST-2, seed 0, 64 samples in 2 rounds (< 10 min on 2 cores)")
+    ap.add_argument("--tasks", default="sst2,trec", help=f"example tasks, comma-separated ({', '.join(EXAMPLES)})")
+    ap.add_argument("--seeds", default="0,1,2", help="random seeds (data generation and training), comma-separated")
+    ap.add_argument("--budget", type=int, default=256, help="teacher samples per method, probes included")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds per run (the budget is split evenly)")
+    ap.add_argument("--probe-share", type=float, default=0.2, help="share of each gold round's budget spent on probes")
+    ap.add_argument("--test-rows", type=int, default=200, help="labeled rows held out for the table")
+    ap.add_argument("--methods", default=",".join(ALL_METHODS), help="subset of: " + ", ".join(ALL_METHODS))
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=BASE:k=v,...",
+                    help="an extra method: gold or baseline with settings changed (repeatable)")
+    ap.add_argument("--simulated-veto", type=int, default=0, metavar="K",
+                    help="add gold+vetoK and gold+randomK: a reviewer looks at K samples after each round")
+    ap.add_argument("--out", default=None, help="results file (default bench/results/quality.json)")
+    ap.add_argument("--work", default=str(WORK / "quality"), help="cache of finished cells and the runs' stores")
+    custom = ap.add_argument_group("any task instead of the examples")
+    custom.add_argument("--seeds-file")
+    custom.add_argument("--eval-file", help="labeled rows (the test rows are held out from these)")
+    custom.add_argument("--kind", default="classification", choices=("classification", "seq2seq"))
+    custom.add_argument("--labels", help="comma-separated (default: the seeds' labels)")
+    custom.add_argument("--instruction", default="")
+    custom.add_argument("--input-fields", default="text")
+    custom.add_argument("--output-column", default="label")
+    custom.add_argument("--name", default="")
+    a = ap.parse_args()
+    if a.quick:
+        a.tasks, a.seeds, a.budget, a.rounds = "sst2", "0", 64, 2
+    out = Path(a.out) if a.out else RESULTS / ("quality_quick.json" if a.quick else "quality.json")
+
+    try:
+        if a.seeds_file or a.eval_file:
+            if not (a.seeds_file and a.eval_file):
+                sys.exit("error: give both --seeds-file and --eval-file.")
+            tasks = [file_task(a)]
+        else:
+            unknown = [k for k in a.tasks.split(",") if k not in EXAMPLES]
+            if unknown:
+                sys.exit(f"error: unknown task(s) {', '.join(unknown)}; choose from {', '.join(EXAMPLES)}.")
+            tasks = [example_task(k, a.test_rows) for k in a.tasks.split(",")]
+    except (DataFileError, SpecError) as e:
+        sys.exit(f"error: {e}")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    chosen = [m.strip() for m in a.methods.split(",") if m.strip()]
+    bad = [m for m in chosen if m not in ALL_METHODS]
+    if bad:
+        sys.exit(f"error: unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}.")
+    methods = [Method(m, "run", m) if m in RUN_METHODS else Method(m, m) for m in chosen]
+    methods += [parse_variant(v) for v in a.variant]
+    if a.simulated_veto:
+        k = a.simulated_veto
+        methods += [Method(f"gold+veto{k}", "run", "gold", veto=k), Method(f"gold+random{k}", "run", "gold", veto=k,
+                                                                            veto_order="random")]
+    settings_of = {m.name: run_settings(m, 0, a.budget, a.rounds, a.probe_share) for m in methods if m.kind == "run"}
+
+    work = Path(a.work)
+    cache = Cache(work / "cells")
+    cells = [(t, m, s) for m in methods for t in tasks for s in seeds]  # method-major: the headline rows first
+    results: dict[tuple[str, str, int], dict[str, Any]] = {}
+    oracles: dict[str, Oracle] = {}
+    started = time.perf_counter()
+    bar = tqdm(cells, desc="quality", unit="cell")
+    for task, method, seed in bar:
+        key = cell_key(task, method, seed, a.budget, a.rounds, a.probe_share)
+        bar.set_postfix_str(f"{task.key} {method.name} seed {seed}")
+        result = cache.get(key)
+        if result is None:
+            t0 = time.perf_counter()
+            if method.kind == "teacher":
+                result = measure_teacher(task, seed)
+            elif method.kind == "seeds_only":
+                result = measure_seeds_only(task, seed)
+            else:
+                oracle = None
+                if method.veto:
+                    if task.key not in oracles:
+                        oracles[task.key] = Oracle(task)
+                    oracle = oracles[task.key]
+                settings = run_settings(method, seed, a.budget, a.rounds, a.probe_share)
+                result = measure_run(task, method, settings, work / "homes" / key, key, oracle)
+                if oracle is not None:
+                    result["oracle_test"] = oracle.test_accuracy
+            result["cell_seconds"] = round(time.perf_counter() - t0, 1)
+            cache.put(key, result)
+        results[(task.key, method.name, seed)] = result
+        tqdm.write(f"{task.key:<6} {method.name:<18} seed {seed}: " + _cell_line(result))
+
+    info = machine()
+    data = read_json(out)
+    data["machine"] = machine_line(info)
+    data["machine_info"] = info
+    data.setdefault("quality_by_budget", {})
+    for task in tasks:
+        entry = table_entry(task, methods, seeds, results, a, settings_of)
+        data["quality_by_budget"].setdefault(str(a.budget), {})[task.key] = entry
+        best = max(int(b) for b, per_task in data["quality_by_budget"].items() if task.key in per_task)
+        data.setdefault("quality", {})[task.key] = data["quality_by_budget"][str(best)][task.key]
+        print_table(task, entry)
+    data["command"] = "bench/quality.py " + " ".join(sys.argv[1:])
+    write_json(out, data)
+    print(f"\n{machine_line(info)}; {time.perf_counter() - started:.0f} s this invocation; written {out.relative_to(ROOT)}")
+
+
+def _cell_line(r: dict[str, Any]) -> str:
+    if "test" in r:
+        return (f"test {pct(r['test'])}% (curve {[pct(x) for x in r['curve']]}), kept {r['kept']}, rejected "
+                f"{r['rejected']}, noise {r['noise']}, gen {r['generate_s']} s, train {r['train_s']} s")
+    return ", ".join(f"{k} {pct(v) if k != 'examples_per_s' else round(v, 1)}" for k, v in r.items()
+                     if k in ("teacher_raw", "teacher_calibrated", "seeds_only", "examples_per_s") and v is not None)
+
+
+def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], results: dict, a, settings_of) -> dict[str, Any]:
+    """The results-format entry for one task: mean % per method, [min, max] spread, and the details."""
+    per_seed: dict[str, list[float | None]] = {}
+    details: dict[str, Any] = {}
+    for m in methods:
+        rows = [results[(task.key, m.name, s)] for s in seeds]
+        if m.kind == "teacher":
+            per_seed["teacher_raw"] = [pct(r.get("teacher_raw")) for r in rows]
+            if task.spec.kind == "classification":
+                per_seed["teacher_calibrated"] = [pct(r.get("teacher_calibrated")) for r in rows]
+            details["teacher"] = {"examples_per_s": round(statistics.mean(r["examples_per_s"] for r in rows), 2)}
+        elif m.kind == "seeds_only":
+            per_seed["seeds_only"] = [pct(r["seeds_only"]) for r in rows]
+        else:
+            per_seed[m.name] = [pct(r["test"]) for r in rows]
+            details[m.name] = {
+                "curve": [pct(statistics.mean(c)) for c in zip(*[r["curve"] for r in rows])],
+                "generate_s": round(statistics.mean(r["generate_s"] for r in rows), 1),
+                "train_s": round(statistics.mean(r["train_s"] for r in rows), 1),
+                "kept": round(statistics.mean(r["kept"] for r in rows), 1),
+                "rejected": round(statistics.mean(r["rejected"] for r in rows), 1),
+                "noise": round(statistics.mean(r["noise"] for r in rows), 1),
+                "train_size": round(statistics.mean(r["train_size"] for r in rows), 1),
+                "teacher_samples": round(statistics.mean(r["teacher_samples"] for r in rows), 1),
+                "overrides": m.overrides,
+            }
+            if m.veto:
+                details[m.name]["vetoed"] = round(statistics.mean(r["vetoed"] for r in rows), 1)
+                details[m.name]["reviewer"] = [r["reviewer"] for r in rows]
+                details[m.name]["oracle_test"] = pct(rows[0].get("oracle_test"))
+    entry: dict[str, Any] = {}
+    spread = {}
+    for name, vals in per_seed.items():
+        entry[name], spread[name] = summarize(vals)
+    entry.update(spread=spread, per_seed=per_seed, seeds=seeds, budget=a.budget, rounds=a.rounds,
+                 probe_share=a.probe_share, test_rows=len(task.test), val_rows=len(task.val),
+                 metric="accuracy" if task.spec.kind == "classification" else "exact_match", details=details)
+    if "gold" in settings_of:
+        s = settings_of["gold"]
+        entry["gold_settings"] = {"samples_per_round": s.samples_per_round, "probe_size": s.probe_size,
+                                  "band": [s.band_lo, s.band_hi], "noise_filter": s.noise_filter,
+                                  "loss": s.student.loss, "epochs": s.student.epochs, "min_steps": s.student.min_steps}
+    return entry
+
+
+def print_table(task: BenchTask, entry: dict[str, Any]) -> None:
+    print(f"\n{task.key}: {entry['metric']} % on {entry['test_rows']} held-out rows, budget {entry['budget']} teacher "
+          f"samples, seeds {entry['seeds']}")
+    print(f"{'method':<20} {'mean':>6} {'spread':>13}  per seed            gen s   train s  kept  rej  noise")
+    for name, vals in entry["per_seed"].items():
+        mean, spread = entry[name], entry["spread"][name]
+        d = entry["details"].get(name, {})
+        extra = (f"{d['generate_s']:>7} {d['train_s']:>8} {d['kept']:>5} {d['rejected']:>4} {d['noise']:>6}"
+                 if d else "")
+        spread_s = f"[{spread[0]}, {spread[1]}]" if spread else "-"
+        print(f"{name:<20} {mean if mean is not None else '-':>6} {spread_s:>13}  {str(vals):<18} {extra}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The teacher used directly as the task's model (few-shot), the figure the student is compared with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gold.examples import example_spec
+from gold.teachers import fewshot
+
+
+def test_prompt_holds_every_seed_once_and_ends_at_the_label_line():
+    task = example_spec("sst2")
+    prefix = fewshot.fewshot_prefix(task, seed=3)
+    assert prefix.startswith(task.instruction)
+    for ex in task.seeds:
+        assert prefix.count(f"Text: {' '.join(ex.inputs['text'].split())}\nLabel: {ex.output}\n") == 1
+    assert fewshot.row_prompt(task, {"text": "a  fine\nfilm"}) == "Text: a fine film\nLabel:"
+    assert fewshot.fewshot_prefix(task, seed=3) == prefix  # seeded order: the same prompt every time
+
+
+def test_classify_real_teacher_beats_chance_on_sst2(local_teacher):
+    task = example_spec("sst2")
+    rows = task.eval_set[:60]
+    r = fewshot.classify(local_teacher, task, rows)
+    assert set(r.outputs) == {"raw", "calibrated"}
+    assert all(len(v) == len(rows) and set(v) <= set(task.labels) for v in r.outputs.values())
+    assert r.metrics["raw"] >= 0.55  # measured 0.72 on these rows; chance is 0.5
+    prior = r.extra["content_free_prior"]
+    assert set(prior) == set(task.labels) and abs(sum(prior.values()) - 1) < 1e-3
+    assert r.examples_per_s > 0
+
+
+class BiasedScorer:
+    """Label log-likelihoods with a strong prior for the first label whatever the text, plus a small signal
+    that says which label is right: the case contextual calibration exists for."""
+
+    def __init__(self, truth: dict[str, int]):
+        self.truth = truth
+
+    def label_loglik(self, prompts, candidates, prefix="", batch_size=16):
+        out = np.zeros((len(prompts), len(candidates)))
+        out[:, 0] += 3.0  # the prior
+        for i, p in enumerate(prompts):
+            k = self.truth.get(p.split("\n")[0].removeprefix("Text: "))
+            if k is not None:
+                out[i, k] += 1.0  # the evidence, weaker than the prior
+        return out
+
+
+def test_calibration_divides_out_the_content_free_prior():
+    task = example_spec("sst2")
+    rows = task.eval_set[:20]
+    truth = {ex.inputs["text"]: task.labels.index(ex.output) for ex in rows}
+    r = fewshot.classify(BiasedScorer(truth), task, rows)
+    assert set(r.outputs["raw"]) == {task.labels[0]}  # the prior wins every row raw
+    assert r.metrics["calibrated"] == 1.0  # once divided out, the evidence decides
+    assert r.extra["content_free_prior"][task.labels[0]] > 0.9
+
+
+def test_classify_refuses_seq2seq_and_teachers_that_cannot_score():
+    with pytest.raises(ValueError, match="seq2seq"):
+        fewshot.classify(object(), example_spec("svamp"), [])
+    with pytest.raises(ValueError, match="cannot score"):
+        fewshot.classify(object(), example_spec("sst2"), [])
+
+
+def test_answer_seq2seq_greedy_exact_match(local_teacher):
+    task = example_spec("svamp")
+    rows = task.eval_set[:3]
+    r = fewshot.answer(local_teacher, task, rows, max_new_tokens=8)
+    assert len(r.outputs["greedy"]) == 3 and all("\n" not in o for o in r.outputs["greedy"])
+    assert 0.0 <= r.metrics["greedy"] <= 1.0
