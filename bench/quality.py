@@ -364,6 +364,9 @@ def main() -> None:
                     help="add gold+vetoK and gold+randomK: a reviewer looks at K samples after each round")
     ap.add_argument("--out", default=None, help="results file (default bench/results/quality.json)")
     ap.add_argument("--work", default=str(WORK / "quality"), help="cache of finished cells and the runs' stores")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="measure nothing: build the table from the finished cells (a method's missing seeds are "
+                         "left out and listed)")
     custom = ap.add_argument_group("any task instead of the examples")
     custom.add_argument("--seeds-file")
     custom.add_argument("--eval-file", help="labeled rows (the test rows are held out from these)")
@@ -405,7 +408,10 @@ def main() -> None:
 
     work = Path(a.work)
     cache = Cache(work / "cells")
-    cells = [(t, m, s) for m in methods for t in tasks for s in seeds]  # method-major: the headline rows first
+    # The quick cells (teacher, seeds only) first; then runs seed by seed, so that a stopped benchmark leaves
+    # complete, paired comparisons (every method on the same seeds) rather than one method on every seed.
+    cells = [(t, m, s) for m in methods if m.kind != "run" for t in tasks for s in seeds]
+    cells += [(t, m, s) for s in seeds for t in tasks for m in methods if m.kind == "run"]
     results: dict[tuple[str, str, int], dict[str, Any]] = {}
     oracles: dict[str, Oracle] = {}
     started = time.perf_counter()
@@ -414,6 +420,8 @@ def main() -> None:
         key = cell_key(task, method, seed, a.budget, a.rounds, a.probe_share)
         bar.set_postfix_str(f"{task.key} {method.name} seed {seed}")
         result = cache.get(key)
+        if result is None and a.cached_only:
+            continue
         if result is None:
             t0 = time.perf_counter()
             if method.kind == "teacher":
@@ -448,7 +456,7 @@ def main() -> None:
         print_table(task, entry)
     data["command"] = "bench/quality.py " + " ".join(sys.argv[1:])
     write_json(out, data)
-    print(f"\n{machine_line(info)}; {time.perf_counter() - started:.0f} s this invocation; written {out.relative_to(ROOT)}")
+    print(f"\n{machine_line(info)}; {time.perf_counter() - started:.0f} s this invocation; written {out}")
 
 
 def _cell_line(r: dict[str, Any]) -> str:
@@ -463,8 +471,13 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
     """The results-format entry for one task: mean % per method, [min, max] spread, and the details."""
     per_seed: dict[str, list[float | None]] = {}
     details: dict[str, Any] = {}
+    missing: dict[str, list[int]] = {}
     for m in methods:
-        rows = [results[(task.key, m.name, s)] for s in seeds]
+        rows = [results[(task.key, m.name, s)] for s in seeds if (task.key, m.name, s) in results]
+        if len(rows) < len(seeds):
+            missing[m.name] = [s for s in seeds if (task.key, m.name, s) not in results]
+        if not rows:
+            continue
         if m.kind == "teacher":
             per_seed["teacher_raw"] = [pct(r.get("teacher_raw")) for r in rows]
             if task.spec.kind == "classification":
@@ -493,6 +506,8 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
     spread = {}
     for name, vals in per_seed.items():
         entry[name], spread[name] = summarize(vals)
+    if missing:
+        entry["missing_seeds"] = missing
     entry.update(spread=spread, per_seed=per_seed, seeds=seeds, budget=a.budget, rounds=a.rounds,
                  probe_share=a.probe_share, test_rows=len(task.test), val_rows=len(task.val),
                  metric="accuracy" if task.spec.kind == "classification" else "exact_match", details=details)
@@ -507,6 +522,8 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
 def print_table(task: BenchTask, entry: dict[str, Any]) -> None:
     print(f"\n{task.key}: {entry['metric']} % on {entry['test_rows']} held-out rows, budget {entry['budget']} teacher "
           f"samples, seeds {entry['seeds']}")
+    if entry.get("missing_seeds"):
+        print(f"not measured (left out of the means): {entry['missing_seeds']}")
     print(f"{'method':<20} {'mean':>6} {'spread':>13}  per seed            gen s   train s  kept  rej  noise")
     for name, vals in entry["per_seed"].items():
         mean, spread = entry[name], entry["spread"][name]
