@@ -1,0 +1,91 @@
+"""The README's benchmark tables, printed as Markdown from bench/results/*.json (so the README shows what the
+scripts measured, not numbers typed by hand).
+
+Usage: .venv/bin/python bench/report.py [--quality bench/results/quality.json] [--speed bench/results/speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import RESULTS, read_json
+
+LABELS = {
+    "teacher_raw": "teacher few-shot (label log-likelihood, raw)",
+    "teacher_calibrated": "teacher few-shot, contextually calibrated",
+    "seeds_only": "student on the seeds only",
+    "baseline": "student, plain generation (baseline)",
+    "gold": "student, GOLD (product defaults)",
+}
+SPEED = [
+    ("teacher_batched_over_single", "teacher generation, batch 16 over batch 1 (tokens/s)", "≥ 4", ">="),
+    ("student_train_ex_per_s", "student training, examples/s", "≥ 75", ">="),
+    ("student_infer_ex_per_s", "student inference, examples/s", "", ""),
+    ("student_over_teacher_speedup", "per-example latency, teacher few-shot over student", "≥ 100", ">="),
+    ("round_64_s", "one GOLD round (64 samples + 16 probes, train, score, map), s", "≤ 90", "<="),
+    ("umap_2k_warm_s", "UMAP layout of 2,000 samples, warm, s", "", ""),
+    ("umap_10k_warm_s", "UMAP layout of 10,000 samples, warm, s", "", ""),
+    ("explore_10k_render_s", "Explore page with 10,000 samples, server-side render, s", "≤ 2", "<="),
+    ("peak_rss_mb", "peak memory of a process holding teacher + student + map, MB", "", ""),
+]
+
+
+def quality_tables(data: dict) -> str:
+    out = []
+    for budget, per_task in sorted(data.get("quality_by_budget", {}).items(), key=lambda kv: int(kv[0])):
+        for task, e in per_task.items():
+            out.append(f"**{task}**, {e['metric']} on {e['test_rows']} held-out dev rows, {budget} teacher samples per "
+                       f"method ({e['rounds']} rounds), seeds {e['seeds']}:\n")
+            out.append("| method | mean % | min–max over seeds | per seed | generate s | train s | kept | noise flagged |")
+            out.append("|---|---|---|---|---|---|---|---|")
+            for name, vals in e["per_seed"].items():
+                spread = e["spread"].get(name)
+                d = e["details"].get(name, {})
+                cells = [f"{d['generate_s']:.0f}", f"{d['train_s']:.0f}", f"{d['kept']:.0f}", f"{d['noise']:.0f}"] \
+                    if "generate_s" in d else ["", "", "", ""]
+                label = LABELS.get(name, f"`{name}`" + (f" ({', '.join(f'{k}={v}' for k, v in d.get('overrides', {}).items())})"
+                                                       if d.get("overrides") else ""))
+                spread_s = f"{spread[0]}–{spread[1]}" if spread else ""
+                out.append(f"| {label} | {e[name]} | {spread_s} | {', '.join(map(str, vals))} | " + " | ".join(cells) + " |")
+            if e.get("missing_seeds"):
+                out.append(f"\nNot measured (left out of the means): {e['missing_seeds']}.")
+            out.append("")
+    return "\n".join(out)
+
+
+def speed_table(data: dict) -> str:
+    out = ["| measure | value | target |", "|---|---|---|"]
+    for key, label, target, op in SPEED:
+        if key not in data:
+            continue
+        value = data[key]
+        mark = ""
+        if op:
+            ok = value >= float(target[2:]) if op == ">=" else value <= float(target[2:])
+            mark = " met" if ok else " **missed**"
+        out.append(f"| {label} (`{key}`) | {value} | {target}{mark} |")
+    t = data.get("teacher", {})
+    if t:
+        out.append(f"\nTeacher generation: batch 1 {t['single']['tokens_per_s']:.1f} tokens/s "
+                   f"({t['single']['samples_per_s']:.2f} samples/s), batch {t['batched']['batch']} "
+                   f"{t['batched']['tokens_per_s']:.1f} tokens/s ({t['batched']['samples_per_s']:.2f} samples/s).")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quality", default=str(RESULTS / "quality.json"))
+    ap.add_argument("--speed", default=str(RESULTS / "speed.json"))
+    a = ap.parse_args()
+    q, s = read_json(Path(a.quality)), read_json(Path(a.speed))
+    if q:
+        print(f"Quality ({q.get('machine', '?')}; `{q.get('command', 'bench/quality.py')}`):\n")
+        print(quality_tables(q))
+    if s:
+        print(f"Speed ({s.get('machine', '?')}; `bench/speed.py`, {s.get('seconds', '?')} s):\n")
+        print(speed_table(s))
+
+
+if __name__ == "__main__":
+    main()
