@@ -45,11 +45,11 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, ROOT, WORK, machine, machine_line, read_json, write_json  # noqa: I001
+from common import RESULTS, WORK, machine, machine_line, read_json, write_json  # noqa: I001
 from tqdm import tqdm
 
 from gold.datafiles import ColumnMapping, DataFileError, load_examples
@@ -187,7 +187,7 @@ def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: in
     if method.kind == "run":  # the product's defaults are part of a run's identity: change one, measure again
         ident["settings"] = run_settings(method, seed, budget, rounds, probe_share).to_dict()
     elif method.kind == "seeds_only":
-        ident["student"] = StudentSpec().to_dict() if hasattr(StudentSpec, "to_dict") else StudentSpec().__dict__
+        ident["student"] = asdict(StudentSpec())
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{task.key}-{method.name}-s{seed}-b{budget}-{digest}"
 
@@ -219,20 +219,11 @@ def measure_teacher(task: BenchTask, seed: int) -> dict[str, Any]:
     return {"teacher_raw": r.metrics["greedy"], "examples_per_s": r.examples_per_s, "seconds": r.seconds}
 
 
-def new_student(task: TaskSpec, spec: StudentSpec):
-    if task.kind == "classification":
-        from gold.students.classifier import ClassifierStudent
-
-        return ClassifierStudent(task.labels)
-    from gold.students.seq2seq import Seq2SeqStudent
-
-    return Seq2SeqStudent()
-
-
 def train_student(task: TaskSpec, examples: list[Example], spec: StudentSpec, seed: int):
+    from gold.rounds import new_student
     from gold.students.base import TrainExample
 
-    student = new_student(task, spec)
+    student = new_student(task, GoldSettings(student=spec))  # the engine's own constructor, as a round uses
     rows = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in examples]
     student.fit(rows, spec.training_args(seed=seed))
     return student

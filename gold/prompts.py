@@ -115,12 +115,12 @@ def record_fields(task: TaskSpec, label: str | None) -> list[str]:
     return fields
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
 def _values(task: TaskSpec, ex: Example, fields: list[str]) -> list[str]:
-    return [_one_line(ex.output if f == task.output_name and f not in ex.inputs else ex.inputs.get(f, "")) for f in fields]
+    return [one_line(ex.output if f == task.output_name and f not in ex.inputs else ex.inputs.get(f, "")) for f in fields]
 
 
 # -- completion form -----------------------------------------------------------------------------------------

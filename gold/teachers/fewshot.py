@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gold.evaluation import task_metric
-from gold.prompts import PromptOptions, field_title
+from gold.prompts import PromptOptions, field_title, one_line
 from gold.specs import Example, TaskSpec
 from gold.teachers.base import GenerationSettings
 
@@ -45,7 +45,7 @@ class FewShotResult:
 
 
 def _block(task: TaskSpec, inputs: dict[str, str], options: PromptOptions) -> str:
-    return "".join(f"{field_title(task, f, options)}: {_one_line(inputs.get(f, ''))}\n" for f in task.input_fields)
+    return "".join(f"{field_title(task, f, options)}: {one_line(inputs.get(f, ''))}\n" for f in task.input_fields)
 
 
 def fewshot_prefix(task: TaskSpec, seed: int = 0, options: PromptOptions | None = None) -> str:
@@ -57,7 +57,7 @@ def fewshot_prefix(task: TaskSpec, seed: int = 0, options: PromptOptions | None 
     random.Random(seed).shuffle(seeds)
     parts = [f"{task.instruction.strip()}\n\n"]
     for ex in seeds:
-        parts.append(_block(task, ex.inputs, options) + f"{out_title}: {_one_line(ex.output)}\n\n")
+        parts.append(_block(task, ex.inputs, options) + f"{out_title}: {one_line(ex.output)}\n\n")
     return "".join(parts)
 
 
@@ -107,6 +107,3 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     z = np.exp(x - x.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
 
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
