@@ -19,7 +19,8 @@ Methods, all with the same seeds, the same teacher budget and the same held-out 
   gold                              the full loop with the product's default settings;
   <variant>                         gold or baseline with settings changed (`--variant`);
   gold+veto<K> / gold+random<K>     gold with a simulated reviewer who, after each round but the last, looks at the K
-                                    highest-energy (or K random) unreviewed samples and vetoes those whose label is
+                                    highest-energy (or K random) unreviewed samples still in training (not flagged
+                                    as noise) and vetoes those whose label is
                                     wrong (wrong = disagrees with the exact-text gold label of a labeled row, else
                                     with a reference classifier trained on the task's labeled validation rows).
 
@@ -180,14 +181,28 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # -- the cache of finished cells ------------------------------------------------------------------------------------
 
+# Settings added after cells were measured, at the value that does exactly what the engine did before they
+# existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
+NEUTRAL = {"student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
+                       "early_stopping": False}}
+
+
+def without_neutral(settings: dict[str, Any]) -> dict[str, Any]:
+    out = dict(settings)
+    for section, neutral in NEUTRAL.items():
+        out[section] = {k: v for k, v in out[section].items() if not (k in neutral and v == neutral[k])}
+    return out
+
+
 def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: int, probe_share: float) -> str:
     """Everything a cell's result depends on, hashed: change any of it and the cell is measured again."""
     ident = {"task": task.spec.to_dict(), "test": [ex.to_dict() for ex in task.test], "method": method.__dict__,
-             "seed": seed, "budget": budget, "rounds": rounds, "probe_share": probe_share, "v": 1}
+             "seed": seed, "budget": budget, "rounds": rounds, "probe_share": probe_share,
+             "v": 2 if method.veto else 1}  # v2: the reviewer looks only at samples still in training
     if method.kind == "run":  # the product's defaults are part of a run's identity: change one, measure again
-        ident["settings"] = run_settings(method, seed, budget, rounds, probe_share).to_dict()
+        ident["settings"] = without_neutral(run_settings(method, seed, budget, rounds, probe_share).to_dict())
     elif method.kind == "seeds_only":
-        ident["student"] = asdict(StudentSpec())
+        ident["student"] = without_neutral({"student": asdict(StudentSpec())})["student"]
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{task.key}-{method.name}-s{seed}-b{budget}-{digest}"
 
@@ -237,8 +252,8 @@ def measure_seeds_only(task: BenchTask, seed: int) -> dict[str, Any]:
 
 
 class Reviewer:
-    """The simulated human of the Explore page: after a round, looks at K unreviewed samples (highest energy
-    first, or at random) and vetoes those whose label it knows to be wrong."""
+    """The simulated human of the Explore page: after a round, looks at K unreviewed samples still in training
+    (highest energy first, or at random) and vetoes those whose label it knows to be wrong."""
 
     def __init__(self, store, run_id: int, task: BenchTask, oracle, k: int, order: str, seed: int, last_round: int):
         self.store, self.run_id, self.task, self.oracle, self.k, self.order = store, run_id, task, oracle, k, order
@@ -250,8 +265,10 @@ class Reviewer:
     def __call__(self, n: int) -> None:
         if n >= self.last_round:  # a veto after the last round would need an extra training pass
             return
-        rows = [r for r in self.store.samples(self.run_id, role="train", kept_only=True)
-                if not r["vetoed"] and r["id"] not in self.reviewed and r["energy"] is not None]
+        # Only samples the next training would use: a noise-flagged one is out of training already, so looking
+        # at it costs the reviewer time and buys nothing (measured: most top-energy samples were flagged).
+        rows = [r for r in self.store.samples(self.run_id, trainable_only=True)
+                if r["id"] not in self.reviewed and r["energy"] is not None]
         if self.order == "energy":
             rows.sort(key=lambda r: r["energy"], reverse=True)
         else:

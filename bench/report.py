@@ -2,6 +2,7 @@
 scripts measured, not numbers typed by hand).
 
 Usage: .venv/bin/python bench/report.py [--quality bench/results/quality.json] [--speed bench/results/speed.json]
+                                        [--refit bench/results/refit.json]
 """
 
 from __future__ import annotations
@@ -54,6 +55,27 @@ def quality_tables(data: dict) -> str:
     return "\n".join(out)
 
 
+def refit_tables(data: dict) -> str:
+    """bench/refit.py: how the final student is trained, on the same generated data (one table per task)."""
+    out = []
+    recipes = data.get("recipes", {})
+    for task, per_recipe in data.get("summary", {}).items():
+        methods = sorted({m for v in per_recipe.values() for m in v})
+        out.append(f"**{task}**, final student re-trained on each finished {data.get('budget')}-sample cell's data "
+                   "(test %, mean and min–max over data seeds × training seeds):\n")
+        out.append("| recipe | rows : settings | " + " | ".join(methods) + " |")
+        out.append("|---|---|" + "---|" * len(methods))
+        for name, per_method in per_recipe.items():
+            cells = []
+            for m in methods:
+                v = per_method.get(m)
+                cells.append(f"{v['mean']} ({v['spread'][0]}–{v['spread'][1]}, n={v['n']})" if v else "")
+            body = recipes.get(name) or "the run's own final student"
+            out.append(f"| `{name}` | {body} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def speed_table(data: dict) -> str:
     out = ["| measure | value | target |", "|---|---|---|"]
     for key, label, target, op in SPEED:
@@ -77,11 +99,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quality", default=str(RESULTS / "quality.json"))
     ap.add_argument("--speed", default=str(RESULTS / "speed.json"))
+    ap.add_argument("--refit", default=str(RESULTS / "refit.json"))
     a = ap.parse_args()
-    q, s = read_json(Path(a.quality)), read_json(Path(a.speed))
+    q, s, r = read_json(Path(a.quality)), read_json(Path(a.speed)), read_json(Path(a.refit))
     if q:
         print(f"Quality ({q.get('machine', '?')}; `{q.get('command', 'bench/quality.py')}`):\n")
         print(quality_tables(q))
+    if r:
+        print(f"Final-student recipes ({r.get('machine', '?')}; `{r.get('command', 'bench/refit.py')}`):\n")
+        print(refit_tables(r))
     if s:
         print(f"Speed ({s.get('machine', '?')}; `bench/speed.py`, {s.get('seconds', '?')} s):\n")
         print(speed_table(s))

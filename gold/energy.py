@@ -222,8 +222,13 @@ def classification_loss(
     alpha: float = 0.1,
     beta: float = 1.0,
     weights: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """The loss `TrainingArgs.loss` names: "ce" or "sce"."""
+    """The loss `TrainingArgs.loss` names: "ce" or "sce", on targets smoothed by `label_smoothing` (a share
+    of each one-hot target spread evenly over the K labels; soft targets are smoothed the same way)."""
+    if label_smoothing > 0:
+        k = logits.shape[-1]
+        targets = _target_probs(targets, k, logits.dtype) * (1 - label_smoothing) + label_smoothing / k
     if loss == "ce":
         return ce_loss(logits, targets, weights)
     if loss == "sce":

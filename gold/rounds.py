@@ -3,6 +3,8 @@
 A round (DESIGN.md, "The method"):
   generate  the teacher writes `samples_per_round` labeled samples (per label, balanced), from the seeds and —
             in GOLD mode, from round 2 on — the previous round's feedback examples in the prompts;
+  label     with soft labels on (classification, a local teacher): the teacher reads each new sample as a
+            few-shot classifier and its calibrated label probabilities are stored, the student's soft targets;
   train     the student fine-tunes on every kept sample of the run so far that is neither vetoed by a person
             nor flagged as noise, plus the seeds (warm-started from the previous round's student);
   probe     GOLD mode: the teacher writes `probe_size` samples pushed toward other styles and perspectives;
@@ -40,7 +42,7 @@ from gold.teachers.base import BudgetExceeded, GenerationSettings
 from gold.worker import RunContext
 
 TRAIN_IDS = "train_ids.json"
-STEP_ORDER = ("generate", "train", "probe", "score", "select", "measure", "done")
+STEP_ORDER = ("generate", "label", "train", "probe", "score", "select", "measure", "done")
 HIST_BINS = 20
 
 _TEACHERS: dict[tuple, Any] = {}
@@ -99,7 +101,9 @@ def load_checkpoint(store, run_id: int, round_n: int):
 
 
 def training_args(settings: GoldSettings, warm: bool, round_n: int) -> TrainingArgs:
-    return settings.student.training_args(seed=settings.seed * 1000 + round_n, warm_start=warm)
+    """Round n's recipe; the last round (and a retrain, numbered after it) trains the final student."""
+    return settings.student.training_args(seed=settings.seed * 1000 + round_n, warm_start=warm,
+                                          final=round_n >= settings.rounds)
 
 
 def generation_settings(settings: GoldSettings, round_n: int, salt: int) -> GenerationSettings:
@@ -198,12 +202,19 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
         metrics.update(generate_seconds=round(time.perf_counter() - t0, 1), **{f"gen_{k}": v for k, v in stats.items()})
         store.set_round_step(run_id, n, "generate", metrics)
 
+    if _after(done_step, "label"):
+        ctx.check()
+        if wants_soft_labels(task, settings):
+            metrics.update(label_samples(ctx, task, settings, teacher or get_teacher(settings), n))
+        store.set_round_step(run_id, n, "label", metrics)
+
     if _after(done_step, "train"):
         ctx.check()
         train, train_ids = training_set(store, run_id, task, with_ids=True)
         prev = store.run_dir(run_id) / f"round-{n - 1}" / "student"
-        warm = settings.student.warm_start and n > 1 and prev.exists()
-        state.student = new_student(task, settings, prev if warm else None)
+        args = training_args(settings, settings.student.warm_start and n > 1 and prev.exists(), n)
+        state.student = new_student(task, settings, prev if args.warm_start else None)
+        judge = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.eval_set]
         ctx.progress(None, f"Round {n}: training the student on {len(train)} examples…")
         t0 = time.perf_counter()
 
@@ -212,12 +223,14 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
             if int(frac * 100) % 20 == 0:
                 ctx.check()
 
-        report = state.student.fit(train, training_args(settings, warm, n), progress=on_step)
+        report = state.student.fit(train, args, progress=on_step, eval_examples=judge)
         state.student.save(ckpt)
         # Which samples this student saw, so an export can ship its exact training set later.
         (ckpt.parent / TRAIN_IDS).write_text(json.dumps({"seeds": len(task.seeds), "sample_ids": train_ids}))
         metrics.update(train_size=len(train), train_seconds=round(time.perf_counter() - t0, 1),
                        train_steps=report.steps, train_loss=round(report.final_loss, 4))
+        if report.best_step is not None:  # early stopping chose an epoch on the evaluation rows
+            metrics.update(best_step=report.best_step, selected_on_eval=True)
         store.set_round_step(run_id, n, "train", metrics, checkpoint=str(ckpt))
     else:
         state.student = new_student(task, settings, ckpt)
@@ -318,6 +331,39 @@ def feedback_examples(store, run_id: int, n: int) -> dict[str, list[Example]]:
     return out
 
 
+# -- label ----------------------------------------------------------------------------------------------------
+
+LABEL_CHUNK = 64
+
+
+def wants_soft_labels(task: TaskSpec, settings: GoldSettings) -> bool:
+    return task.kind == "classification" and settings.student.soft_label_weight > 0
+
+
+def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, n: int) -> dict[str, Any]:
+    """The teacher's calibrated label probabilities for every training sample that has none yet (this round's,
+    or all of them when soft labels were switched on for a retrain). Why: the label a small teacher was asked
+    to write is often not the one it believes once it reads the text back (DESIGN.md: ~30% of generated
+    labels wrong); distilling its belief is the knowledge-distillation half of GOLD."""
+    from gold.teachers import fewshot
+
+    if not hasattr(teacher, "label_loglik"):
+        ctx.progress(None, f"Round {n}: soft labels need a local teacher that scores labels; the student trains on "
+                           "the given labels only.", level="warning")
+        return {"soft_labeled": 0}
+    rows = [r for r in ctx.store.samples(ctx.run_id, role="train", kept_only=True) if r["teacher_probs"] is None]
+    agree = 0
+    for start in range(0, len(rows), LABEL_CHUNK):
+        ctx.check()
+        chunk = rows[start : start + LABEL_CHUNK]
+        probs = fewshot.label_probs(teacher, task, [r["inputs"] for r in chunk], seed=settings.seed).calibrated
+        ctx.store.set_teacher_probs({r["id"]: p.tolist() for r, p in zip(chunk, probs)})
+        agree += sum(task.labels[int(p.argmax())] == r["output"] for r, p in zip(chunk, probs))
+        done = min(len(rows), start + LABEL_CHUNK)
+        ctx.progress(done / len(rows), f"Round {n}: the teacher reads back {done}/{len(rows)} samples")
+    return {"soft_labeled": len(rows), "teacher_agrees": round(agree / len(rows), 4) if rows else None}
+
+
 # -- train ----------------------------------------------------------------------------------------------------
 
 def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False):
@@ -326,7 +372,7 @@ def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False):
     rows = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
     ids = []
     for row in store.samples(run_id, trainable_only=True):
-        rows.append(TrainExample(task.format_input(row["inputs"]), row["output"]))
+        rows.append(TrainExample(task.format_input(row["inputs"]), row["output"], soft=row["teacher_probs"]))
         ids.append(row["id"])
     return (rows, ids) if with_ids else rows
 

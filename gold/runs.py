@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -40,9 +40,22 @@ RUN_HELP: dict[str, str] = {
     "student_model": "embedded:all-minilm-l6-v2 or a local encoder folder.",
     "min_steps": "Train at least this many steps each round, so mid-loop students converge (flat energy otherwise).",
     "loss": "sce: symmetric cross-entropy, robust to noisy labels (paper: alpha 0.1, beta 1). ce: plain.",
+    "final_fresh": "Train the final student (last round, retrain) from the pretrained model instead of continuing "
+                   "the previous round's: mid-loop students are trained to convergence for their energy, and carry "
+                   "that fit of the earlier rounds' noisy labels along.",
+    "early_stopping": "Score the final student on the task's evaluation rows after every epoch and keep the best "
+                      "epoch: the one clean signal against memorising the teacher's label noise. Its metric on "
+                      "those rows is then optimistic (they chose the epoch); the Runs page says so.",
+    "final_epochs": "Epochs for the final student (0 = the same as every round). With early stopping, the most "
+                    "it may train.",
+    "soft_label_weight": "Classification with a local teacher: after generating, the teacher reads each sample back "
+                         "as a few-shot classifier (calibrated), and the student learns (1 − w)·the label it was "
+                         "asked to write + w·what the teacher believes. 0 = the given labels only.",
+    "label_smoothing": "Share of each one-hot label spread over all labels (0 = none): a wrong generated label pulls "
+                       "the student less.",
 }
 
-STEPS = ("generate", "train", "probe", "score", "select", "measure")
+STEPS = ("generate", "label", "train", "probe", "score", "select", "measure")
 
 
 def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = "", with_baseline: bool = False,
@@ -112,6 +125,7 @@ class RunOverview:
     usage: dict[str, float]
     eta_s: float | None
     histograms: dict[int, dict[str, list[float]]]
+    selected_on_eval: list[int] = field(default_factory=list)  # rounds whose student early stopping chose
 
 
 def eta_seconds(rounds: list[dict[str, Any]], total_rounds: int, now: float | None = None) -> float | None:
@@ -185,4 +199,5 @@ def run_overview(store: Store, run_id: int) -> RunOverview:
     hists = {r["n"]: r["metrics"]["energy_hist"] for r in rounds if r["metrics"].get("energy_hist")}
     return RunOverview(run=run, progress=progress, progress_text=text, counts=store.sample_counts(run_id),
                        rounds_table=table, metric_name=metric_name, reject_reasons=store.reject_reasons(run_id),
-                       events=events, usage=run["usage"], eta_s=eta, histograms=hists)
+                       events=events, usage=run["usage"], eta_s=eta, histograms=hists,
+                       selected_on_eval=[r["n"] for r in rounds if r["metrics"].get("selected_on_eval")])

@@ -286,19 +286,32 @@ class StudentSpec:
     sce_alpha: float = 0.1
     sce_beta: float = 1.0
     warm_start: bool = True
+    label_smoothing: float = 0.0
+    soft_label_weight: float = 0.0  # classification with a local teacher: mix its label probabilities in
+    # The final student (last round, and a retrain): how it is trained. Mid-loop students must converge for
+    # their energy to mean anything; the final one must not memorise the generated labels' noise.
+    final_fresh: bool = False  # train it from the pretrained encoder instead of warm-starting
+    final_epochs: int = 0  # 0 = `epochs`
+    early_stopping: bool = False  # keep its best epoch on the task's evaluation rows (when it has some)
 
-    def training_args(self, seed: int = 0, warm_start: bool = False):
-        """The TrainingArgs a round trains with: one source for the values and for their validation."""
+    def training_args(self, seed: int = 0, warm_start: bool = False, final: bool = False):
+        """The TrainingArgs a round trains with: one source for the values and for their validation.
+        `final` = the run's last training (last round or retrain), where final_* and early_stopping apply."""
         from gold.students.base import TrainingArgs
 
         return TrainingArgs(
-            epochs=self.epochs, min_steps=self.min_steps, max_steps=self.max_steps, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, max_length=self.max_length, loss=self.loss, sce_alpha=self.sce_alpha,
-            sce_beta=self.sce_beta, seed=seed, warm_start=warm_start,
+            epochs=(self.final_epochs or self.epochs) if final else self.epochs, min_steps=self.min_steps,
+            max_steps=self.max_steps, learning_rate=self.learning_rate, batch_size=self.batch_size,
+            max_length=self.max_length, loss=self.loss, sce_alpha=self.sce_alpha, sce_beta=self.sce_beta, seed=seed,
+            warm_start=warm_start and not (final and self.final_fresh), label_smoothing=self.label_smoothing,
+            soft_label_weight=self.soft_label_weight,
+            early_stopping=final and self.early_stopping,
         )
 
     def problems(self) -> list[str]:
         p = [] if self.model.strip() else ["Name the student model."]
+        if self.final_epochs < 0:
+            p.append("Final epochs must be 0 (same as epochs) or more.")
         return p + [f"Student: {problem}" for problem in self.training_args().problems()]
 
 

@@ -180,8 +180,14 @@ def _m2_workers(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m3_teacher_probs(db: sqlite_utils.Database) -> None:
+    # The teacher's own label distribution for a generated sample (JSON list, one probability per label):
+    # the soft targets of knowledge distillation, kept so a resumed run or a retrain does not ask again.
+    _execute_script(db, "ALTER TABLE samples ADD COLUMN teacher_probs TEXT")
+
+
 # Append only: a migration, once released, is never edited; fix forward with a new one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_workers]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_workers, _m3_teacher_probs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -649,7 +655,14 @@ class Store:
         rows = list(self._rows(sql + " ORDER BY id", params))
         for r in rows:
             r["inputs"] = json.loads(r["inputs"])
+            r["teacher_probs"] = json.loads(r["teacher_probs"]) if r.get("teacher_probs") else None
         return rows
+
+    def set_teacher_probs(self, probs: dict[int, list[float]]) -> None:
+        """The teacher's label probabilities per sample id (soft labels), stored once per sample."""
+        with self.transaction():
+            self.db.conn.executemany("UPDATE samples SET teacher_probs=? WHERE id=?",
+                                     [(json.dumps([round(float(x), 6) for x in p]), i) for i, p in probs.items()])
 
     def set_scores(self, scores: list[dict[str, Any]]) -> None:
         """Bulk update of energy/prediction/confidence/label_prob per sample id."""

@@ -217,3 +217,21 @@ def test_classification_loss_dispatch():
     assert classification_loss(logits, targets, "sce", 0.1, 1.0).item() == pytest.approx(0.1 * LN2 + 0.5 * LOG_CLAMP, rel=1e-6)
     with pytest.raises(ValueError):
         classification_loss(logits, targets, "focal")
+
+
+def test_label_smoothing_spreads_the_target_and_bounds_the_pull_of_a_wrong_label():
+    import torch
+
+    from gold.energy import ce_loss, classification_loss
+
+    logits = torch.tensor([[4.0, -4.0, 0.0], [0.0, 2.0, 1.0]])
+    targets = torch.tensor([0, 2])
+    smoothed = torch.tensor([[0.8 + 0.2 / 3, 0.2 / 3, 0.2 / 3], [0.2 / 3, 0.2 / 3, 0.8 + 0.2 / 3]])
+    assert classification_loss(logits, targets, "ce", label_smoothing=0.2) == pytest.approx(
+        float(ce_loss(logits, smoothed)), rel=1e-6)
+    assert classification_loss(logits, targets, "ce", label_smoothing=0.0) == pytest.approx(
+        float(ce_loss(logits, targets)), rel=1e-6)
+    # A confident, correct prediction is no longer a zero loss: the student is kept from certainty.
+    sure = torch.tensor([[30.0, -30.0, -30.0]])
+    assert float(classification_loss(sure, torch.tensor([0]), "ce")) < 1e-6
+    assert float(classification_loss(sure, torch.tensor([0]), "ce", label_smoothing=0.1)) > 1.0

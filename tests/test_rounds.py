@@ -31,3 +31,59 @@ def test_vetoes_made_between_rounds_leave_the_next_training_set(store, home):
     assert set(vetoed) <= set(round1)  # trained on before the veto…
     assert not set(vetoed) & set(round2)  # …and not after it
     assert {r["id"] for r in store.samples(run_id) if r["vetoed"]} == set(vetoed)
+
+
+def test_the_last_round_trains_a_fresh_student_chosen_on_the_evaluation_rows(store, home):
+    """final_fresh + early_stopping: mid-loop rounds warm-start and converge as before; the last round starts
+    from the pretrained encoder and keeps its best epoch on the task's evaluation rows (and says so)."""
+    from gold.rounds import execute_run
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(map_after_round=False)
+    settings.student.final_fresh = True
+    settings.student.early_stopping = True
+    settings.student.final_epochs = 3
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    first, last = (r["metrics"] for r in store.rounds(run_id))
+    assert "best_step" not in first and not first.get("selected_on_eval")
+    assert last["selected_on_eval"] is True and 1 <= last["best_step"] <= last["train_steps"]
+
+
+def test_soft_labels_store_what_the_teacher_believes_for_every_training_sample(store, home):
+    from gold.rounds import execute_run
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(map_after_round=False)
+    settings.student.soft_label_weight = 0.5
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    train = store.samples(run_id, role="train", kept_only=True)
+    assert train and all(len(r["teacher_probs"]) == 2 and abs(sum(r["teacher_probs"]) - 1) < 1e-3 for r in train)
+    assert all(r["teacher_probs"] is None for r in store.samples(run_id, role="probe"))  # never trained on
+    rounds = [r["metrics"] for r in store.rounds(run_id)]
+    assert sum(m["soft_labeled"] for m in rounds) == len(train)  # each sample read back once, not every round
+    assert all(0 <= m["teacher_agrees"] <= 1 for m in rounds if m["soft_labeled"])
+
+
+def test_soft_labels_with_a_teacher_that_cannot_score_labels_warn_and_train_on_the_given_labels(store, home):
+    from gold.rounds import label_samples
+    from gold.specs import GoldSettings
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    run_id = store.create_run(task_id, tiny_settings().to_dict())
+    store.add_samples(run_id, 1, "train", [{"inputs": {"text": "fine"}, "output": "positive"}])
+    ctx = RunContext(store, run_id, "test")
+
+    class ChatOnly:  # an OpenAI-compatible teacher: text in, text out, no label log-likelihoods
+        pass
+
+    assert label_samples(ctx, store.get_task(task_id).spec, GoldSettings(), ChatOnly(), 1) == {"soft_labeled": 0}
+    assert any("soft labels need a local teacher" in e["message"] and e["level"] == "warning"
+               for e in store.events(run_id))
+    assert store.samples(run_id)[0]["teacher_probs"] is None

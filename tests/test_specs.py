@@ -91,3 +91,15 @@ def test_run_settings_validation_reports_every_part():
         assert text in problems, text
     args = GoldSettings().student.training_args(seed=7, warm_start=True)
     assert (args.loss, args.min_steps, args.seed, args.warm_start) == ("sce", 60, 7, True)
+
+
+def test_final_student_recipe_applies_only_to_the_last_training():
+    from gold.specs import StudentSpec
+
+    spec = StudentSpec(final_fresh=True, early_stopping=True, final_epochs=8, epochs=5, label_smoothing=0.1)
+    mid = spec.training_args(seed=1, warm_start=True)
+    final = spec.training_args(seed=1, warm_start=True, final=True)
+    assert (mid.warm_start, mid.early_stopping, mid.epochs, mid.label_smoothing) == (True, False, 5, 0.1)
+    assert (final.warm_start, final.early_stopping, final.epochs, final.label_smoothing) == (False, True, 8, 0.1)
+    assert StudentSpec(final_epochs=0).training_args(final=True).epochs == 5  # 0 = same as epochs
+    assert "Final epochs" in " ".join(StudentSpec(final_epochs=-1).problems())

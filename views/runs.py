@@ -92,7 +92,15 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
         epochs = c2.number_input("Epochs", 1, 100, s.epochs)
         min_steps = c3.number_input("Min steps", 0, 100_000, s.min_steps, help=RUN_HELP["min_steps"])
         lr = c4.number_input("Learning rate", 1e-7, 1e-1, s.learning_rate, format="%.1e")
-        loss = c5.selectbox("Loss", ["sce", "ce"], help=RUN_HELP["loss"])
+        loss = c5.selectbox("Loss", ["sce", "ce"], index=["sce", "ce"].index(s.loss), help=RUN_HELP["loss"])
+        c1, c2, c3, c4, c5 = st.columns(5)
+        final_fresh = c1.checkbox("Fresh final student", s.final_fresh, help=RUN_HELP["final_fresh"])
+        early = c2.checkbox("Early stopping on the evaluation rows", s.early_stopping, help=RUN_HELP["early_stopping"])
+        final_epochs = c3.number_input("Final epochs", 0, 100, s.final_epochs, help=RUN_HELP["final_epochs"])
+        smoothing = c4.number_input("Label smoothing", 0.0, 0.9, s.label_smoothing, step=0.05,
+                                    help=RUN_HELP["label_smoothing"])
+        soft = c5.number_input("Soft-label weight", 0.0, 1.0, s.soft_label_weight, step=0.1,
+                               help=RUN_HELP["soft_label_weight"])
         submitted = st.form_submit_button("Start run", type="primary")
 
     if submitted:
@@ -105,7 +113,9 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
                                 temperature=float(t_temp), top_p=float(top_p), price_in_per_m=float(price_in),
                                 price_out_per_m=float(price_out), budget_usd=float(budget)),
             student=StudentSpec(model=s_model, epochs=int(epochs), min_steps=int(min_steps), learning_rate=float(lr),
-                                loss=loss),
+                                loss=loss, final_fresh=final_fresh, early_stopping=early,
+                                final_epochs=int(final_epochs), label_smoothing=float(smoothing),
+                                soft_label_weight=float(soft)),
         )
         keyed = backend == "openai" and bool(api_key)
         try:
@@ -186,6 +196,10 @@ def live(run_id: int) -> None:
     if ov.rounds_table is not None and len(ov.rounds_table):
         st.markdown("**Per round**")
         st.dataframe(ov.rounds_table, hide_index=True, width="stretch")
+        if ov.selected_on_eval:
+            st.caption(f"Round {', '.join(map(str, ov.selected_on_eval))}: early stopping chose the student's epoch "
+                       f"on the evaluation rows, so its {ov.metric_name or 'metric'} on them is optimistic. Measure "
+                       "it on rows the run never saw before you rely on it.")
         left, right = st.columns(2)
         curves = metric_curves(store, run_id)
         curves["run"] = curves["run"].map(html.escape)  # plotly renders HTML tags in legends and hovers

@@ -26,6 +26,7 @@ class TrainExample:
     text: str
     target: str
     weight: float = 1.0
+    soft: list[float] | None = None  # a teacher's probability per label (classifier), for soft_label_weight
 
 
 @dataclass
@@ -45,6 +46,13 @@ class TrainingArgs:
         sce_alpha, sce_beta: the SCE weights (paper defaults 0.1 and 1.0).
         seed: RNG seed for shuffling, dropout and head init.
         warm_start: continue from the current weights instead of re-initialising (mid-loop rounds).
+        label_smoothing: share of each one-hot target spread evenly over the labels (classifier; 0 = none):
+            a wrong generated label then pulls the student less.
+        early_stopping: when the fit is given labeled evaluation rows, score the student on them after every
+            epoch and keep the best epoch's weights (see `training.BestWeights`).
+        soft_label_weight: w in target = (1 - w)·one-hot(given label) + w·teacher probabilities, for rows that
+            carry `TrainExample.soft` (classifier; 0 = the given labels only). Distils what the teacher believes
+            about a generated text instead of trusting the label it was asked to write.
     """
 
     epochs: int = 5
@@ -60,6 +68,9 @@ class TrainingArgs:
     sce_beta: float = 1.0
     seed: int = 0
     warm_start: bool = False
+    label_smoothing: float = 0.0
+    early_stopping: bool = False
+    soft_label_weight: float = 0.0
 
     def problems(self) -> list[str]:
         p = []
@@ -73,6 +84,10 @@ class TrainingArgs:
             p.append("The loss must be 'ce' or 'sce'.")
         if not 0 <= self.warmup_ratio < 1:
             p.append("The warm-up ratio must be in [0, 1).")
+        if not 0 <= self.soft_label_weight <= 1:
+            p.append("The soft-label weight must be in [0, 1].")
+        if not 0 <= self.label_smoothing < 1:
+            p.append("Label smoothing must be in [0, 1).")
         if self.max_length < 8:
             p.append("The max length must be at least 8 tokens.")
         return p
@@ -94,13 +109,16 @@ class TrainReport:
     seconds: float
     final_loss: float
     examples_per_second: float
+    best_step: int | None = None  # early stopping: the step whose weights were kept
+    eval_history: list[tuple[int, float]] = field(default_factory=list)  # (step, score on the evaluation rows)
 
 
 @runtime_checkable
 class Student(Protocol):
     kind: str  # "classification" or "seq2seq"
 
-    def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None) -> TrainReport: ...
+    def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None,
+            eval_examples: list[TrainExample] | None = None) -> TrainReport: ...
 
     def predict(self, texts: list[str]) -> list[Prediction]: ...
 

@@ -140,12 +140,15 @@ class ClassifierStudent:
         return student
 
     # -- training -------------------------------------------------------------------------------------------
-    def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None) -> TrainReport:
+    def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None,
+            eval_examples: list[TrainExample] | None = None) -> TrainReport:
         """Fine-tune on `examples`. Steps = max(epochs·⌈n/batch⌉, min_steps), capped by max_steps when > 0.
 
         Batches are consecutive slices of a fresh seeded permutation each epoch, padded to their own longest
         text (no length sorting: sorted batches are correlated and hurt SGD on tiny sets). `progress` is
         called once per step; raising from it cancels the fit (the weights are then partly trained).
+        With `args.early_stopping` and `eval_examples` (labeled rows whose targets are labels), accuracy on
+        them is measured after every epoch and the best epoch's weights are the ones kept.
         """
         problems = args.problems()
         if problems:
@@ -155,6 +158,7 @@ class ClassifierStudent:
         unknown = sorted({ex.target for ex in examples if ex.target not in self.label2id})
         if unknown:
             raise ValueError(f"Training targets that are not labels of this student: {unknown[:5]} (labels: {self.labels}).")
+        judge = [ex for ex in (eval_examples or []) if ex.target in self.label2id] if args.early_stopping else []
 
         if not (args.warm_start and self.model is not None):
             self.model = self._fresh_model(args.seed)  # the old weights stay usable if this load fails
@@ -165,7 +169,7 @@ class ClassifierStudent:
         steps = training.plan_steps(n, args)
 
         encoded = self.tokenizer([ex.text for ex in examples], truncation=True, max_length=args.max_length)["input_ids"]
-        targets = torch.tensor([self.label2id[ex.target] for ex in examples], dtype=torch.long)
+        targets = self._targets(examples, args.soft_label_weight)
         weights = torch.tensor([float(ex.weight) for ex in examples], dtype=torch.float32)
         use_weights = bool((weights != 1).any())
 
@@ -175,7 +179,8 @@ class ClassifierStudent:
             torch.manual_seed(args.seed)
             try:
                 model.train()
-                self._train_steps(encoded, targets, weights if use_weights else None, args, steps, progress)
+                keeper = self._train_steps(encoded, targets, weights if use_weights else None, args, steps, progress,
+                                           judge)
             finally:
                 model.eval()
         seconds = time.perf_counter() - start
@@ -186,7 +191,32 @@ class ClassifierStudent:
             seconds=seconds,
             final_loss=float(np.mean(tail)) if tail else float("nan"),
             examples_per_second=training.steps_examples(n, args.batch_size, steps) / seconds if seconds > 0 else float("inf"),
+            best_step=keeper.best_step if keeper else None,
+            eval_history=keeper.history if keeper else [],
         )
+
+    def _targets(self, examples: list[TrainExample], soft_weight: float) -> torch.Tensor:
+        """Class indices, or probability rows when some examples carry a teacher's soft labels to mix in."""
+        hard = torch.tensor([self.label2id[ex.target] for ex in examples], dtype=torch.long)
+        if soft_weight <= 0 or all(ex.soft is None for ex in examples):
+            return hard
+        k = len(self.labels)
+        rows = torch.nn.functional.one_hot(hard, k).float()
+        for i, ex in enumerate(examples):
+            if ex.soft is None:
+                continue
+            soft = torch.tensor([float(x) for x in ex.soft], dtype=torch.float32)
+            if soft.shape != (k,) or not torch.isfinite(soft).all() or soft.min() < 0 or soft.sum() <= 0:
+                raise ValueError(f"Soft labels must be {k} non-negative numbers (one per label); got {ex.soft}.")
+            rows[i] = (1 - soft_weight) * rows[i] + soft_weight * soft / soft.sum()
+        return rows
+
+    def accuracy(self, examples: Sequence[TrainExample]) -> float:
+        """Share of `examples` whose target is the predicted label."""
+        if not examples:
+            return 0.0
+        preds = self.predict([ex.text for ex in examples])
+        return sum(p.output == ex.target for p, ex in zip(preds, examples)) / len(examples)
 
     def _train_steps(
         self,
@@ -196,10 +226,13 @@ class ClassifierStudent:
         args: TrainingArgs,
         steps: int,
         progress: ProgressFn | None,
-    ) -> None:
+        judge: list[TrainExample],
+    ) -> training.BestWeights | None:
         model = self.model
         opt = training.Optimization(model, args, steps)
         rng = np.random.default_rng(args.seed)
+        keeper = training.BestWeights(model, lambda: self.accuracy(judge)) if judge else None
+        checkpoints = training.epoch_ends(len(encoded), args.batch_size, steps)
         self.loss_history = []
         for step, idx in enumerate(training.batches(len(encoded), args.batch_size, steps, rng), start=1):
             batch = self._collate([encoded[i] for i in idx])
@@ -211,13 +244,19 @@ class ClassifierStudent:
                 args.sce_alpha,
                 args.sce_beta,
                 weights[idx].to(self.device) if weights is not None else None,
+                args.label_smoothing,
             )
             loss.backward()
             opt.step()
             value = float(loss.detach())
             self.loss_history.append(value)
+            if keeper is not None and step in checkpoints:
+                keeper.offer(step)
             if progress is not None:
                 progress(step / steps, f"step {step}/{steps} · loss {value:.4f}")
+        if keeper is not None:
+            keeper.restore()
+        return keeper
 
     # -- inference ------------------------------------------------------------------------------------------
     def score(self, texts: Sequence[str], temperature: float = 1.0, embeddings: bool = False) -> Scores:

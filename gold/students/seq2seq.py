@@ -247,11 +247,14 @@ class Seq2SeqStudent:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     # -- training -------------------------------------------------------------------------------------------
-    def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None) -> TrainReport:
+    def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None,
+            eval_examples: list[TrainExample] | None = None) -> TrainReport:
         """Fine-tune on `examples` (text → target). Steps = max(epochs·⌈n/batch⌉, min_steps), capped by
         max_steps when > 0; AdamW with warm-up then linear decay; token CE over the target tokens, averaged per
         example and then over the batch (weighted by `TrainExample.weight`), so a long answer does not count
-        more than a short one. `progress` is called once per step; raising from it cancels the fit."""
+        more than a short one. `progress` is called once per step; raising from it cancels the fit.
+        With `args.early_stopping` and `eval_examples`, the weights kept are those of the epoch with the lowest
+        mean token loss on them (teacher-forced: decoding every row each epoch would cost more than the fit)."""
         problems = args.problems()
         if problems:
             raise ValueError(" ".join(problems))
@@ -278,6 +281,11 @@ class Seq2SeqStudent:
         rng = np.random.default_rng(args.seed)
         torch.manual_seed(args.seed)  # dropout, where the model has any
 
+        judge = list(eval_examples or []) if args.early_stopping else []
+        keeper = (training.BestWeights(model, lambda: -float(np.mean(self.loss([e.text for e in judge],
+                                                                                [e.target for e in judge]))))
+                  if judge else None)
+        checkpoints = training.epoch_ends(n, args.batch_size, steps)
         model.train()
         self.loss_history = []
         seen = 0
@@ -291,8 +299,12 @@ class Seq2SeqStudent:
                 value = float(loss.detach())
                 self.loss_history.append(value)
                 seen += len(idx)
+                if keeper is not None and step in checkpoints:
+                    keeper.offer(step)
                 if progress is not None:
                     progress(step / steps, f"step {step}/{steps} · loss {value:.4f}")
+            if keeper is not None:
+                keeper.restore()
         finally:
             model.eval()
         seconds = time.perf_counter() - start
@@ -303,6 +315,8 @@ class Seq2SeqStudent:
             seconds=seconds,
             final_loss=float(np.mean(tail)) if tail else float("nan"),
             examples_per_second=seen / seconds if seconds > 0 else float("inf"),
+            best_step=keeper.best_step if keeper else None,
+            eval_history=keeper.history if keeper else [],
         )
 
     def _target_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -66,28 +66,51 @@ def row_prompt(task: TaskSpec, inputs: dict[str, str], options: PromptOptions | 
     return _block(task, inputs, options) + f"{field_title(task, task.output_name, options)}:"
 
 
-def classify(teacher, task: TaskSpec, rows: Sequence[Example], seed: int = 0, batch_size: int = 16) -> FewShotResult:
-    """Raw and calibrated few-shot predictions of a teacher that scores continuations (`label_loglik`)."""
+@dataclass
+class LabelProbs:
+    """The teacher's label distribution for each row: raw (softmax of the label log-likelihoods) and
+    contextually calibrated (divided by the content-free prior, renormalised)."""
+
+    raw: np.ndarray  # [N, K], rows sum to 1
+    calibrated: np.ndarray  # [N, K], rows sum to 1
+    prior: np.ndarray  # [K]: what the teacher says with no content
+    seconds: float
+
+
+def label_probs(teacher, task: TaskSpec, inputs: Sequence[dict[str, str]], seed: int = 0,
+                batch_size: int = 16) -> LabelProbs:
+    """Few-shot label probabilities of a teacher that scores continuations (`label_loglik`), after a prompt of
+    the seeds whose key-value cache is computed once. Used to read the teacher as a classifier (`classify`) and
+    to give the student soft targets for generated samples (the knowledge-distillation half of GOLD)."""
     if task.kind != "classification":
-        raise ValueError("classify() is for classification tasks; use answer() for seq2seq.")
+        raise ValueError("Label probabilities are for classification tasks; use answer() for seq2seq.")
     if not hasattr(teacher, "label_loglik"):
         raise ValueError("This teacher cannot score labels (label log-likelihoods need a local model).")
     prefix = fewshot_prefix(task, seed)
     candidates = [f" {label}" for label in task.labels]
     started = time.perf_counter()
-    prompts = [row_prompt(task, ex.inputs) for ex in rows]
-    ll = teacher.label_loglik(prompts, candidates, prefix=prefix, batch_size=batch_size)
-    seconds = time.perf_counter() - started
+    ll = teacher.label_loglik([row_prompt(task, x) for x in inputs], candidates, prefix=prefix, batch_size=batch_size)
     free_inputs = [{f: text for f in task.input_fields} for text in CONTENT_FREE]
     free = teacher.label_loglik([row_prompt(task, x) for x in free_inputs], candidates, prefix=prefix,
                                 batch_size=batch_size)
     prior = _softmax(free).mean(axis=0)  # the label distribution with no content
-    calibrated = np.log(_softmax(ll)) - np.log(prior)
+    raw = _softmax(ll) if len(inputs) else np.zeros((0, len(candidates)))
+    calibrated = raw / prior
+    calibrated = calibrated / calibrated.sum(axis=1, keepdims=True) if len(inputs) else calibrated
+    return LabelProbs(raw, calibrated, prior, time.perf_counter() - started)
+
+
+def classify(teacher, task: TaskSpec, rows: Sequence[Example], seed: int = 0, batch_size: int = 16) -> FewShotResult:
+    """Raw and calibrated few-shot predictions of a teacher that scores continuations (`label_loglik`)."""
+    if task.kind != "classification":
+        raise ValueError("classify() is for classification tasks; use answer() for seq2seq.")
+    p = label_probs(teacher, task, [ex.inputs for ex in rows], seed=seed, batch_size=batch_size)
     labels = list(task.labels)
-    outputs = {"raw": [labels[i] for i in ll.argmax(axis=1)], "calibrated": [labels[i] for i in calibrated.argmax(axis=1)]}
+    outputs = {"raw": [labels[i] for i in p.raw.argmax(axis=1)],
+               "calibrated": [labels[i] for i in p.calibrated.argmax(axis=1)]}
     metrics = {k: task_metric(task, v, rows) for k, v in outputs.items()}
-    return FewShotResult(outputs, metrics, seconds, len(rows),
-                         extra={"content_free_prior": dict(zip(labels, np.round(prior, 4).tolist()))})
+    return FewShotResult(outputs, metrics, p.seconds, len(rows),
+                         extra={"content_free_prior": dict(zip(labels, np.round(p.prior, 4).tolist()))})
 
 
 def answer(teacher, task: TaskSpec, rows: Sequence[Example], seed: int = 0, batch_size: int = 8,

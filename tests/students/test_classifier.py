@@ -197,3 +197,88 @@ def test_warm_start_keeps_weights_and_cold_start_resets_them(trained):
         trained_model.load_state_dict(snapshot)
         student.model = trained_model
         student.max_length = trained.args.max_length
+
+
+# --- early stopping -------------------------------------------------------------------------------------
+def test_early_stopping_keeps_the_epoch_that_did_best_on_the_evaluation_rows(trained, monkeypatch):
+    """The score after each epoch is scripted (best after the 2nd epoch, a tie later) and the head's weights are
+    recorded at each scoring: the fit must hand back exactly the weights of the best, latest-tied epoch."""
+    student = trained.student
+    trained_model = student.model
+    snapshot = {k: v.detach().clone() for k, v in trained_model.state_dict().items()}
+    script = iter([0.50, 0.75, 0.60, 0.75, 0.25] + [0.0] * 100)
+    heads: list[torch.Tensor] = []
+
+    def scripted_accuracy(examples):
+        assert [ex.target for ex in examples] == trained.targets  # scored on the evaluation rows given
+        heads.append(student.model.classifier.weight.detach().clone())
+        return next(script)
+
+    monkeypatch.setattr(student, "accuracy", scripted_accuracy)
+    try:
+        args = TrainingArgs(**{**trained.args.__dict__, "early_stopping": True, "min_steps": 10})
+        report = student.fit(trained.examples, args, eval_examples=trained.examples)
+        assert [s for s, _ in report.eval_history] == [2, 4, 6, 8, 10]  # after every epoch of 2 batches of 8
+        assert report.best_step == 8  # 0.75 twice: the later epoch
+        assert torch.equal(student.model.classifier.weight, heads[3])  # its weights, not the last epoch's
+        assert not torch.equal(heads[3], heads[4])
+
+        heads.clear()
+        plain = student.fit(trained.examples, args.__class__(**{**args.__dict__, "early_stopping": False}),
+                            eval_examples=trained.examples)  # not asked: nothing scored
+        assert plain.best_step is None and plain.eval_history == [] and heads == []
+    finally:
+        trained_model.load_state_dict(snapshot)
+        student.model = trained_model
+        student.max_length = trained.args.max_length
+
+
+def test_early_stopping_scores_accuracy_on_the_evaluation_rows(trained):
+    """Unscripted: rows labelled the opposite way are the worst possible evaluation set for a student that fits
+    its training labels, and every score is their real accuracy under the weights of that epoch."""
+    student = trained.student
+    trained_model = student.model
+    snapshot = {k: v.detach().clone() for k, v in trained_model.state_dict().items()}
+    flipped = [TrainExample(ex.text, "negative" if ex.target == "positive" else "positive") for ex in trained.examples]
+    try:
+        args = TrainingArgs(**{**trained.args.__dict__, "early_stopping": True})
+        report = student.fit(trained.examples, args, eval_examples=flipped)
+        best = max(v for _, v in report.eval_history)
+        assert student.accuracy(flipped) == pytest.approx(best)
+        assert report.eval_history[-1][1] == pytest.approx(0.0)  # by the end it fits the training labels
+    finally:
+        trained_model.load_state_dict(snapshot)
+        student.model = trained_model
+        student.max_length = trained.args.max_length
+
+
+def test_label_smoothing_is_validated():
+    assert TrainingArgs(label_smoothing=0.1).problems() == []
+    assert "Label smoothing" in " ".join(TrainingArgs(label_smoothing=1.0).problems())
+
+
+def test_soft_labels_are_mixed_into_the_targets(trained):
+    """With weight 1 the teacher's probabilities replace the given labels; with weight 0 they are ignored."""
+    student = trained.student
+    trained_model = student.model
+    snapshot = {k: v.detach().clone() for k, v in trained_model.state_dict().items()}
+    # The teacher believes every row has the opposite label of the one it was asked to write.
+    opposite = [TrainExample(ex.text, ex.target, soft=[1.0, 0.0] if ex.target == "positive" else [0.0, 1.0])
+                for ex in trained.examples]
+    try:
+        targets = student._targets(opposite, 0.25)
+        assert targets.shape == (16, 2) and torch.allclose(targets.sum(dim=1), torch.ones(16))
+        assert targets[0].tolist() == pytest.approx([0.25, 0.75])  # positive row: 0.75 given label, 0.25 teacher
+        assert student._targets(opposite, 0.0).dtype == torch.long  # weight 0: the given labels as they are
+
+        student.fit(opposite, TrainingArgs(**{**trained.args.__dict__, "soft_label_weight": 1.0}))
+        preds = [p.output for p in student.predict(trained.texts)]
+        assert preds == ["negative" if t == "positive" else "positive" for t in trained.targets]
+
+        bad = [TrainExample("x", "positive", soft=[0.2, 0.3, 0.5])]
+        with pytest.raises(ValueError, match="Soft labels must be 2"):
+            student.fit(bad, TrainingArgs(**{**trained.args.__dict__, "soft_label_weight": 0.5}))
+    finally:
+        trained_model.load_state_dict(snapshot)
+        student.model = trained_model
+        student.max_length = trained.args.max_length

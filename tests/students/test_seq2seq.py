@@ -253,3 +253,21 @@ def test_load_restores_the_student(trained, saved):
     texts = [t for t, _ in PAIRS[:2]]
     assert [p.output for p in loaded.predict(texts)] == [p.output for p in trained.student.predict(texts)]
     assert np.allclose(loaded.energy(texts, ["5", "12"]), trained.student.energy(texts, ["5", "12"]), atol=1e-4)
+
+
+def test_early_stopping_scores_every_epoch_by_eval_loss_and_keeps_the_best(trained):
+    student = trained.student
+    snapshot = {k: v.detach().clone() for k, v in student.model.state_dict().items()}
+    # The same questions with wrong answers: fitting the right ones makes these less likely as training goes on.
+    wrong = [TrainExample(t, y) for (t, _), (_, y) in zip(PAIRS, PAIRS[1:] + PAIRS[:1])]
+    try:
+        args = TrainingArgs(epochs=1, min_steps=3, max_steps=3, batch_size=4, learning_rate=3e-4, max_length=48,
+                            warm_start=True, early_stopping=True)
+        report = student.fit(trained.examples, args, eval_examples=wrong)
+        assert [s for s, _ in report.eval_history] == [1, 2, 3]  # one batch per epoch
+        best = max(v for _, v in report.eval_history)
+        assert report.best_step == max(s for s, v in report.eval_history if v == best)
+        kept = -float(np.mean(student.loss([e.text for e in wrong], [e.target for e in wrong])))
+        assert kept == pytest.approx(best, abs=1e-4)  # the weights handed back are the best epoch's
+    finally:
+        student.model.load_state_dict(snapshot)

@@ -71,3 +71,15 @@ def test_answer_seq2seq_greedy_exact_match(local_teacher):
     r = fewshot.answer(local_teacher, task, rows, max_new_tokens=8)
     assert len(r.outputs["greedy"]) == 3 and all("\n" not in o for o in r.outputs["greedy"])
     assert 0.0 <= r.metrics["greedy"] <= 1.0
+
+
+def test_label_probs_are_distributions_whose_calibrated_argmax_is_the_calibrated_label():
+    task = example_spec("sst2")
+    rows = task.eval_set[:20]
+    truth = {ex.inputs["text"]: task.labels.index(ex.output) for ex in rows}
+    p = fewshot.label_probs(BiasedScorer(truth), task, [ex.inputs for ex in rows])
+    assert p.raw.shape == p.calibrated.shape == (20, len(task.labels))
+    assert np.allclose(p.raw.sum(axis=1), 1) and np.allclose(p.calibrated.sum(axis=1), 1)
+    assert [task.labels[i] for i in p.calibrated.argmax(axis=1)] == [ex.output for ex in rows]
+    assert p.prior.argmax() == 0 and p.prior.sum() == pytest.approx(1)
+    assert fewshot.label_probs(BiasedScorer(truth), task, []).calibrated.shape == (0, len(task.labels))

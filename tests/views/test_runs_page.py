@@ -72,3 +72,31 @@ def test_progress_of_a_run_is_shown(page, home):
     [cancel] = [b for b in page.button if b.label == "Cancel run"]
     cancel.click().run()
     assert store.cancel_requested(run_id)
+
+
+def test_final_student_settings_are_frozen_with_the_run(page, home):
+    [early] = [c for c in page.checkbox if c.label == "Early stopping on the evaluation rows"]
+    early.set_value(not early.value)
+    [epochs] = [n for n in page.number_input if n.label == "Final epochs"]
+    epochs.set_value(9)
+    [smooth] = [n for n in page.number_input if n.label == "Label smoothing"]
+    smooth.set_value(0.2)
+    submit(page)
+    [run] = Store(home).list_runs()
+    student = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).student
+    default = GoldSettings().student
+    assert (student.early_stopping, student.final_epochs, student.label_smoothing) == (
+        not default.early_stopping, 9, 0.2)
+    assert student.final_fresh == default.final_fresh and student.loss == default.loss
+
+
+def test_a_student_chosen_on_the_evaluation_rows_is_flagged_as_optimistic(page, home):
+    store = Store(home)
+    [task] = store.list_tasks()
+    run_id = store.create_run(task.id, GoldSettings(rounds=1).to_dict(), name="chosen")
+    store.claim_run("w")
+    store.start_round(run_id, 1)
+    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.7, "selected_on_eval": True, "best_step": 40})
+    page.run()
+    assert not page.exception
+    assert any("Round 1: early stopping chose" in c.value and "optimistic" in c.value for c in page.caption)

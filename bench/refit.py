@@ -1,0 +1,211 @@
+"""How should the final student be trained? Re-fit it on the data of finished quality cells with other recipes.
+
+The final round's generation happens before its training, so changing only how the final student is trained
+(fresh or warm-started, loss, label smoothing, early stopping on the task's evaluation rows, noise-flagged rows
+kept or not) leaves the generated data exactly as it was. Instead of rerunning a whole cell (~5 min of
+generation on 2 cores at 256 samples) this script takes each finished cell's store from bench/quality.py,
+rebuilds the final training set and trains a student per recipe (~1 min), read on the same held-out test rows.
+Every data seed is paired with `--train-seeds` training seeds, because training noise alone moves a student
+by several points (DESIGN.md).
+
+Usage:
+  .venv/bin/python bench/quality.py                     # first: the cells (cached under bench/.work/quality)
+  .venv/bin/python bench/refit.py                       # every recipe on every finished 256-sample cell
+  .venv/bin/python bench/refit.py --recipes fresh_ce,fresh_ce_es --train-seeds 0,1 --tasks sst2
+  .venv/bin/python bench/refit.py --recipe mine=trainable:final_fresh=true,loss=ce,label_smoothing=0.2
+
+A recipe is ROWS:key=value,... — ROWS is `trainable` (what the run's last round trained on: seeds + samples
+neither vetoed nor flagged as noise) or `all` (every kept sample, noise flags ignored); keys are StudentSpec
+fields on top of the product's defaults. Writes bench/results/refit.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS, WORK, machine, machine_line, read_json, write_json  # noqa: I001
+from quality import example_task, parse_value
+from tqdm import tqdm
+
+from gold.evaluation import evaluate_student
+from gold.specs import GoldSettings, StudentSpec
+
+RECIPES = {
+    "as_run": "",  # the cell's own final student, as measured by bench/quality.py (no training here)
+    "fresh_sce": "trainable:final_fresh=true,loss=sce",
+    "fresh_ce": "trainable:final_fresh=true,loss=ce",
+    "fresh_ce_all": "all:final_fresh=true,loss=ce",
+    "fresh_ce_ls": "trainable:final_fresh=true,loss=ce,label_smoothing=0.1",
+    "fresh_ce_es": "trainable:final_fresh=true,loss=ce,early_stopping=true,final_epochs=8",
+    "fresh_ce_es_all": "all:final_fresh=true,loss=ce,early_stopping=true,final_epochs=8",
+    "warm_es": "trainable:early_stopping=true",
+    "warm_soft": "trainable:soft_label_weight=0.5",
+    "warm_es_soft": "trainable:early_stopping=true,soft_label_weight=0.5",
+    "fresh_ce_soft": "trainable:final_fresh=true,loss=ce,soft_label_weight=0.5",
+    "warm_soft_only": "trainable:soft_label_weight=1.0",
+}
+
+
+def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
+    rows, _, pairs = text.partition(":")
+    if rows not in ("trainable", "all"):
+        sys.exit(f"error: recipe '{text}': rows must be 'trainable' or 'all'.")
+    overrides = {}
+    for pair in filter(None, pairs.split(",")):
+        key, _, value = pair.partition("=")
+        if key.strip() not in StudentSpec.__dataclass_fields__:
+            sys.exit(f"error: recipe '{text}': '{key}' is not a student setting.")
+        overrides[key.strip()] = parse_value(value)
+    return rows, overrides
+
+
+def finished_cells(work: Path, task: str, method: str, budget: int, seed: int) -> list[Path]:
+    """The homes of finished cells of this task/method/seed/budget, newest first (their keys hash the settings
+    they ran with; any finished one is a valid source of data)."""
+    homes = sorted(work.glob(f"homes/{task}-{method}-s{seed}-b{budget}-*"), key=lambda p: p.stat().st_mtime,
+                   reverse=True)
+    return [h for h in homes if (work / "cells" / f"{h.name}.json").exists()]
+
+
+def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], train_seed: int) -> dict[str, Any]:
+    from gold.rounds import new_student
+    from gold.store import Store
+    from gold.students.base import TrainExample
+
+    store = Store(home)
+    try:
+        run = store.list_runs()[0]
+        settings = GoldSettings.from_dict(store.get_run(run.id)["settings"])
+        task = store.get_task(store.get_run(run.id)["task_id"]).spec
+        rows = store.samples(run.id, role="train", kept_only=True)
+        if rows_kind == "trainable":
+            rows = [r for r in rows if not r["vetoed"] and r["flag"] != "noise"]
+        soft = teacher_probs(home, task, rows, settings.seed) if overrides.get("soft_label_weight") else {}
+        train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
+        train += [TrainExample(task.format_input(r["inputs"]), r["output"], soft=soft.get(str(r["id"])))
+                  for r in rows]
+        spec = replace(StudentSpec(), **overrides)
+        last = settings.rounds
+        prev = store.run_dir(run.id) / f"round-{last - 1}" / "student"
+        args = spec.training_args(seed=settings.seed * 1000 + last + 7919 * train_seed,
+                                  warm_start=spec.warm_start and prev.exists(), final=True)
+        student = new_student(task, replace(settings, student=spec), prev if args.warm_start else None)
+        judge = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.eval_set]
+        t0 = time.perf_counter()
+        report = student.fit(train, args, eval_examples=judge)
+        return {"test": evaluate_student(student, task, bench_task.test), "train_rows": len(train),
+                "steps": report.steps, "best_step": report.best_step, "eval_history": report.eval_history,
+                "seconds": round(time.perf_counter() - t0, 1)}
+    finally:
+        store.close()
+
+
+def teacher_probs(home: Path, task, rows: list[dict[str, Any]], seed: int) -> dict[str, list[float]]:
+    """The teacher's calibrated label probabilities for a cell's samples (by sample id), computed once per cell."""
+    from gold.teachers import fewshot
+    from gold.teachers.local import LocalTeacher
+
+    path = home.parent.parent / "refit" / f"{home.name}-teacher-probs.json"
+    cached = read_json(path)
+    missing = [r for r in rows if str(r["id"]) not in cached]
+    if missing:
+        p = fewshot.label_probs(LocalTeacher.cached(), task, [r["inputs"] for r in missing], seed=seed)
+        cached.update({str(r["id"]): [round(float(x), 5) for x in row] for r, row in zip(missing, p.calibrated)})
+        write_json(path, cached)
+    return cached
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="sst2,trec")
+    ap.add_argument("--methods", default="baseline,gold", help="the quality cells' methods whose data is re-fitted")
+    ap.add_argument("--seeds", default="0,1,2", help="data seeds (the cells')")
+    ap.add_argument("--train-seeds", default="0", help="training seeds per data seed")
+    ap.add_argument("--budget", type=int, default=256)
+    ap.add_argument("--test-rows", type=int, default=200, help="as bench/quality.py was run")
+    ap.add_argument("--recipes", default=",".join(RECIPES), help="subset of: " + ", ".join(RECIPES))
+    ap.add_argument("--recipe", action="append", default=[], metavar="NAME=ROWS:k=v,...", help="an extra recipe")
+    ap.add_argument("--work", default=str(WORK / "quality"))
+    ap.add_argument("--out", default=str(RESULTS / "refit.json"))
+    a = ap.parse_args()
+
+    recipes: dict[str, str] = {}
+    for name in filter(None, a.recipes.split(",")):
+        if name not in RECIPES:
+            sys.exit(f"error: unknown recipe '{name}'; choose from {', '.join(RECIPES)} or add one with --recipe.")
+        recipes[name] = RECIPES[name]
+    for text in a.recipe:
+        name, _, body = text.partition("=")
+        recipes[name.strip()] = body
+    parsed = {name: parse_recipe(body) for name, body in recipes.items() if body}
+    work = Path(a.work)
+    cache_dir = work / "refit"
+    seeds = [int(s) for s in a.seeds.split(",")]
+    train_seeds = [int(s) for s in a.train_seeds.split(",")]
+
+    jobs = []
+    for task_key in a.tasks.split(","):
+        bench_task = example_task(task_key, a.test_rows)
+        for seed in seeds:
+            for method in a.methods.split(","):
+                homes = finished_cells(work, task_key, method, a.budget, seed)
+                if not homes:
+                    print(f"no finished {task_key}/{method} cell for seed {seed} at budget {a.budget}: skipped")
+                    continue
+                for name in recipes:
+                    for ts in ([0] if name == "as_run" else train_seeds):
+                        jobs.append((bench_task, method, seed, homes[0], name, ts))
+
+    results: dict[str, Any] = read_json(Path(a.out)).get("cells", {})
+    started = time.perf_counter()
+    bar = tqdm(jobs, desc="refit", unit="fit")
+    for bench_task, method, seed, home, name, ts in bar:
+        body = recipes[name]
+        ident = f"{home.name}|{name}|{body}|t{ts}"
+        bar.set_postfix_str(f"{bench_task.key} {method} s{seed} {name} t{ts}")
+        cached = read_json(cache_dir / f"{home.name}-{name}-t{ts}.json")
+        if cached.get("ident") == ident:
+            r = cached
+        elif name == "as_run":
+            r = {"ident": ident, "test": read_json(work / "cells" / f"{home.name}.json")["test"]}
+        else:
+            rows_kind, overrides = parsed[name]
+            r = {"ident": ident, **refit(home, bench_task, rows_kind, overrides, ts)}
+            write_json(cache_dir / f"{home.name}-{name}-t{ts}.json", r)
+        results[f"{bench_task.key}|{method}|{name}|s{seed}|t{ts}"] = {"test": r["test"], "best_step": r.get("best_step"),
+                                                                       "seconds": r.get("seconds")}
+        tqdm.write(f"{bench_task.key:<5} {method:<9} s{seed} t{ts} {name:<16} test {100 * r['test']:.1f}%"
+                   + (f" (best step {r['best_step']})" if r.get("best_step") else ""))
+
+    table: dict[str, Any] = {}
+    for key, r in results.items():
+        task_key, method, name, _, _ = key.split("|")
+        table.setdefault(task_key, {}).setdefault(name, {}).setdefault(method, []).append(100 * r["test"])
+    print()
+    for task_key, per_recipe in table.items():
+        methods = sorted({m for v in per_recipe.values() for m in v})
+        print(f"{task_key}: test accuracy %, mean [min, max] over data seeds × training seeds")
+        print(f"{'recipe':<18}" + "".join(f"{m:>24}" for m in methods))
+        for name, per_method in per_recipe.items():
+            cells = []
+            for m in methods:
+                v = per_method.get(m, [])
+                cells.append(f"{statistics.mean(v):.1f} [{min(v):.1f}, {max(v):.1f}] n{len(v)}" if v else "-")
+            print(f"{name:<18}" + "".join(f"{c:>24}" for c in cells))
+        print()
+    summary = {t: {name: {m: {"mean": round(statistics.mean(v), 1), "spread": [round(min(v), 1), round(max(v), 1)],
+                              "n": len(v)} for m, v in pm.items()} for name, pm in pr.items()} for t, pr in table.items()}
+    info = machine()
+    write_json(Path(a.out), {"machine": machine_line(info), "budget": a.budget, "recipes": {**RECIPES, **recipes},
+                             "summary": summary, "cells": results, "command": "bench/refit.py " + " ".join(sys.argv[1:])})
+    print(f"{machine_line(info)}; {time.perf_counter() - started:.0f} s; written {a.out}")
+
+
+if __name__ == "__main__":
+    main()
