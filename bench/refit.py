@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--recipe", action="append", default=[], metavar="NAME=ROWS:k=v,...", help="an extra recipe")
     ap.add_argument("--work", default=str(WORK / "quality"))
     ap.add_argument("--out", default=str(RESULTS / "refit.json"))
+    ap.add_argument("--cached-only", action="store_true", help="fit nothing: the table from the fits already done")
     a = ap.parse_args()
 
     recipes: dict[str, str] = {}
@@ -162,7 +163,7 @@ def main() -> None:
                     for ts in ([0] if name == "as_run" else train_seeds):
                         jobs.append((bench_task, method, seed, homes[0], name, ts))
 
-    results: dict[str, Any] = read_json(Path(a.out)).get("cells", {})
+    results: dict[str, Any] = {}
     started = time.perf_counter()
     bar = tqdm(jobs, desc="refit", unit="fit")
     for bench_task, method, seed, home, name, ts in bar:
@@ -172,6 +173,8 @@ def main() -> None:
         cached = read_json(cache_dir / f"{home.name}-{name}-t{ts}.json")
         if cached.get("ident") == ident:
             r = cached
+        elif a.cached_only and name != "as_run":
+            continue
         elif name == "as_run":
             r = {"ident": ident, "test": read_json(work / "cells" / f"{home.name}.json")["test"]}
         else:

@@ -196,8 +196,13 @@ with right:
 
 # -- the table ---------------------------------------------------------------------------------------------------
 st.subheader("Samples by energy")
-table = view.sort_values("energy", ascending=False)[["id", "vetoed", "energy", "label", "prediction", "confidence",
-                                                     "flag", "round", "source", "text"]].head(2000)
+queue = st.toggle("Review queue: only samples the next training uses", key="review_queue",
+                  help="Hides samples already out of training (flagged as noise, or vetoed) and probes, so the "
+                       "highest-energy rows at the top are the suspects worth your time: a noise-flagged sample "
+                       "is kept out of training whether you veto it or not.")
+shown = view[(view["flag"] != "noise") & ~view["vetoed"] & (view["source"] == "train")] if queue else view
+table = shown.sort_values("energy", ascending=False)[["id", "vetoed", "energy", "label", "prediction", "confidence",
+                                                      "flag", "round", "source", "text"]].head(2000)
 edited = st.data_editor(
     table, key=f"table_{run_id}_{round_n}", hide_index=True, width="stretch", height=420,
     disabled=[c for c in table.columns if c != "vetoed"],

@@ -92,3 +92,19 @@ def test_selection_event_maps_to_sample_ids():
               {"curve_number": 0, "point_index": 9}]  # stale index after a filter change: ignored
     assert selection_ids(points, trace) == [11, 13]
     assert selection_ids([], trace) == []
+
+
+def test_review_queue_shows_only_samples_still_in_training_highest_energy_first(scored_run):
+    store, run_id, ids = scored_run
+    store.set_vetoed([ids[17]])
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+
+    def table_ids():  # the details picker lists the table's rows in its order
+        return [int(o[1:]) for o in at.selectbox(key="detail_id").options[1:]]
+
+    assert table_ids() == ids[::-1]  # everything the filters show, highest energy first
+    at.toggle(key="review_queue").set_value(True).run()
+    assert not at.exception, at.exception
+    # The noise-flagged sample (the highest energy) and the vetoed one are already out of training.
+    assert table_ids() == ids[16::-1]
+    store.set_vetoed([ids[17]], False)
