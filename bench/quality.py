@@ -183,14 +183,18 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # Settings added after cells were measured, at the value that does exactly what the engine did before they
 # existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
-NEUTRAL = {"student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
+NEUTRAL = {"steer_labels": False,
+           "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
                        "early_stopping": False}}
 
 
-def without_neutral(settings: dict[str, Any]) -> dict[str, Any]:
-    out = dict(settings)
-    for section, neutral in NEUTRAL.items():
-        out[section] = {k: v for k, v in out[section].items() if not (k in neutral and v == neutral[k])}
+def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = NEUTRAL) -> dict[str, Any]:
+    out = {}
+    for k, v in settings.items():
+        if isinstance(v, dict) and isinstance(neutral.get(k), dict):
+            out[k] = without_neutral(v, neutral[k])
+        elif not (k in neutral and not isinstance(neutral[k], dict) and v == neutral[k]):
+            out[k] = v
     return out
 
 

@@ -167,6 +167,31 @@ def select_band(energies: Sequence[float] | np.ndarray, lo: float = 50, hi: floa
     return Band(np.flatnonzero(feedback), np.flatnonzero(noise), lo_value, hi_value, by_group)
 
 
+def steering_shares(energy_by_label: dict[str, Sequence[float]], clip: tuple[float, float] = (0.5, 2.0)) -> dict[str, float]:
+    """Shares of the next round's samples per label, from the student's energy on labeled rows of each label.
+
+    Why: energy is high where the student's training data does not reach. A label whose real rows the student
+    finds out-of-distribution (higher mean energy) is under-covered by what the teacher wrote so far, so it gets
+    more of the next round's samples — energy steering *what to ask for* rather than only which examples to
+    show. weight_l = exp((mean_l − mean of the means) / std of all energies), clipped to [clip[0], clip[1]] ×
+    the even share so no label is starved or flooded, then normalised. Labels with no rows keep the even share.
+    """
+    labels = list(energy_by_label)
+    if not labels:
+        return {}
+    values = np.concatenate([np.asarray(v, dtype=float) for v in energy_by_label.values() if len(v)] or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    if len(values) < 2 or values.std() <= 1e-9:
+        return {label: 1 / len(labels) for label in labels}
+    means = {label: float(np.mean([x for x in v if math.isfinite(x)])) for label, v in energy_by_label.items()
+             if any(math.isfinite(x) for x in v)}
+    centre = float(np.mean(list(means.values())))
+    raw = {label: float(np.clip(math.exp((means[label] - centre) / values.std()), *clip)) if label in means else 1.0
+           for label in labels}
+    total = sum(raw.values())
+    return {label: w / total for label, w in raw.items()}
+
+
 # --- losses -----------------------------------------------------------------------------------------------
 def _per_example(loss: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Weighted mean over the batch (a weight-0 row contributes nothing; all-zero weights give 0)."""

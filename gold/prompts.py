@@ -272,11 +272,12 @@ def plan_requests(
     feedback_rate: float = 0.5,
     probe: bool = False,
     options: PromptOptions | None = None,
+    label_shares: Mapping[str, float] | None = None,
 ) -> list[TeacherRequest]:
     """Requests for `count` samples in all.
 
     Classification: labels get equal shares (the remainder goes to labels drawn at random), so classes stay
-    balanced. Completion form: one request per sample; chat form: requests of `per_reply` samples.
+    balanced — or the given `label_shares` (energy steering), rounded by largest remainder. Completion form: one request per sample; chat form: requests of `per_reply` samples.
     A request gets up to `feedback_count` feedback examples of its label with probability `feedback_rate`
     (the official code: 3 examples, every second batch). Probes rotate through the tail directions.
     """
@@ -286,9 +287,12 @@ def plan_requests(
         return []
     if task.kind == "classification":
         labels = list(task.labels)
-        share, extra = divmod(count, len(labels))
-        bonus = set(rng.sample(labels, extra))
-        per_label = [(label, share + (label in bonus)) for label in labels]
+        if label_shares:
+            per_label = list(zip(labels, _apportion(count, [max(0.0, label_shares.get(x, 0.0)) for x in labels], rng)))
+        else:
+            share, extra = divmod(count, len(labels))
+            bonus = set(rng.sample(labels, extra))
+            per_label = [(label, share + (label in bonus)) for label in labels]
     else:
         per_label = [(None, count)]
     directions = PROBE_DIRECTIONS if style == "completion" else PROBE_DIRECTIONS_CHAT
@@ -303,6 +307,19 @@ def plan_requests(
             direction = directions[len(out) % len(directions)] if probe else None
             out.append(build_request(task, style, label, rng, n=n, feedback=fb, probe=probe, direction=direction, options=options))
     rng.shuffle(out)  # interleave labels so a batch cut short (budget, cancel) is still balanced
+    return out
+
+
+def _apportion(count: int, weights: list[float], rng: random.Random) -> list[int]:
+    """`count` split in proportion to `weights` (largest remainder; ties at random), summing to `count`."""
+    total = sum(weights)
+    if total <= 0:
+        weights, total = [1.0] * len(weights), float(len(weights))
+    exact = [count * w / total for w in weights]
+    out = [int(x) for x in exact]
+    order = sorted(range(len(weights)), key=lambda i: (exact[i] - out[i], rng.random()), reverse=True)
+    for i in order[: count - sum(out)]:
+        out[i] += 1
     return out
 
 

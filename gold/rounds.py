@@ -13,7 +13,9 @@ A round (DESIGN.md, "The method"):
             so the map always shows energy under the current student;
   select    GOLD mode: per label, samples between the lo and hi energy percentiles become feedback (only those
             whose label the student believes, when `feedback_needs_agreement`); those above hi are noise;
-  measure   accuracy / exact match on the task's evaluation set (else the seeds), energy statistics, counts.
+  measure   accuracy / exact match on the task's evaluation set (else the seeds), energy statistics, counts;
+            with `steer_labels`, the student's energy per label on those rows sets the next round's label shares
+            (labels whose real rows look out-of-distribution to the student get more samples).
 Baseline mode spends the same teacher budget (samples + probes) on plain generation: no feedback, no filter.
 
 Each finished step is recorded in the store (`rounds.step`); a resumed run redoes only the step that was
@@ -33,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gold import prompts
-from gold.energy import select_band
+from gold.energy import select_band, steering_shares
 from gold.evaluation import evaluate_student, metric_name
 from gold.faults import failpoint
 from gold.specs import Example, GoldSettings, TaskSpec
@@ -193,8 +195,14 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
         store.delete_samples(run_id, n, "train")  # partial output of an interrupted generate step
         budget = settings.samples_per_round + (0 if gold_mode else settings.probe_size)
         feedback = feedback_examples(store, run_id, n) if gold_mode else {}
+        shares = steered_shares(store, run_id, n) if gold_mode and settings.steer_labels else None
+        if shares:
+            metrics["label_shares"] = shares
+            ctx.progress(None, f"Round {n}: label shares steered by the student's energy: "
+                               + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
         t0 = time.perf_counter()
-        stats = generate_samples(ctx, task, settings, teacher, n, budget, role="train", feedback=feedback)
+        stats = generate_samples(ctx, task, settings, teacher, n, budget, role="train", feedback=feedback,
+                                 label_shares=shares)
         if stats["kept"] == 0 and budget > 0:
             reasons = ", ".join(f"{k} {v}" for k, v in store.reject_reasons(run_id).items())
             raise RunError(f"Round {n}: none of the teacher's {stats['prompts']} replies was usable ({reasons}). "
@@ -282,13 +290,14 @@ def draw_map(ctx: RunContext, n: int, seed: int) -> None:
 # -- generate ---------------------------------------------------------------------------------------------------
 
 def generate_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, n: int, count: int, role: str,
-                     feedback: dict[str, list[Example]], probe: bool = False) -> dict[str, int]:
+                     feedback: dict[str, list[Example]], probe: bool = False,
+                     label_shares: dict[str, float] | None = None) -> dict[str, int]:
     """Ask the teacher for `count` samples, parse them strictly, and store every reply: kept ones as samples,
     rejected ones with their reason. Returns counts."""
     rng = random.Random(settings.seed * 7919 + n * 31 + (1 if probe else 0))
     requests = prompts.plan_requests(task, count, style=teacher.prompt_style, rng=rng, feedback=feedback,
                                      feedback_count=settings.feedback_count, feedback_rate=settings.feedback_rate,
-                                     probe=probe)
+                                     probe=probe, label_shares=label_shares)
     base = generation_settings(settings, n, 1 if probe else 0)
     seen = prompts.SeenTexts.from_examples(task.seeds)
     for row in ctx.store.samples(ctx.run_id, kept_only=True):
@@ -319,6 +328,23 @@ def generate_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, te
         ctx.progress(done / total, f"Round {n}: {'probing' if probe else 'generating'} {done}/{total} prompts "
                                    f"({kept} kept, {rejected} rejected)")
     return {"kept": kept, "rejected": rejected, "prompts": total}
+
+
+def steered_shares(store, run_id: int, n: int) -> dict[str, float] | None:
+    """The label shares the previous round's measure step derived from its student's energy (None in round 1)."""
+    prev = store.round(run_id, n - 1) if n > 1 else None
+    return (prev or {}).get("metrics", {}).get("next_label_shares") or None
+
+
+def label_energies(student, task: TaskSpec, rows: list[Example], temperature: float) -> dict[str, list[float]]:
+    """The student's energy on labeled rows, grouped by their true label (every label present, maybe empty)."""
+    out: dict[str, list[float]] = {label: [] for label in task.labels}
+    if rows:
+        energies = student.score([task.format_input(ex.inputs) for ex in rows], temperature=temperature).energy
+        for ex, e in zip(rows, energies):
+            if ex.output in out:
+                out[ex.output].append(float(e))
+    return out
 
 
 def feedback_examples(store, run_id: int, n: int) -> dict[str, list[Example]]:
@@ -447,6 +473,11 @@ def measure(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings, 
         counts, edges = np.histogram(energies, bins=HIST_BINS)
         hist = {"counts": counts.tolist(), "edges": [round(float(e), 4) for e in edges]}
     counts_all = store.sample_counts(run_id)
-    return {"metric_name": metric_name(task), "metric": value, "metric_on": source,
+    steer = {}
+    if task.kind == "classification" and settings.mode == "gold" and settings.steer_labels:
+        by_label = label_energies(student, task, rows, settings.energy_temperature)
+        steer = {"label_energy": {k: _r(float(np.mean(v))) if v else None for k, v in by_label.items()},
+                 "next_label_shares": {k: round(v, 4) for k, v in steering_shares(by_label).items()}}
+    return {**steer, "metric_name": metric_name(task), "metric": value, "metric_on": source,
             "metric_rows": len(rows), "energy_hist": hist, "generated": counts_all["generated"],
             "kept": counts_all["kept"], "rejected": counts_all["rejected"], "vetoed": counts_all["vetoed"]}

@@ -31,6 +31,8 @@ RUN_HELP: dict[str, str] = {
     "noise_filter": "Samples above the band's upper percentile stay out of training (shown, restorable).",
     "feedback_needs_agreement": "Only samples whose teacher label the student predicts too may become feedback: "
                                 "keeps mislabeled samples from being fed back (measured best detector in DESIGN.md).",
+    "steer_labels": "GOLD, classification: split each round's samples across labels by the student's energy on the "
+                    "evaluation rows of each label (higher energy = less covered → more samples), instead of evenly.",
     "backend": "local: a transformers model on this machine (default: the embedded SmolLM2-135M). "
                "openai: any OpenAI-compatible server (OpenAI, vLLM, TGI, llama.cpp server, Ollama).",
     "teacher_model": "embedded:smollm2-135m-instruct, a local folder or .gguf file, or the server's model name.",

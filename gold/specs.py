@@ -331,6 +331,7 @@ class GoldSettings:
     feedback_rate: float = 0.5
     noise_filter: bool = True
     feedback_needs_agreement: bool = True
+    steer_labels: bool = False  # GOLD, classification: split each round's samples by the student's energy per label
     map_after_round: bool = True
     seed: int = 0
     teacher: TeacherSpec = field(default_factory=TeacherSpec)

@@ -235,3 +235,17 @@ def test_label_smoothing_spreads_the_target_and_bounds_the_pull_of_a_wrong_label
     sure = torch.tensor([[30.0, -30.0, -30.0]])
     assert float(classification_loss(sure, torch.tensor([0]), "ce")) < 1e-6
     assert float(classification_loss(sure, torch.tensor([0]), "ce", label_smoothing=0.1)) > 1.0
+
+
+def test_steering_shares_favour_the_label_whose_real_rows_look_out_of_distribution():
+    from gold.energy import steering_shares
+
+    shares = steering_shares({"a": [-3.0, -3.2, -2.8], "b": [-1.0, -1.2, -0.8], "c": [-2.0, -2.1, -1.9]})
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["b"] > shares["c"] > shares["a"]  # higher energy (less covered) → more samples
+    assert max(shares.values()) / min(shares.values()) <= 4 + 1e-9  # clipped to [0.5, 2] × the even share
+    flat = steering_shares({"a": [-1.0, -1.0], "b": [-1.0, -1.0]})
+    assert flat == {"a": 0.5, "b": 0.5}  # no signal: even
+    partial = steering_shares({"a": [-3.0, -1.0], "b": []})  # b has no rows: the even share before normalising
+    assert set(partial) == {"a", "b"} and sum(partial.values()) == pytest.approx(1.0)
+    assert steering_shares({}) == {}

@@ -337,3 +337,21 @@ def test_every_real_reply_parses_into_samples_or_named_rejections():
         assert kept[(name, "completion")] > 0, (kept, why)
     total = sum(kept.values())
     assert total >= len(replies) // 2, (kept, why)
+
+
+def test_label_shares_split_the_requests_by_largest_remainder():
+    import random
+    from collections import Counter
+
+    from gold.examples import example_spec
+    from gold.prompts import _apportion, plan_requests
+
+    task = example_spec("sst2")
+    even = Counter(r.label for r in plan_requests(task, 10, rng=random.Random(0)))
+    assert sorted(even.values()) == [5, 5]
+    steered = Counter(r.label for r in plan_requests(task, 10, rng=random.Random(0),
+                                                     label_shares={task.labels[0]: 0.8, task.labels[1]: 0.2}))
+    assert steered == {task.labels[0]: 8, task.labels[1]: 2}
+    assert _apportion(7, [1, 1, 1], random.Random(1)) in ([3, 2, 2], [2, 3, 2], [2, 2, 3])
+    assert _apportion(5, [0, 0], random.Random(0)) in ([3, 2], [2, 3])  # no weight at all: even
+    assert sum(_apportion(64, [0.11, 0.37, 0.52], random.Random(2))) == 64

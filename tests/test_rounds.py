@@ -1,8 +1,11 @@
-"""The round loop in-process (the worker's path without the process): the reviewer hook between rounds."""
+"""The round loop in-process (the worker's path without the process): the reviewer hook, the final-student recipe,
+soft labels and energy steering between rounds."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from support import tiny_settings, tiny_task
 
@@ -87,3 +90,20 @@ def test_soft_labels_with_a_teacher_that_cannot_score_labels_warn_and_train_on_t
     assert any("soft labels need a local teacher" in e["message"] and e["level"] == "warning"
                for e in store.events(run_id))
     assert store.samples(run_id)[0]["teacher_probs"] is None
+
+
+def test_steered_rounds_split_their_samples_by_the_previous_students_energy_per_label(store, home):
+    from gold.rounds import execute_run
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(map_after_round=False, steer_labels=True, samples_per_round=6)
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    first, second = (r["metrics"] for r in store.rounds(run_id))
+    assert "label_shares" not in first  # round 1 has no student yet: even split
+    shares = first["next_label_shares"]
+    assert set(shares) == {"negative", "positive"} and sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(first["label_energy"]) == {"negative", "positive"}
+    assert second["label_shares"] == shares  # what round 1's student measured steers round 2
