@@ -37,6 +37,16 @@ def test_migrates_a_version_1_database(home):
     assert s.schema_version() == store_mod.SCHEMA_VERSION >= 2
     assert "workers" in s.db.table_names()
     assert s.get_task("old").spec.labels == ["a", "b"]  # data kept across the migration
+    assert "teacher_probs" in s.db["samples"].columns_dict  # migration 3: soft labels
+
+
+def test_teacher_probs_are_stored_per_sample_and_read_back_as_lists(store, task_id):
+    run_id = store.create_run(task_id, GoldSettings().to_dict())
+    a, b = store.add_samples(run_id, 1, "train", [{"inputs": {"text": "x"}, "output": "positive"},
+                                                  {"inputs": {"text": "y"}, "output": "negative"}])
+    store.set_teacher_probs({a: [0.25, 0.75]})
+    rows = {r["id"]: r for r in store.samples(run_id)}
+    assert rows[a]["teacher_probs"] == [0.25, 0.75] and rows[b]["teacher_probs"] is None
 
 
 def test_claim_heartbeat_and_stale_takeover(store, task_id):
