@@ -12,7 +12,7 @@ PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast doctor bench clean
+.PHONY: install run test test-fast doctor bench-quick bench-quality clean
 
 install: $(STAMP)
 
@@ -37,6 +37,21 @@ test-fast: install
 
 doctor: install
 	$(PY) -m gold doctor
+
+# The README's quality and ablation tables (hours on a 2-core CPU; finished cells are cached under bench/.work,
+# so an interrupted run resumes). bench-quick: one seed of SST-2 at 64 samples, ~3 minutes.
+ABLATION := --variant gold_ce_keep=gold:student.loss=ce,noise_filter=false \
+	--variant baseline_ce=baseline:student.loss=ce --variant steer=gold:steer_labels=true
+
+bench-quick: install
+	cd bench && ../$(PY) quality.py --quick
+
+bench-quality: install
+	cd bench && ../$(PY) quality.py $(ABLATION)
+	cd bench && ../$(PY) quality.py --tasks sst2 --seeds 0 --methods gold --simulated-veto 10,25,50 \
+		--out results/quality_veto.json
+	cd bench && ../$(PY) refit.py
+	cd bench && ../$(PY) report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,7 +7,7 @@ Usage:
   .venv/bin/python bench/quality.py --tasks trec --budget 512 --seeds 0,1,2
   .venv/bin/python bench/quality.py --seeds-file S.jsonl --eval-file E.jsonl --kind classification \\
         --labels neg,pos --instruction "..."                   # any task: seeds + labeled rows
-  .venv/bin/python bench/quality.py --simulated-veto 25        # + a reviewer vetoing after each round
+  .venv/bin/python bench/quality.py --simulated-veto 10,25,50  # + a reviewer vetoing after each round
   .venv/bin/python bench/quality.py --variant keep_all=gold:noise_filter=false,student.loss=ce
 
 Methods, all with the same seeds, the same teacher budget and the same held-out rows:
@@ -372,8 +372,8 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(ALL_METHODS), help="subset of: " + ", ".join(ALL_METHODS))
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=BASE:k=v,...",
                     help="an extra method: gold or baseline with settings changed (repeatable)")
-    ap.add_argument("--simulated-veto", type=int, default=0, metavar="K",
-                    help="add gold+vetoK and gold+randomK: a reviewer looks at K samples after each round")
+    ap.add_argument("--simulated-veto", default="", metavar="K[,K...]",
+                    help="add gold+vetoK and gold+randomK for each K: a reviewer looks at K samples after each round")
     ap.add_argument("--out", default=None, help="results file (default bench/results/quality.json)")
     ap.add_argument("--work", default=str(WORK / "quality"), help="cache of finished cells and the runs' stores")
     ap.add_argument("--cached-only", action="store_true",
@@ -412,8 +412,11 @@ def main() -> None:
         sys.exit(f"error: unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}.")
     methods = [Method(m, "run", m) if m in RUN_METHODS else Method(m, m) for m in chosen]
     methods += [parse_variant(v) for v in a.variant]
-    if a.simulated_veto:
-        k = a.simulated_veto
+    try:
+        veto_ks = [int(k) for k in a.simulated_veto.split(",") if k.strip()]
+    except ValueError:
+        sys.exit(f"error: --simulated-veto '{a.simulated_veto}' is not a comma-separated list of numbers.")
+    for k in veto_ks:
         methods += [Method(f"gold+veto{k}", "run", "gold", veto=k), Method(f"gold+random{k}", "run", "gold", veto=k,
                                                                             veto_order="random")]
     settings_of = {m.name: run_settings(m, 0, a.budget, a.rounds, a.probe_share) for m in methods if m.kind == "run"}
@@ -462,6 +465,7 @@ def main() -> None:
     data.setdefault("quality_by_budget", {})
     for task in tasks:
         entry = table_entry(task, methods, seeds, results, a, settings_of)
+        borrow_budget_free_rows(entry, data["quality_by_budget"], task.key, a.budget)
         data["quality_by_budget"].setdefault(str(a.budget), {})[task.key] = entry
         best = max(int(b) for b, per_task in data["quality_by_budget"].items() if task.key in per_task)
         data.setdefault("quality", {})[task.key] = data["quality_by_budget"][str(best)][task.key]
@@ -469,6 +473,29 @@ def main() -> None:
     data["command"] = "bench/quality.py " + " ".join(sys.argv[1:])
     write_json(out, data)
     print(f"\n{machine_line(info)}; {time.perf_counter() - started:.0f} s this invocation; written {out}")
+
+
+BUDGET_FREE = ("teacher_raw", "teacher_calibrated", "seeds_only")  # rows that spend no teacher samples
+
+
+def borrow_budget_free_rows(entry: dict[str, Any], by_budget: dict[str, Any], task_key: str, budget: int) -> None:
+    """A table at one budget measured without the teacher / seeds-only rows takes them from another budget's table
+    of the same task, for the same seeds (they do not depend on the budget), saying where they came from."""
+    borrowed: dict[str, list[float]] = {}
+    for name in BUDGET_FREE:
+        if name in entry:
+            continue
+        for other_budget, per_task in by_budget.items():
+            other = per_task.get(task_key)
+            if other_budget == str(budget) or not other or name not in other.get("per_seed", {}):
+                continue
+            by_seed = dict(zip(other["seeds"], other["per_seed"][name]))
+            if all(s in by_seed for s in entry["seeds"]):
+                borrowed[name] = vals = [by_seed[s] for s in entry["seeds"]]
+                entry[name], entry["spread"][name] = summarize(vals)
+                entry.setdefault("borrowed", {})[name] = f"measured with budget {other_budget}"
+                break
+    entry["per_seed"] = {**borrowed, **entry["per_seed"]}
 
 
 def _cell_line(r: dict[str, Any]) -> str:

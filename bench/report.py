@@ -2,7 +2,7 @@
 scripts measured, not numbers typed by hand).
 
 Usage: .venv/bin/python bench/report.py [--quality bench/results/quality.json] [--speed bench/results/speed.json]
-                                        [--refit bench/results/refit.json]
+                                        [--refit bench/results/refit*.json] [--veto bench/results/quality_veto.json]
 """
 
 from __future__ import annotations
@@ -76,6 +76,30 @@ def refit_tables(data: dict) -> str:
     return "\n".join(out)
 
 
+def veto_table(data: dict) -> str:
+    """bench/quality.py --simulated-veto: accuracy and the reviewer's work, energy order against random order."""
+    out = []
+    for budget, per_task in sorted(data.get("quality_by_budget", {}).items(), key=lambda kv: int(kv[0])):
+        for task, e in per_task.items():
+            ks = sorted({int(m[len("gold+veto"):]) for m in e["per_seed"] if m.startswith("gold+veto")})
+            if not ks:
+                continue
+            base = e.get("gold")
+            out.append(f"**{task}**, {budget} samples, seeds {e['seeds']}; no reviewer: {base}% "
+                       f"(reference classifier for \"wrong\": {e['details'][f'gold+veto{ks[0]}'].get('oracle_test')}% "
+                       "on the test rows):\n")
+            out.append("| looked at per round (K) | energy order: test % | vetoed | random order: test % | vetoed |")
+            out.append("|---|---|---|---|---|")
+            for k in ks:
+                cells = []
+                for name in (f"gold+veto{k}", f"gold+random{k}"):
+                    d = e["details"].get(name, {})
+                    cells += [str(e.get(name, "")), str(d.get("vetoed", ""))]
+                out.append(f"| {k} | " + " | ".join(cells) + " |")
+            out.append("")
+    return "\n".join(out)
+
+
 def speed_table(data: dict) -> str:
     out = ["| measure | value | target |", "|---|---|---|"]
     for key, label, target, op in SPEED:
@@ -99,15 +123,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quality", default=str(RESULTS / "quality.json"))
     ap.add_argument("--speed", default=str(RESULTS / "speed.json"))
-    ap.add_argument("--refit", default=str(RESULTS / "refit.json"))
+    ap.add_argument("--refit", nargs="*", default=[str(p) for p in sorted(RESULTS.glob("refit*.json"))])
+    ap.add_argument("--veto", default=str(RESULTS / "quality_veto.json"))
     a = ap.parse_args()
-    q, s, r = read_json(Path(a.quality)), read_json(Path(a.speed)), read_json(Path(a.refit))
+    q, s = read_json(Path(a.quality)), read_json(Path(a.speed))
+    v = read_json(Path(a.veto))
+    if v:
+        print(f"Simulated reviewer ({v.get('machine', '?')}; `{v.get('command', 'bench/quality.py')}`):\n")
+        print(veto_table(v))
     if q:
         print(f"Quality ({q.get('machine', '?')}; `{q.get('command', 'bench/quality.py')}`):\n")
         print(quality_tables(q))
-    if r:
-        print(f"Final-student recipes ({r.get('machine', '?')}; `{r.get('command', 'bench/refit.py')}`):\n")
-        print(refit_tables(r))
+    for path in a.refit:
+        r = read_json(Path(path))
+        if r:
+            print(f"Final-student recipes ({r.get('machine', '?')}; `{r.get('command', 'bench/refit.py')}`):\n")
+            print(refit_tables(r))
     if s:
         print(f"Speed ({s.get('machine', '?')}; `bench/speed.py`, {s.get('seconds', '?')} s):\n")
         print(speed_table(s))
