@@ -18,11 +18,12 @@ Methods, all with the same seeds, the same teacher budget and the same held-out 
   baseline                          plain generation, no feedback and no noise filter (ZeroGen-style);
   gold                              the full loop with the product's default settings;
   <variant>                         gold or baseline with settings changed (`--variant`);
-  gold+veto<K> / gold+random<K>     gold with a simulated reviewer who, after each round but the last, looks at the K
-                                    highest-energy (or K random) unreviewed samples still in training (not flagged
-                                    as noise) and vetoes those whose label is
-                                    wrong (wrong = disagrees with the exact-text gold label of a labeled row, else
-                                    with a reference classifier trained on the task's labeled validation rows).
+  gold+veto<K> / gold+random<K> /   gold with a simulated reviewer who, after each round but the last, looks at K
+  gold+suspect<K>                   unreviewed samples still in training (not flagged as noise): the highest-energy
+                                    ones, K random ones, or the K whose given label the student believes least; and
+                                    vetoes those whose label is wrong (wrong = disagrees with the exact-text gold
+                                    label of a labeled row, else with a reference classifier trained on the task's
+                                    labeled validation rows).
 
 The dev rows are split once (fixed shuffle): `--test-rows` of them are the held-out test set every number here is
 read on; the rest become the task's evaluation set, which the run itself sees (per-round metric in the product,
@@ -120,7 +121,7 @@ class Method:
     mode: str = "gold"
     overrides: dict[str, Any] = field(default_factory=dict)
     veto: int = 0  # simulated reviewer: samples looked at after each round
-    veto_order: str = "energy"  # energy | random
+    veto_order: str = "energy"  # energy | random | label_prob
 
 
 def parse_value(text: str) -> Any:
@@ -275,6 +276,8 @@ class Reviewer:
                 if r["id"] not in self.reviewed and r["energy"] is not None]
         if self.order == "energy":
             rows.sort(key=lambda r: r["energy"], reverse=True)
+        elif self.order == "label_prob":  # the student's belief in the given label, least believed first
+            rows.sort(key=lambda r: r["label_prob"] if r["label_prob"] is not None else 2.0)
         else:
             self.rng.shuffle(rows)
         looked = rows[: self.k]
@@ -417,8 +420,9 @@ def main() -> None:
     except ValueError:
         sys.exit(f"error: --simulated-veto '{a.simulated_veto}' is not a comma-separated list of numbers.")
     for k in veto_ks:
-        methods += [Method(f"gold+veto{k}", "run", "gold", veto=k), Method(f"gold+random{k}", "run", "gold", veto=k,
-                                                                            veto_order="random")]
+        methods += [Method(f"gold+veto{k}", "run", "gold", veto=k),
+                    Method(f"gold+random{k}", "run", "gold", veto=k, veto_order="random"),
+                    Method(f"gold+suspect{k}", "run", "gold", veto=k, veto_order="label_prob")]
     settings_of = {m.name: run_settings(m, 0, a.budget, a.rounds, a.probe_share) for m in methods if m.kind == "run"}
 
     work = Path(a.work)

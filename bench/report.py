@@ -88,11 +88,12 @@ def veto_table(data: dict) -> str:
             out.append(f"**{task}**, {budget} samples, seeds {e['seeds']}; no reviewer: {base}% "
                        f"(reference classifier for \"wrong\": {e['details'][f'gold+veto{ks[0]}'].get('oracle_test')}% "
                        "on the test rows):\n")
-            out.append("| looked at per round (K) | energy order: test % | vetoed | random order: test % | vetoed |")
-            out.append("|---|---|---|---|---|")
+            out.append("| looked at per round (K) | energy order: test % | vetoed | random order: test % | vetoed "
+                       "| least-believed label first: test % | vetoed |")
+            out.append("|---|---|---|---|---|---|---|")
             for k in ks:
                 cells = []
-                for name in (f"gold+veto{k}", f"gold+random{k}"):
+                for name in (f"gold+veto{k}", f"gold+random{k}", f"gold+suspect{k}"):
                     d = e["details"].get(name, {})
                     cells += [str(e.get(name, "")), str(d.get("vetoed", ""))]
                 out.append(f"| {k} | " + " | ".join(cells) + " |")

@@ -177,7 +177,8 @@ def map_frame(store: Store, run_id: int, round_n: int, space: str = "encoder"):
         rows.append({
             "id": r["id"], "source": r["role"], "x": xy[0], "y": xy[1], "text": task.format_input(r["inputs"]),
             "label": r["output"], "round": r["round"], "energy": r["energy"], "prediction": r["prediction"],
-            "confidence": r["confidence"], "flag": "vetoed" if r["vetoed"] else r["flag"], "vetoed": bool(r["vetoed"]),
+            "confidence": r["confidence"], "belief": r["label_prob"],
+            "flag": "vetoed" if r["vetoed"] else r["flag"], "vetoed": bool(r["vetoed"]),
         })
     for ex in store.examples_with_ids(run["task_id"]):
         src = "seed" if ex["split"] == "seed" else "eval"
@@ -186,10 +187,12 @@ def map_frame(store: Store, run_id: int, round_n: int, space: str = "encoder"):
             continue
         rows.append({
             "id": -ex["id"], "source": src, "x": xy[0], "y": xy[1], "text": task.format_input(ex["inputs"]),
-            "label": ex["output"], "round": 0, "energy": None, "prediction": None, "confidence": None,
+            "label": ex["output"], "round": 0, "energy": None, "prediction": None, "confidence": None, "belief": None,
             "flag": src, "vetoed": False,
         })
-    cols = ["id", "source", "x", "y", "text", "label", "round", "energy", "prediction", "confidence", "flag", "vetoed"]
+    # belief: the student's probability of the sample's given label (classification), the review queue's order
+    cols = ["id", "source", "x", "y", "text", "label", "round", "energy", "prediction", "confidence", "belief", "flag",
+            "vetoed"]
     return pd.DataFrame(rows, columns=cols)
 
 

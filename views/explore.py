@@ -195,19 +195,26 @@ with right:
         st.plotly_chart(hist, key=f"hist_{run_id}_{round_n}")
 
 # -- the table ---------------------------------------------------------------------------------------------------
-st.subheader("Samples by energy")
-queue = st.toggle("Review queue: only samples the next training uses", key="review_queue",
-                  help="Hides samples already out of training (flagged as noise, or vetoed) and probes, so the "
-                       "highest-energy rows at the top are the suspects worth your time: a noise-flagged sample "
-                       "is kept out of training whether you veto it or not.")
-shown = view[(view["flag"] != "noise") & ~view["vetoed"] & (view["source"] == "train")] if queue else view
-table = shown.sort_values("energy", ascending=False)[["id", "vetoed", "energy", "label", "prediction", "confidence",
-                                                      "flag", "round", "source", "text"]].head(2000)
+queue = st.toggle("Review queue: samples still in training, least-believed label first", key="review_queue",
+                  help="Only samples the next training uses (not flagged as noise, not vetoed, not probes), ordered "
+                       "by how little the student believes the label the teacher gave them. In bench/quality.py's "
+                       "simulated review this order found 2–3× more wrong labels per sample looked at than the "
+                       "highest-energy order (the top of the energy order is already flagged as noise).")
+st.subheader("Review queue" if queue else "Samples by energy")
+if queue:
+    shown = view[(view["flag"] != "noise") & ~view["vetoed"] & (view["source"] == "train")]
+    shown = shown.sort_values(["belief", "energy"], ascending=[True, False], na_position="last")
+else:
+    shown = view.sort_values("energy", ascending=False)
+table = shown[["id", "vetoed", "energy", "belief", "label", "prediction", "confidence", "flag", "round", "source",
+               "text"]].head(2000)
 edited = st.data_editor(
     table, key=f"table_{run_id}_{round_n}", hide_index=True, width="stretch", height=420,
     disabled=[c for c in table.columns if c != "vetoed"],
     column_config={"vetoed": st.column_config.CheckboxColumn("veto", help="Tick to keep this sample out of training"),
                    "energy": st.column_config.NumberColumn(format="%.3f"),
+                   "belief": st.column_config.NumberColumn(format="%.2f", help="The student's probability of the "
+                                                           "given label"),
                    "confidence": st.column_config.ProgressColumn(min_value=0, max_value=1),
                    "text": st.column_config.TextColumn(width="large")},
 )
@@ -217,7 +224,7 @@ if len(changed):
         store.set_vetoed(group["id"].astype(int).tolist(), bool(vetoed))
     st.rerun()
 if len(table) == 2000:
-    st.caption("Showing the 2,000 highest-energy samples of the filter; narrow it to see others.")
+    st.caption("Showing the first 2,000 rows of the filter; narrow it to see others.")
 
 detail_id = st.selectbox("Sample details", [None] + table["id"].tolist(), key="detail_id",
                          format_func=lambda i: "—" if i is None else f"#{i}")

@@ -94,9 +94,13 @@ def test_selection_event_maps_to_sample_ids():
     assert selection_ids([], trace) == []
 
 
-def test_review_queue_shows_only_samples_still_in_training_highest_energy_first(scored_run):
+def test_review_queue_shows_samples_still_in_training_least_believed_label_first(scored_run):
     store, run_id, ids = scored_run
     store.set_vetoed([ids[17]])
+    rows = {r["id"]: r for r in store.samples(run_id)}
+    # The student believes the labels of samples 3 and 5 least (in that order); the rest have no belief yet.
+    store.set_scores([{**{k: rows[i][k] for k in ("energy", "prediction", "confidence")}, "id": i, "label_prob": p}
+                      for i, p in ((ids[3], 0.05), (ids[5], 0.2))])
     at = AppTest.from_file(PAGE, default_timeout=120).run()
 
     def table_ids():  # the details picker lists the table's rows in its order
@@ -105,6 +109,7 @@ def test_review_queue_shows_only_samples_still_in_training_highest_energy_first(
     assert table_ids() == ids[::-1]  # everything the filters show, highest energy first
     at.toggle(key="review_queue").set_value(True).run()
     assert not at.exception, at.exception
-    # The noise-flagged sample (the highest energy) and the vetoed one are already out of training.
-    assert table_ids() == ids[16::-1]
+    # Out of training already: the noise-flagged sample (the highest energy) and the vetoed one.
+    rest = [i for i in ids[16::-1] if i not in (ids[3], ids[5])]
+    assert table_ids() == [ids[3], ids[5]] + rest
     store.set_vetoed([ids[17]], False)
