@@ -125,7 +125,7 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
     assert store.sample_counts(run_id)["generated"] == before  # nothing generated
 
 
-@pytest.mark.parametrize("point, done_before", [("generate", None), ("train", "generate"), ("score", "probe")])
+@pytest.mark.parametrize("point, done_before", [("generate", None), ("train", "label"), ("score", "probe")])
 def test_kill_9_inside_each_step_then_resume_loses_nothing_and_stores_nothing_twice(tmp_path, point, done_before):
     """The worker dies by SIGKILL inside a step (a failpoint: after part of the step's output is written, before
     the step is recorded); a new worker resumes the round at that step."""
