@@ -80,19 +80,18 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
 
     store = Store(home)
     try:
-        run = store.list_runs()[0]
-        settings = GoldSettings.from_dict(store.get_run(run.id)["settings"])
-        task = store.get_task(store.get_run(run.id)["task_id"]).spec
-        rows = store.samples(run.id, role="train", kept_only=True)
-        if rows_kind == "trainable":
-            rows = [r for r in rows if not r["vetoed"] and r["flag"] != "noise"]
+        run = store.get_run(store.list_runs()[0].id)
+        settings = GoldSettings.from_dict(run["settings"])
+        task = store.get_task(run["task_id"]).spec
+        rows = (store.samples(run["id"], trainable_only=True) if rows_kind == "trainable"
+                else store.samples(run["id"], role="train", kept_only=True))
         soft = teacher_probs(home, task, rows, settings.seed) if overrides.get("soft_label_weight") else {}
         train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
         train += [TrainExample(task.format_input(r["inputs"]), r["output"], soft=soft.get(str(r["id"])))
                   for r in rows]
         spec = replace(StudentSpec(), **overrides)
         last = settings.rounds
-        prev = store.run_dir(run.id) / f"round-{last - 1}" / "student"
+        prev = store.run_dir(run["id"]) / f"round-{last - 1}" / "student"
         args = spec.training_args(seed=settings.seed * 1000 + last + 7919 * train_seed,
                                   warm_start=spec.warm_start and prev.exists(), final=True)
         student = new_student(task, replace(settings, student=spec), prev if args.warm_start else None)

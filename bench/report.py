@@ -120,6 +120,13 @@ def speed_table(data: dict) -> str:
     return "\n".join(out)
 
 
+def section(title: str, data: dict, script: str, render) -> None:
+    """One results file's tables under a line naming the machine and the command that measured them."""
+    if data:
+        print(f"{title} ({data.get('machine', '?')}; `{data.get('command', script)}`):\n")
+        print(render(data))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quality", default=str(RESULTS / "quality.json"))
@@ -128,18 +135,10 @@ def main() -> None:
     ap.add_argument("--veto", default=str(RESULTS / "quality_veto.json"))
     a = ap.parse_args()
     q, s = read_json(Path(a.quality)), read_json(Path(a.speed))
-    v = read_json(Path(a.veto))
-    if v:
-        print(f"Simulated reviewer ({v.get('machine', '?')}; `{v.get('command', 'bench/quality.py')}`):\n")
-        print(veto_table(v))
-    if q:
-        print(f"Quality ({q.get('machine', '?')}; `{q.get('command', 'bench/quality.py')}`):\n")
-        print(quality_tables(q))
+    section("Simulated reviewer", read_json(Path(a.veto)), "bench/quality.py", veto_table)
+    section("Quality", q, "bench/quality.py", quality_tables)
     for path in a.refit:
-        r = read_json(Path(path))
-        if r:
-            print(f"Final-student recipes ({r.get('machine', '?')}; `{r.get('command', 'bench/refit.py')}`):\n")
-            print(refit_tables(r))
+        section("Final-student recipes", read_json(Path(path)), "bench/refit.py", refit_tables)
     if s:
         print(f"Speed ({s.get('machine', '?')}; `bench/speed.py`, {s.get('seconds', '?')} s):\n")
         print(speed_table(s))

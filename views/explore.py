@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from gold.maps import compute_map, map_frame, selection_ids
+from gold.maps import compute_map, map_frame, review_queue, selection_ids
 from gold.specs import GoldSettings
 from gold.store import NotFound
 from views._common import clip, default_run, get_store, isolate_bidi, md_escape
@@ -201,11 +201,7 @@ queue = st.toggle("Review queue: samples still in training, least-believed label
                        "simulated review this order found 2–3× more wrong labels per sample looked at than the "
                        "highest-energy order (the top of the energy order is already flagged as noise).")
 st.subheader("Review queue" if queue else "Samples by energy")
-if queue:
-    shown = view[(view["flag"] != "noise") & ~view["vetoed"] & (view["source"] == "train")]
-    shown = shown.sort_values(["belief", "energy"], ascending=[True, False], na_position="last")
-else:
-    shown = view.sort_values("energy", ascending=False)
+shown = review_queue(view) if queue else view.sort_values("energy", ascending=False)
 table = shown[["id", "vetoed", "energy", "belief", "label", "prediction", "confidence", "flag", "round", "source",
                "text"]].head(2000)
 edited = st.data_editor(

@@ -50,13 +50,20 @@ def test_openai_teacher_without_key_is_refused(page, home):
     assert Store(home).list_runs() == []
 
 
-def test_progress_of_a_run_is_shown(page, home):
+def running_run(home, name: str, rounds: int, round_1: dict) -> tuple[Store, int]:
+    """A run a worker has claimed, whose round 1 finished with these metrics."""
     store = Store(home)
     [task] = store.list_tasks()
-    run_id = store.create_run(task.id, GoldSettings(rounds=2).to_dict(), name="shown")
+    run_id = store.create_run(task.id, GoldSettings(rounds=rounds).to_dict(), name=name)
     store.claim_run("w")
     store.start_round(run_id, 1)
-    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.61, "kept": 60, "train_size": 68})
+    store.finish_round(run_id, 1, round_1)
+    return store, run_id
+
+
+def test_progress_of_a_run_is_shown(page, home):
+    store, run_id = running_run(home, "shown", 2, {"metric_name": "accuracy", "metric": 0.61, "kept": 60,
+                                                   "train_size": 68})
     store.start_round(run_id, 2)
     store.set_round_step(run_id, 2, "train", {"train_size": 120})
     store.add_samples(run_id, 1, "train", [{"inputs": {"text": "<script>alert(1)</script>"}, "output": "positive"},
@@ -91,12 +98,7 @@ def test_final_student_settings_are_frozen_with_the_run(page, home):
 
 
 def test_a_student_chosen_on_the_evaluation_rows_is_flagged_as_optimistic(page, home):
-    store = Store(home)
-    [task] = store.list_tasks()
-    run_id = store.create_run(task.id, GoldSettings(rounds=1).to_dict(), name="chosen")
-    store.claim_run("w")
-    store.start_round(run_id, 1)
-    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.7, "selected_on_eval": True, "best_step": 40})
+    running_run(home, "chosen", 1, {"metric_name": "accuracy", "metric": 0.7, "selected_on_eval": True, "best_step": 40})
     page.run()
     assert not page.exception
     assert any("Round 1: early stopping chose" in c.value and "optimistic" in c.value for c in page.caption)
