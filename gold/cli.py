@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gold.datafiles import ColumnMapping, DataFileError, guess_mapping, labels_in, read_table, to_examples
 from gold.export import ExportError
-from gold.specs import KINDS, GoldSettings, SpecError, TaskSpec
+from gold.specs import KINDS, LOCAL_ENGINES, GoldSettings, SpecError, TaskSpec, TeacherSpec
 from gold.store import ACTIVE_STATUSES, NotFound, Store, StoreError
 
 
@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     from gold.specs import GoldSettings, StudentSpec, TeacherSpec
 
     task = store.get_task(args.task)
-    teacher = TeacherSpec(backend=args.teacher, base_url=args.base_url or "")
+    teacher = TeacherSpec(backend=args.teacher, engine=args.engine, base_url=args.base_url or "")
     if args.model:
         teacher.model = args.model
     elif args.teacher == "openai":
@@ -260,7 +260,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise CliError("--threads must be at least 1.")
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    config = ServeConfig(host=args.host, port=args.port, model=args.model, threads=args.threads, api_key=key)
+    config = ServeConfig(host=args.host, port=args.port, model=args.model, threads=args.threads, api_key=key,
+                         engine=args.engine)
     try:
         return serve(config)
     except ServeError as e:
@@ -307,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--with-baseline", action="store_true", help="also queue a baseline run with the same budget")
     run.add_argument("--seed", type=int, default=d.seed)
     run.add_argument("--teacher", choices=("local", "openai"), default="local")
+    run.add_argument("--engine", choices=LOCAL_ENGINES, default=TeacherSpec().engine,
+                     help="how the local teacher runs: transformers, or llama.cpp (GGUF only, faster on CPU)")
     run.add_argument("--base-url", help="OpenAI-compatible server URL (…/v1); key from OPENAI_API_KEY")
     run.add_argument("--model", help="teacher model: a local folder/.gguf, or the server's model name")
     run.add_argument("--student-model", help="student model folder (default: the embedded MiniLM)")
@@ -339,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000, help="TCP port (0: a free one)")
     sv.add_argument("--model", default="embedded:smollm2-135m-instruct",
                     help="model to serve: an embedded: name, a local folder or a .gguf file")
-    sv.add_argument("--threads", type=int, help="torch CPU threads for generation (default: torch's)")
+    sv.add_argument("--threads", type=int, help="CPU threads for generation (default: torch's)")
+    sv.add_argument("--engine", choices=LOCAL_ENGINES, default="transformers",
+                    help="transformers, or llama.cpp (GGUF only, optional package, faster on a CPU)")
     sv.add_argument("--api-key", help="require this bearer key (default: $GOLD_SERVE_API_KEY; prefer the "
                                       "variable, a command line is visible to other users)")
     return p

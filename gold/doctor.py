@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gold import models
 
 PACKAGES = ("torch", "transformers", "accelerate", "gguf", "streamlit", "openai", "plotly", "umap-learn",
-            "sqlite-utils", models.TEACHER_DIST, models.ENCODER_DIST)
+            "sqlite-utils", models.TEACHER_DIST, models.ENCODER_DIST, "llama-cpp-python")
 
 
 @dataclass
@@ -72,6 +72,25 @@ def check_teacher() -> Check:
     )
 
 
+def check_llamacpp() -> Check:
+    """The optional llama.cpp engine: absent is fine (the transformers engine always works), broken is not."""
+    from gold.teachers import llamacpp
+
+    if not llamacpp.available():
+        return Check("teacher on llama.cpp", True, f"optional engine not installed: {llamacpp.INSTALL_HINT}")
+    t0 = time.perf_counter()
+    try:
+        from gold.teachers.base import GenerationSettings
+
+        teacher = llamacpp.LlamaCppTeacher()
+        text = teacher.generate(["Here is a movie review:"], GenerationSettings(temperature=0, max_new_tokens=8,
+                                                                                stop=()))[0].text
+    except Exception as e:  # a wheel built for another CPU, a missing shared library: say so, do not crash
+        return Check("teacher on llama.cpp", False, f"llama-cpp-python is installed but does not run: {e}")
+    return Check("teacher on llama.cpp", True, f"{teacher.name} loaded in {teacher.load_seconds:.1f} s with "
+                 f"{teacher.threads} thread(s); 8 greedy tokens: {text.strip()[:40]!r}", time.perf_counter() - t0)
+
+
 def check_encoder() -> Check:
     t0 = time.perf_counter()
     try:
@@ -100,4 +119,5 @@ def run_doctor() -> DoctorReport:
     report = DoctorReport(versions=_versions())
     report.checks.append(check_encoder())
     report.checks.append(check_teacher())
+    report.checks.append(check_llamacpp())
     return report

@@ -58,7 +58,7 @@ class RunError(RuntimeError):
 
 def get_teacher(settings: GoldSettings):
     t = settings.teacher
-    key = (t.backend, t.model, t.base_url, t.price_in_per_m, t.price_out_per_m, t.budget_usd, t.max_concurrency, t.timeout_s)
+    key = (t.backend, t.engine, t.model, t.base_url, t.price_in_per_m, t.price_out_per_m, t.budget_usd, t.max_concurrency, t.timeout_s)
     if key not in _TEACHERS:
         if t.backend == "openai":
             from gold.teachers.remote import OpenAITeacher
@@ -68,11 +68,24 @@ def get_teacher(settings: GoldSettings):
                 price_prompt_per_1m=t.price_in_per_m or None, price_completion_per_1m=t.price_out_per_m or None,
                 budget_usd=t.budget_usd or None,
             )
+        elif t.engine == "llama.cpp":
+            from gold.teachers.llamacpp import LlamaCppTeacher
+
+            _TEACHERS[key] = LlamaCppTeacher.cached(t.model)
         else:
             from gold.teachers.local import LocalTeacher
 
             _TEACHERS[key] = LocalTeacher.cached(t.model)
     return _TEACHERS[key]
+
+
+def scoring_teacher(settings: GoldSettings):
+    """The teacher that reads samples back (soft labels). llama.cpp generates faster but this binding gives no
+    per-position log-likelihoods cheaply, so a llama.cpp run scores with the same GGUF under transformers."""
+    t = settings.teacher
+    if t.backend == "local" and t.engine == "llama.cpp":
+        return get_teacher(replace(settings, teacher=replace(t, engine="transformers")))
+    return get_teacher(settings)
 
 
 def new_student(task: TaskSpec, settings: GoldSettings, checkpoint: Path | None = None):
@@ -213,7 +226,7 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
     if _after(done_step, "label"):
         ctx.check()
         if wants_soft_labels(task, settings):
-            metrics.update(label_samples(ctx, task, settings, teacher or get_teacher(settings), n))
+            metrics.update(label_samples(ctx, task, settings, scoring_teacher(settings), n))
         store.set_round_step(run_id, n, "label", metrics)
 
     if _after(done_step, "train"):

@@ -58,7 +58,8 @@ class ServeConfig:
         port: TCP port; 0 picks a free one (the printed base URL says which).
         model: the model to serve, as typed in the teacher settings (an `embedded:` name, a local folder or a
             .gguf file); it is also the name clients put in `model`.
-        threads: torch CPU threads for generation (None: torch's default).
+        threads: CPU threads for generation (None: torch's default; llama.cpp: OMP_NUM_THREADS, else every core).
+        engine: "transformers" or "llama.cpp" (GGUF only, optional package; one request at a time either way).
         device: "cpu" or "cuda" (None: CUDA when present).
         api_key: when set, every /v1 request must carry `Authorization: Bearer <api_key>` (kept out of repr).
         default_max_tokens: new tokens per reply when a request names none (the OpenAI API has no fixed default).
@@ -70,6 +71,7 @@ class ServeConfig:
     port: int = 8000
     model: str = DEFAULT_TEACHER
     threads: int | None = None
+    engine: str = "transformers"
     device: str | None = None
     api_key: str | None = field(default=None, repr=False)
     default_max_tokens: int = 256
@@ -249,10 +251,16 @@ class TeacherServer(ThreadingHTTPServer):
         if self.teacher is None:
             from gold.models import ModelNotFound
             from gold.teachers.base import TeacherError
-            from gold.teachers.local import LocalTeacher
-
             try:
-                self.teacher = LocalTeacher.cached(self.config.model, self.config.device, threads=self.config.threads)
+                if self.config.engine == "llama.cpp":
+                    from gold.teachers.llamacpp import LlamaCppTeacher
+
+                    self.teacher = LlamaCppTeacher.cached(self.config.model, threads=self.config.threads)
+                else:
+                    from gold.teachers.local import LocalTeacher
+
+                    self.teacher = LocalTeacher.cached(self.config.model, self.config.device,
+                                                       threads=self.config.threads)
             except (ModelNotFound, TeacherError) as e:
                 raise ServeError(str(e)) from None
         return self.teacher

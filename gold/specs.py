@@ -228,6 +228,9 @@ def name_problems(name: str) -> list[str]:
 
 MODES = ("gold", "baseline")
 TEACHER_BACKENDS = ("local", "openai")
+# How a local teacher runs: transformers (always installed; also scores labels for soft labels and the few-shot
+# teacher) or llama.cpp (optional package; GGUF files only; `bench/speed.py --engines` measures the two).
+LOCAL_ENGINES = ("transformers", "llama.cpp")
 LOSSES = ("sce", "ce")
 
 
@@ -238,6 +241,7 @@ class TeacherSpec:
 
     backend: str = "local"
     model: str = "embedded:smollm2-135m-instruct"
+    engine: str = "transformers"  # the local backend's engine: one of LOCAL_ENGINES
     base_url: str = ""
     max_new_tokens: int = 40
     temperature: float = 0.9
@@ -254,6 +258,8 @@ class TeacherSpec:
         p = []
         if self.backend not in TEACHER_BACKENDS:
             p.append(f"The teacher backend must be one of {', '.join(TEACHER_BACKENDS)}.")
+        if self.engine not in LOCAL_ENGINES:
+            p.append(f"The local teacher's engine must be one of {', '.join(LOCAL_ENGINES)}.")
         if not self.model.strip():
             p.append("Name the teacher model.")
         if self.backend == "openai" and self.base_url and not self.base_url.startswith(("http://", "https://")):

@@ -6,7 +6,9 @@ import subprocess
 
 from support import FIXTURES, PYTHON, ROOT
 
+from gold.models import embedded_encoder
 from gold.store import Store
+from gold.teachers import llamacpp
 
 
 def gold(*args: str, home) -> subprocess.CompletedProcess:
@@ -47,6 +49,8 @@ def test_bad_input_is_a_clear_message_and_stores_nothing(home, tmp_path):
         (["task", "import", str(tmp_path / "nope.csv"), "--name", "f", "--kind", "classification",
           "--instruction", "i"], "There is no file"),
         (["task", "example", "agnews"], "no example task 'agnews'"),
+        (["run", "taken", "--engine", "llama.cpp", "--model", str(embedded_encoder().folder), "--detach"],
+         "runs GGUF files only" if llamacpp.available() else "llama.cpp engine is not installed"),
     ]
     for args, message in cases:
         r = gold(*args, home=home)

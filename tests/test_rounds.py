@@ -107,3 +107,26 @@ def test_steered_rounds_split_their_samples_by_the_previous_students_energy_per_
     assert set(shares) == {"negative", "positive"} and sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
     assert set(first["label_energy"]) == {"negative", "positive"}
     assert second["label_shares"] == shares  # what round 1's student measured steers round 2
+
+
+def test_a_run_on_the_llama_cpp_engine_generates_with_it_and_scores_soft_labels_with_transformers(store, home):
+    pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
+    from gold import rounds
+    from gold.rounds import execute_run
+    from gold.teachers.llamacpp import LlamaCppTeacher
+    from gold.teachers.local import LocalTeacher
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(map_after_round=False)
+    settings.teacher.engine = "llama.cpp"
+    settings.student.soft_label_weight = 0.5
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    assert isinstance(rounds.get_teacher(settings), LlamaCppTeacher)
+    assert isinstance(rounds.scoring_teacher(settings), LocalTeacher)
+    train = store.samples(run_id, role="train", kept_only=True)
+    assert len(store.samples(run_id)) == 2 * (4 + 2)  # every request answered by the llama.cpp engine
+    assert train and all(r["teacher_probs"] is not None for r in train)
+    assert not [e for e in store.events(run_id) if e["level"] == "warning" and "soft labels" in e["message"]]

@@ -54,11 +54,15 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Served:
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    yield from serve(tmp_path_factory.mktemp("serve") / "serve.log")
+
+
+def serve(log: Path, *extra: str):
+    """Start `gold serve` on a free port, wait for its URL line, yield it, stop it."""
     env = {**os.environ, "GOLD_SERVE_API_KEY": SECRET, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([PYTHON, "-m", "gold", "serve", "--port", "0", "--threads", "1"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([PYTHON, "-m", "gold", "serve", "--port", "0", "--threads", "1", *extra], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 240
         base_url = None
@@ -159,6 +163,21 @@ def test_openai_sdk_gets_real_chat_and_text_completions(served):
 
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=4, n=3)
+
+
+def test_the_llama_cpp_engine_serves_the_same_model(tmp_path):
+    pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
+    import openai
+
+    for s in serve(tmp_path / "serve.log", "--engine", "llama.cpp"):
+        client = openai.OpenAI(base_url=s.base_url, api_key=SECRET, max_retries=0, timeout=60)
+        text = client.completions.create(model=MODEL, prompt=["The capital of France is"], max_tokens=5, temperature=0,
+                                         stop=["\n"])
+        assert "Paris" in text.choices[0].text and text.usage.prompt_tokens == 5
+        msgs = [{"role": "user", "content": "Name a fruit."}]
+        a, b = (client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=6, seed=11, temperature=0.9)
+                for _ in range(2))
+        assert a.choices[0].message.content == b.choices[0].message.content  # the seed is honoured
 
 
 # -- OpenAITeacher through the fault proxy ------------------------------------------------------------------------

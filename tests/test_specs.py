@@ -85,8 +85,10 @@ def test_run_settings_validation_reports_every_part():
     bad.teacher.temperature = 3
     bad.student.loss = "mse"
     bad.student.learning_rate = 2
+    bad.teacher.engine = "vllm"
     problems = "\n".join(bad.problems())
-    for text in ("Rounds must be", "0 ≤ lo < hi ≤ 100", "teacher temperature", "Student: The loss must be 'ce' or 'sce'",
+    for text in ("local teacher's engine must be one of transformers, llama.cpp", "Rounds must be", "0 ≤ lo < hi ≤ 100",
+                 "teacher temperature", "Student: The loss must be 'ce' or 'sce'",
                  "Student: The learning rate must be between 0 and 1"):
         assert text in problems, text
     args = GoldSettings().student.training_args(seed=7, warm_start=True)

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, start_run
-from gold.specs import GoldSettings, SpecError, StudentSpec, TeacherSpec
+from gold.specs import LOCAL_ENGINES, GoldSettings, SpecError, StudentSpec, TeacherSpec
 from gold.store import ACTIVE_STATUSES, NotFound
 from gold.worker import ensure_worker, spawn_keyed_worker
 from views._common import clip, get_store, md_escape, show_problems
@@ -71,10 +71,12 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
 
         st.markdown("**Teacher**")
         t = TeacherSpec()
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3, c4 = st.columns(4)
         backend = c1.radio("Backend", ["local", "openai"], horizontal=True, help=RUN_HELP["backend"])
-        model = c2.text_input("Model", t.model, help=RUN_HELP["teacher_model"])
-        base_url = c3.text_input("Base URL (OpenAI-compatible)", "", placeholder="https://api.openai.com/v1",
+        engine = c2.selectbox("Local engine", LOCAL_ENGINES, index=LOCAL_ENGINES.index(t.engine),
+                              help=RUN_HELP["engine"])
+        model = c3.text_input("Model", t.model, help=RUN_HELP["teacher_model"])
+        base_url = c4.text_input("Base URL (OpenAI-compatible)", "", placeholder="https://api.openai.com/v1",
                                  help=RUN_HELP["base_url"])
         c1, c2, c3, c4 = st.columns(4)
         api_key = c1.text_input("API key", type="password", help=RUN_HELP["api_key"])
@@ -110,7 +112,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             band_lo=float(band[0]), band_hi=float(band[1]), energy_temperature=float(temp),
             feedback_count=int(fb_count), feedback_rate=float(fb_rate), noise_filter=noise,
             feedback_needs_agreement=agree, steer_labels=steer,
-            teacher=TeacherSpec(backend=backend, model=model, base_url=base_url, max_new_tokens=int(max_new),
+            teacher=TeacherSpec(backend=backend, engine=engine, model=model, base_url=base_url, max_new_tokens=int(max_new),
                                 temperature=float(t_temp), top_p=float(top_p), price_in_per_m=float(price_in),
                                 price_out_per_m=float(price_out), budget_usd=float(budget)),
             student=StudentSpec(model=s_model, epochs=int(epochs), min_steps=int(min_steps), learning_rate=float(lr),

@@ -1,5 +1,6 @@
 """Teachers: the models that write training data. `base` holds the protocol and shared types; `local`
-(transformers, the embedded SmolLM2 by default) and `remote` (any OpenAI-compatible server) implement it.
+(transformers, the embedded SmolLM2 by default), `llamacpp` (the same GGUF under llama.cpp, optional) and
+`remote` (any OpenAI-compatible server) implement it.
 The implementations are imported lazily: `local` needs torch, `remote` needs openai, and a caller that only
 builds prompts should pay for neither."""
 
@@ -17,7 +18,7 @@ from gold.teachers.base import (
 
 __all__ = [
     "BudgetExceeded", "Completion", "GenerationSettings", "Prompt", "PromptStyle", "Teacher", "TeacherError",
-    "Usage", "default_stop", "LocalTeacher", "OpenAITeacher",
+    "Usage", "default_stop", "LocalTeacher", "LlamaCppTeacher", "OpenAITeacher",
 ]
 
 
@@ -26,6 +27,10 @@ def __getattr__(name: str):
         from gold.teachers.local import LocalTeacher
 
         return LocalTeacher
+    if name == "LlamaCppTeacher":
+        from gold.teachers.llamacpp import LlamaCppTeacher
+
+        return LlamaCppTeacher
     if name == "OpenAITeacher":
         from gold.teachers.remote import OpenAITeacher
 

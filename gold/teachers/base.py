@@ -181,6 +181,11 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 3))
 
 
+def plain_transcript(messages: list[dict[str, Any]]) -> str:
+    """Chat messages for a model without a chat template (a base model): a transcript it can continue."""
+    return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant:"
+
+
 def prompt_text(prompt: Prompt) -> str:
     """All the text of a prompt, for estimates and logs."""
     if isinstance(prompt, str):

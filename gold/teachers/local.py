@@ -34,6 +34,7 @@ from gold.teachers.base import (
     ProgressFn,
     TeacherError,
     Usage,
+    plain_transcript,
     truncate_at_stop,
 )
 
@@ -183,7 +184,7 @@ class LocalTeacher:
         if getattr(self.tokenizer, "chat_template", None):
             return self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
         # no template (a base model): a plain transcript still gives it something to continue
-        return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in prompt) + "Assistant:"
+        return plain_transcript(prompt)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)

@@ -18,3 +18,18 @@ def local_teacher():
         return LocalTeacher.cached(threads=1)
     except ModelNotFound as e:  # a checkout without `make install`: say so rather than fail obscurely
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def llamacpp_teacher():
+    """The same embedded GGUF under llama.cpp. `make install` compiles llama-cpp-python (optional: where no
+    compiler is at hand the install says so and these tests skip with that reason)."""
+    pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
+    from gold.models import ModelNotFound
+
+    try:
+        from gold.teachers.llamacpp import LlamaCppTeacher
+
+        return LlamaCppTeacher.cached(threads=1)
+    except ModelNotFound as e:
+        pytest.skip(str(e))

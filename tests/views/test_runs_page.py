@@ -50,6 +50,26 @@ def test_openai_teacher_without_key_is_refused(page, home):
     assert Store(home).list_runs() == []
 
 
+def test_the_llama_cpp_engine_is_frozen_with_the_run_and_refused_for_a_folder_model(page, home):
+    pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
+    from gold.models import embedded_encoder
+
+    [engine] = [s for s in page.selectbox if s.label == "Local engine"]
+    engine.set_value("llama.cpp")
+    [model] = [t for t in page.text_input if t.label == "Model"]
+    model.input(str(embedded_encoder().folder))  # a transformers folder: llama.cpp runs GGUF files only
+    submit(page)
+    assert "runs GGUF files only" in page.error[0].value
+    assert Store(home).list_runs() == []
+    [model] = [t for t in page.text_input if t.label == "Model"]
+    model.input("embedded:smollm2-135m-instruct")
+    submit(page)
+    assert not page.error, page.error[0].value
+    [run] = Store(home).list_runs()
+    teacher = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).teacher
+    assert (teacher.backend, teacher.engine) == ("local", "llama.cpp")
+
+
 def running_run(home, name: str, rounds: int, round_1: dict) -> tuple[Store, int]:
     """A run a worker has claimed, whose round 1 finished with these metrics."""
     store = Store(home)

@@ -1,0 +1,252 @@
+"""LlamaCppTeacher: the local teacher's GGUF run by llama.cpp (`llama-cpp-python`) instead of transformers.
+
+Why a second engine for the same model: transformers de-quantizes the embedded Q4_1 GGUF to fp32 and runs it
+through PyTorch, which on a small CPU spends most of its time outside the matrix products. llama.cpp runs the
+quantized weights natively. `bench/speed.py --engines` measures both side by side on the same prompts.
+
+Why this teacher samples in Python rather than with llama.cpp's own sampler: GOLD's generation recipe
+(DESIGN.md: temperature 0.9, top-k 50, top-p 0.95, repetition penalty 1.2, stop at a newline) was measured with
+HF semantics, where the repetition penalty covers every token in the context, the few-shot examples included,
+and is applied before the temperature. llama.cpp's penalty sees only the generated tokens and its chain adds
+min-p. So the model's next-token logits come from llama.cpp and the same processors as `LocalTeacher` run on
+them here, in numpy (~0.2 ms a token against ~5 ms for the forward pass). Each prompt gets its own seeded
+generator (seed, position in the batch), so a reply does not depend on which other prompts share its batch.
+
+Prompts run one at a time (the high-level binding has one sequence), sorted so that prompts sharing a prefix
+follow each other: the key/value cache of the common prefix is kept and only the rest is evaluated.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+
+from gold.models import DEFAULT_TEACHER, ModelLocation, force_offline, resolve
+from gold.teachers.base import (
+    Completion,
+    GenerationSettings,
+    Prompt,
+    ProgressFn,
+    TeacherError,
+    Usage,
+    plain_transcript,
+    truncate_at_stop,
+)
+
+ENGINE = "llama.cpp"
+INSTALL_HINT = "pip install llama-cpp-python (or `make llama`), which compiles llama.cpp in a few minutes"
+TOP_K = 50  # HF's default, which the prototype's recipe ran with (the transformers teacher pins it too)
+
+_CACHE: dict[tuple[str, int | None], "LlamaCppTeacher"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def available() -> bool:
+    """Whether llama-cpp-python is installed (without importing it: the import loads a shared library)."""
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def default_threads() -> int:
+    """OMP_NUM_THREADS when set (the worker and the benchmarks set it to share a small CPU), else every core.
+    llama.cpp has its own thread pool and does not read that variable itself."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+def process_logits(logits: np.ndarray, context: np.ndarray, s: GenerationSettings) -> np.ndarray:
+    """Next-token probabilities after HF's processors, in HF's order: repetition penalty over every token of
+    the context (a positive logit divided, a negative one multiplied), temperature, top-k, top-p.
+    Returns a probability vector over the vocabulary (zeros outside the kept set)."""
+    z = logits.astype(np.float64, copy=True)
+    if s.repetition_penalty != 1.0 and context.size:
+        seen = np.unique(context)
+        seen = seen[seen < z.size]
+        v = z[seen]
+        z[seen] = np.where(v < 0, v * s.repetition_penalty, v / s.repetition_penalty)
+    if s.temperature <= 0:
+        p = np.zeros_like(z)
+        p[int(np.argmax(z))] = 1.0
+        return p
+    z /= s.temperature
+    k = min(TOP_K, z.size)
+    top = np.argpartition(-z, k - 1)[:k]
+    top = top[np.argsort(-z[top], kind="stable")]
+    zt = z[top] - z[top[0]]
+    pt = np.exp(zt)
+    pt /= pt.sum()
+    if s.top_p < 1.0:
+        # HF keeps the smallest set whose mass reaches top_p, always at least one token
+        cum = np.cumsum(pt)
+        keep = int(np.searchsorted(cum, s.top_p, side="left")) + 1
+        pt = pt[:keep] / pt[:keep].sum()
+        top = top[:keep]
+    p = np.zeros_like(z)
+    p[top] = pt
+    return p
+
+
+class LlamaCppTeacher:
+    """A GGUF model run by llama.cpp as a GOLD teacher. Same protocol and recipe as `LocalTeacher`."""
+
+    prompt_style = "completion"
+    engine = ENGINE
+
+    def __init__(self, model: str = DEFAULT_TEACHER, threads: int | None = None, n_ctx: int = 4096):
+        """`threads`: llama.cpp threads (None = `default_threads()`). `n_ctx`: the longest prompt plus reply."""
+        force_offline()
+        self.location: ModelLocation = resolve(model)
+        if not self.location.gguf_file:
+            raise TeacherError(
+                f"The llama.cpp engine runs GGUF files; {self.location.weights} is a transformers folder. "
+                "Pick the transformers engine for it, or give a .gguf file."
+            )
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise TeacherError(f"The llama.cpp engine is not installed: {INSTALL_HINT}.") from exc
+        self.name = self.location.name
+        self.threads = threads or default_threads()
+        self.usage = Usage()
+        started = time.perf_counter()
+        try:
+            self.llm = Llama(model_path=str(self.location.weights), n_ctx=n_ctx, n_threads=self.threads,
+                             n_threads_batch=self.threads, verbose=False, seed=0)
+        except Exception as exc:  # a corrupt or unsupported file: say which, keep the cause
+            raise TeacherError(f"llama.cpp could not load the teacher model {self.location.weights}: {exc}") from exc
+        self.load_seconds = time.perf_counter() - started
+        self.n_ctx = n_ctx
+        self.n_vocab = self.llm.n_vocab()
+        self.eos_ids = {int(self.llm.token_eos())} - {-1}
+        meta = getattr(self.llm, "metadata", {}) or {}
+        self.chat_template = meta.get("tokenizer.chat_template")
+        self._pieces: list[bytes] | None = None
+        self._stop_id_cache: dict[tuple[str, ...], frozenset[int]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def cached(cls, model: str = DEFAULT_TEACHER, threads: int | None = None) -> "LlamaCppTeacher":
+        """One loaded model per (model, threads) per process."""
+        key = (model or DEFAULT_TEACHER, threads)
+        with _CACHE_LOCK:
+            if key not in _CACHE:
+                _CACHE[key] = cls(model, threads=threads)
+            return _CACHE[key]
+
+    def __repr__(self) -> str:
+        return f"LlamaCppTeacher(name={self.name!r})"
+
+    # -- prompts -------------------------------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        """A completion prompt as is; chat messages through the GGUF's chat template (or a plain transcript)."""
+        if isinstance(prompt, str):
+            return prompt
+        if self.chat_template:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(self.chat_template)
+            return template.render(messages=prompt, add_generation_prompt=True, bos_token="", eos_token="")
+        return plain_transcript(prompt)
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def _piece(self, token: int) -> bytes:
+        if self._pieces is None:
+            self._pieces = [self.llm.detokenize([i], special=False) for i in range(self.n_vocab)]
+        return self._pieces[token]
+
+    def _stop_ids(self, stops: tuple[str, ...]) -> frozenset[int]:
+        """Tokens whose text contains a single-character stop: such a token ends the reply (exact, cheap)."""
+        if stops not in self._stop_id_cache:
+            chars = [s.encode("utf-8") for s in stops if len(s) == 1]
+            ids = set(self.eos_ids)
+            if chars:
+                ids |= {i for i in range(self.n_vocab) if any(c in self._piece(i) for c in chars)}
+            self._stop_id_cache[stops] = frozenset(ids)
+        return self._stop_id_cache[stops]
+
+    # -- generation ----------------------------------------------------------------------------------------------
+    def generate(
+        self, prompts: list[Prompt], settings: GenerationSettings | None = None, progress: ProgressFn | None = None
+    ) -> list[Completion]:
+        """One completion per prompt, in order. Prompt i samples from a generator seeded by (settings.seed, i)."""
+        settings = (settings or GenerationSettings()).validate()
+        if not prompts:
+            return []
+        chat = not all(isinstance(p, str) for p in prompts)
+        stops = settings.stops_for("chat" if chat else "completion")
+        ids = [self.tokenize(self.render(p), special=not isinstance(p, str)) for p in prompts]
+        order = sorted(range(len(ids)), key=lambda i: (ids[i], i))  # shared prefixes next to each other
+        results: list[Completion | None] = [None] * len(ids)
+        step = max(1, len(order) // 20)
+        with self._lock:
+            for n, i in enumerate(order, 1):
+                rng = np.random.default_rng([settings.seed, i])
+                results[i] = self._one(ids[i], settings, stops, rng)
+                if progress and (n % step == 0 or n == len(order)):
+                    progress(n / len(order), f"teacher: {n}/{len(order)} prompts")
+        done = [c for c in results if c is not None]
+        self.usage.add(done)
+        return done
+
+    def _logits(self) -> np.ndarray:
+        import llama_cpp
+
+        ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _feed(self, tokens: list[int]) -> None:
+        """Evaluate `tokens` after what the context already holds that they share (the cached prefix)."""
+        cached = self.llm.input_ids[: self.llm.n_tokens]
+        common = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            common += 1
+        keep = min(common, len(tokens) - 1)  # at least one token is evaluated, so its logits are fresh
+        self.llm.n_tokens = keep
+        self.llm.eval(tokens[keep:])
+
+    def _one(self, prompt: list[int], s: GenerationSettings, stops: tuple[str, ...], rng: np.random.Generator) -> Completion:
+        if not prompt:
+            return Completion("", 0, 0, "error", error="The prompt is empty.")
+        if len(prompt) + s.max_new_tokens > self.n_ctx:
+            return Completion("", len(prompt), 0, "error",
+                              error=f"The prompt has {len(prompt)} tokens; with {s.max_new_tokens} new ones it "
+                                    f"exceeds the llama.cpp context of {self.n_ctx} tokens.")
+        stop_ids = self._stop_ids(stops)
+        long_stops = [x.encode("utf-8") for x in stops if len(x) > 1]
+        self._feed(prompt)
+        context = list(prompt)
+        new: list[int] = []
+        finish = "length"
+        for _ in range(s.max_new_tokens):
+            p = process_logits(self._logits(), np.asarray(context), s)
+            token = int(rng.choice(p.size, p=p)) if s.temperature > 0 else int(np.argmax(p))
+            if token in self.eos_ids:
+                finish = "stop"
+                break
+            new.append(token)
+            context.append(token)
+            if token in stop_ids:
+                finish = "stop"
+                break
+            if long_stops:
+                tail = b"".join(self._piece(t) for t in new[-(max(len(x) for x in long_stops) + 3):])
+                if any(x in tail for x in long_stops):
+                    finish = "stop"
+                    break
+            self.llm.eval([token])
+        text = self.llm.detokenize(new, special=False).decode("utf-8", errors="replace")
+        text, hit = truncate_at_stop(text, stops)
+        return Completion(text, len(prompt), len(new), "stop" if hit or finish == "stop" else "length")

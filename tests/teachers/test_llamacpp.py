@@ -1,0 +1,127 @@
+"""LlamaCppTeacher: the embedded GGUF run by llama.cpp, with the transformers teacher's sampling recipe.
+
+The processors are checked against transformers' own logits processors; generation against the transformers
+teacher on the same model (greedy), and for the properties a run relies on: stops, token counts, seeds that do
+not depend on batch composition, and the key/value prefix cache giving the same replies as a cold start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gold.teachers.base import Completion, GenerationSettings, Teacher
+from gold.teachers.llamacpp import TOP_K, process_logits
+
+LIST = "Here are some short words, one per line.\n\nWord: apple\nWord: river\nWord: stone\nWord: cloud\nWord:"
+SHORT = "The capital of France is"
+LONG = ("Here is a list of the capital cities of European countries. The capital of Germany is Berlin. "
+        "The capital of Italy is Rome. The capital of France is")
+GREEDY = GenerationSettings(temperature=0, max_new_tokens=6, batch_size=1)
+
+
+@pytest.mark.parametrize("temperature,top_p,penalty", [(0.9, 0.95, 1.2), (1.0, 1.0, 1.0), (0.5, 0.5, 1.5)])
+def test_processors_match_transformers(temperature, top_p, penalty):
+    from transformers import (RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
+                              TopPLogitsWarper)
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=500).astype(np.float32)
+    context = rng.integers(0, 500, size=40)
+    s = GenerationSettings(temperature=temperature, top_p=top_p, repetition_penalty=penalty)
+    ours = process_logits(logits, context, s)
+
+    ids = torch.tensor([context.tolist()])
+    scores = torch.tensor(logits, dtype=torch.float64).unsqueeze(0)
+    for proc in ([RepetitionPenaltyLogitsProcessor(penalty)] if penalty != 1.0 else []) + [
+            TemperatureLogitsWarper(temperature), TopKLogitsWarper(TOP_K)] + (
+            [TopPLogitsWarper(top_p)] if top_p < 1.0 else []):
+        scores = proc(ids, scores)
+    theirs = torch.softmax(scores, dim=-1)[0].numpy()
+    assert ours.sum() == pytest.approx(1.0)
+    assert np.count_nonzero(ours) == np.count_nonzero(theirs) <= TOP_K
+    assert ours == pytest.approx(theirs, abs=1e-9)
+
+
+def test_repetition_penalty_covers_the_prompt():
+    logits = np.array([2.0, 2.0, -1.0, -1.0])
+    p = process_logits(logits, np.array([0, 2]), GenerationSettings(temperature=1.0, top_p=1.0, repetition_penalty=2.0))
+    assert p[0] < p[1] and p[2] < p[3]  # tokens already in the context (prompt included) are less likely
+    greedy = process_logits(logits, np.array([0]), GenerationSettings(temperature=0, repetition_penalty=2.0))
+    assert greedy.tolist() == [0.0, 1.0, 0.0, 0.0]
+
+
+slow = pytest.mark.slow  # the tests below load a real model
+
+
+@slow
+def test_is_a_completion_teacher(llamacpp_teacher):
+    assert isinstance(llamacpp_teacher, Teacher) and llamacpp_teacher.prompt_style == "completion"
+    assert llamacpp_teacher.engine == "llama.cpp" and "SmolLM2" in repr(llamacpp_teacher)
+
+
+@slow
+def test_greedy_replies_match_the_transformers_teacher(llamacpp_teacher, local_teacher):
+    ours = [c.text for c in llamacpp_teacher.generate([SHORT, LONG], GREEDY)]
+    theirs = [c.text for c in local_teacher.generate([SHORT, LONG], GREEDY)]
+    assert "Paris" in ours[0] and "Paris" in ours[1]
+    # the quantized kernels round differently from de-quantized fp32, so only the first words are compared
+    assert [t.split()[:2] for t in ours] == [t.split()[:2] for t in theirs]
+    assert llamacpp_teacher.count_tokens(SHORT) == local_teacher.count_tokens(SHORT)
+
+
+@slow
+def test_stops_at_newline_and_counts_tokens(llamacpp_teacher):
+    before = llamacpp_teacher.usage.completion_tokens
+    out = llamacpp_teacher.generate([LIST, SHORT], GenerationSettings(temperature=0, max_new_tokens=12))
+    assert all(isinstance(c, Completion) for c in out)
+    first = out[0]
+    assert first.text.strip() and "\n" not in first.text
+    assert first.finish_reason == "stop" and 1 <= first.completion_tokens < 12
+    assert first.prompt_tokens == llamacpp_teacher.count_tokens(LIST)
+    assert llamacpp_teacher.usage.completion_tokens - before == sum(c.completion_tokens for c in out)
+
+
+@slow
+def test_multi_character_stop_strings(llamacpp_teacher):
+    free = llamacpp_teacher.generate([LIST], GREEDY.with_(max_new_tokens=10, stop=()))[0]
+    assert free.finish_reason == "length" and free.completion_tokens == 10
+    assert "\n\n" in free.text
+    cut = llamacpp_teacher.generate([LIST], GREEDY.with_(max_new_tokens=10, stop=("\n\n",)))[0]
+    assert cut.text == free.text.split("\n\n")[0] and cut.finish_reason == "stop" and cut.completion_tokens < 10
+
+
+@slow
+def test_seeded_sampling_does_not_depend_on_the_other_prompts(llamacpp_teacher):
+    s = GenerationSettings(max_new_tokens=8, seed=3)
+    a = [c.text for c in llamacpp_teacher.generate([LIST, SHORT, LONG], s)]
+    b = [c.text for c in llamacpp_teacher.generate([LIST, SHORT, LONG], s)]
+    c = [c.text for c in llamacpp_teacher.generate([LIST, SHORT, LONG], s.with_(seed=4))]
+    assert a == b and a != c
+    # the prompt at position 0 samples the same reply whatever follows it
+    assert llamacpp_teacher.generate([LIST, "Word: tree\nWord:"], s)[0].text == a[0]
+
+
+@slow
+def test_prefix_cache_gives_the_replies_of_a_cold_start(llamacpp_teacher):
+    # LONG shares its first tokens with nothing; LONG + more shares all of LONG: the cache must be cut right
+    longer = LONG + " Paris. The capital of Spain is"
+    warm = [c.text for c in llamacpp_teacher.generate([LONG, longer, LONG], GREEDY)]
+    cold = []
+    for p in (LONG, longer, LONG):
+        llamacpp_teacher.llm.reset()
+        cold.append(llamacpp_teacher.generate([p], GREEDY)[0].text)
+    assert warm == cold and "Madrid" in warm[1]
+
+
+@slow
+def test_chat_prompts_and_too_long_prompts(llamacpp_teacher):
+    messages = [{"role": "user", "content": "Say hello."}]
+    rendered = llamacpp_teacher.render(messages)
+    assert "<|im_start|>user" in rendered and rendered.rstrip().endswith("assistant")
+    out = llamacpp_teacher.generate([messages], GenerationSettings(max_new_tokens=4))[0]
+    assert out.completion_tokens <= 4 and out.prompt_tokens == len(llamacpp_teacher.tokenize(rendered, special=True))
+    huge = "word " * (llamacpp_teacher.n_ctx + 10)
+    bad = llamacpp_teacher.generate([huge, SHORT], GREEDY)
+    assert bad[0].finish_reason == "error" and "context" in bad[0].error and "Paris" in bad[1].text
