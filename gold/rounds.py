@@ -36,7 +36,7 @@ import numpy as np
 
 from gold import prompts
 from gold.energy import select_band, steering_shares
-from gold.evaluation import evaluate_student, metric_name
+from gold.evaluation import evaluate_student, metric_name, task_metric
 from gold.faults import failpoint
 from gold.specs import Example, GoldSettings, TaskSpec
 from gold.students.base import TrainExample, TrainingArgs
@@ -349,14 +349,12 @@ def steered_shares(store, run_id: int, n: int) -> dict[str, float] | None:
     return (prev or {}).get("metrics", {}).get("next_label_shares") or None
 
 
-def label_energies(student, task: TaskSpec, rows: list[Example], temperature: float) -> dict[str, list[float]]:
-    """The student's energy on labeled rows, grouped by their true label (every label present, maybe empty)."""
+def label_energies(task: TaskSpec, rows: list[Example], energies) -> dict[str, list[float]]:
+    """The student's energies on labeled rows, grouped by their true label (every label present, maybe empty)."""
     out: dict[str, list[float]] = {label: [] for label in task.labels}
-    if rows:
-        energies = student.score([task.format_input(ex.inputs) for ex in rows], temperature=temperature).energy
-        for ex, e in zip(rows, energies):
-            if ex.output in out:
-                out[ex.output].append(float(e))
+    for ex, e in zip(rows, energies):
+        if ex.output in out:
+            out[ex.output].append(float(e))
     return out
 
 
@@ -391,11 +389,12 @@ def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teach
                            "the given labels only.", level="warning")
         return {"soft_labeled": 0}
     rows = [r for r in ctx.store.samples(ctx.run_id, role="train", kept_only=True) if r["teacher_probs"] is None]
-    agree = 0
-    for start in range(0, len(rows), LABEL_CHUNK):
+    agree, prior = 0, None
+    for start in range(0, len(rows), LABEL_CHUNK):  # chunks: progress, and a cancel is honoured between them
         ctx.check()
         chunk = rows[start : start + LABEL_CHUNK]
-        probs = fewshot.label_probs(teacher, task, [r["inputs"] for r in chunk], seed=settings.seed).calibrated
+        p = fewshot.label_probs(teacher, task, [r["inputs"] for r in chunk], seed=settings.seed, prior=prior)
+        probs, prior = p.calibrated, p.prior
         ctx.store.set_teacher_probs({r["id"]: p.tolist() for r, p in zip(chunk, probs)})
         agree += sum(task.labels[int(p.argmax())] == r["output"] for r, p in zip(chunk, probs))
         done = min(len(rows), start + LABEL_CHUNK)
@@ -478,7 +477,16 @@ def evaluation_rows(task: TaskSpec) -> tuple[list[Example], str]:
 
 def measure(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings, student) -> dict[str, Any]:
     rows, source = evaluation_rows(task)
-    value = evaluate_student(student, task, rows)
+    steering = task.kind == "classification" and settings.mode == "gold" and settings.steer_labels
+    steer = {}
+    if steering and rows:  # one forward pass gives both the metric and the per-label energies
+        scored = student.score([task.format_input(ex.inputs) for ex in rows], temperature=settings.energy_temperature)
+        value = task_metric(task, [p.output for p in student.predictions(scored.probs)], rows)
+        by_label = label_energies(task, rows, scored.energy)
+        steer = {"label_energy": {k: _r(float(np.mean(v))) if v else None for k, v in by_label.items()},
+                 "next_label_shares": {k: round(v, 4) for k, v in steering_shares(by_label).items()}}
+    else:
+        value = evaluate_student(student, task, rows)
     round_rows = [r for r in store.samples(run_id, round_n=n, kept_only=True) if r["energy"] is not None]
     energies = np.asarray([r["energy"] for r in round_rows], dtype=float)
     hist = None
@@ -486,11 +494,6 @@ def measure(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings, 
         counts, edges = np.histogram(energies, bins=HIST_BINS)
         hist = {"counts": counts.tolist(), "edges": [round(float(e), 4) for e in edges]}
     counts_all = store.sample_counts(run_id)
-    steer = {}
-    if task.kind == "classification" and settings.mode == "gold" and settings.steer_labels:
-        by_label = label_energies(student, task, rows, settings.energy_temperature)
-        steer = {"label_energy": {k: _r(float(np.mean(v))) if v else None for k, v in by_label.items()},
-                 "next_label_shares": {k: round(v, 4) for k, v in steering_shares(by_label).items()}}
     return {**steer, "metric_name": metric_name(task), "metric": value, "metric_on": source,
             "metric_rows": len(rows), "energy_hist": hist, "generated": counts_all["generated"],
             "kept": counts_all["kept"], "rejected": counts_all["rejected"], "vetoed": counts_all["vetoed"]}

@@ -78,10 +78,12 @@ class LabelProbs:
 
 
 def label_probs(teacher, task: TaskSpec, inputs: Sequence[dict[str, str]], seed: int = 0,
-                batch_size: int = 16) -> LabelProbs:
+                batch_size: int = 16, prior: np.ndarray | None = None) -> LabelProbs:
     """Few-shot label probabilities of a teacher that scores continuations (`label_loglik`), after a prompt of
     the seeds whose key-value cache is computed once. Used to read the teacher as a classifier (`classify`) and
-    to give the student soft targets for generated samples (the knowledge-distillation half of GOLD)."""
+    to give the student soft targets for generated samples (the knowledge-distillation half of GOLD).
+    `prior`: the content-free prior of an earlier call with the same task and seed (a caller that scores in
+    chunks computes it once)."""
     if task.kind != "classification":
         raise ValueError("Label probabilities are for classification tasks; use answer() for seq2seq.")
     if not hasattr(teacher, "label_loglik"):
@@ -90,10 +92,11 @@ def label_probs(teacher, task: TaskSpec, inputs: Sequence[dict[str, str]], seed:
     candidates = [f" {label}" for label in task.labels]
     started = time.perf_counter()
     ll = teacher.label_loglik([row_prompt(task, x) for x in inputs], candidates, prefix=prefix, batch_size=batch_size)
-    free_inputs = [{f: text for f in task.input_fields} for text in CONTENT_FREE]
-    free = teacher.label_loglik([row_prompt(task, x) for x in free_inputs], candidates, prefix=prefix,
-                                batch_size=batch_size)
-    prior = _softmax(free).mean(axis=0)  # the label distribution with no content
+    if prior is None:
+        free_inputs = [{f: text for f in task.input_fields} for text in CONTENT_FREE]
+        free = teacher.label_loglik([row_prompt(task, x) for x in free_inputs], candidates, prefix=prefix,
+                                    batch_size=batch_size)
+        prior = _softmax(free).mean(axis=0)  # the label distribution with no content
     raw = _softmax(ll) if len(inputs) else np.zeros((0, len(candidates)))
     calibrated = raw / prior
     calibrated = calibrated / calibrated.sum(axis=1, keepdims=True) if len(inputs) else calibrated

@@ -83,3 +83,23 @@ def test_label_probs_are_distributions_whose_calibrated_argmax_is_the_calibrated
     assert [task.labels[i] for i in p.calibrated.argmax(axis=1)] == [ex.output for ex in rows]
     assert p.prior.argmax() == 0 and p.prior.sum() == pytest.approx(1)
     assert fewshot.label_probs(BiasedScorer(truth), task, []).calibrated.shape == (0, len(task.labels))
+
+
+def test_a_given_prior_is_reused_and_gives_the_same_probabilities_in_chunks():
+    task = example_spec("sst2")
+    rows = task.eval_set[:20]
+    truth = {ex.inputs["text"]: task.labels.index(ex.output) for ex in rows}
+
+    class Counting(BiasedScorer):
+        calls = 0
+
+        def label_loglik(self, prompts, candidates, prefix="", batch_size=16):
+            Counting.calls += 1
+            return super().label_loglik(prompts, candidates, prefix, batch_size)
+
+    whole = fewshot.label_probs(BiasedScorer(truth), task, [ex.inputs for ex in rows])
+    scorer = Counting(truth)
+    first = fewshot.label_probs(scorer, task, [ex.inputs for ex in rows[:8]])
+    rest = fewshot.label_probs(scorer, task, [ex.inputs for ex in rows[8:]], prior=first.prior)
+    assert Counting.calls == 3  # rows + content-free for the first chunk, rows only for the second
+    assert np.allclose(np.vstack([first.calibrated, rest.calibrated]), whole.calibrated)
