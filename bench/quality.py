@@ -559,6 +559,7 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
     if missing:
         entry["missing_seeds"] = missing
     entry.update(spread=spread, per_seed=per_seed, seeds=seeds, budget=a.budget, rounds=a.rounds,
+                 teacher_engine=a.engine,
                  probe_share=a.probe_share, test_rows=len(task.test), val_rows=len(task.val),
                  metric="accuracy" if task.spec.kind == "classification" else "exact_match", details=details)
     if "gold" in settings_of:

@@ -32,12 +32,19 @@ SPEED = [
 ]
 
 
+def engine_note(entry: dict) -> str:
+    """Tables measured with the llama.cpp teacher say so (same GGUF and recipe, different sampling stream)."""
+    engine = entry.get("teacher_engine", "transformers")
+    return "" if engine == "transformers" else f", teacher on {engine}"
+
+
 def quality_tables(data: dict) -> str:
     out = []
     for budget, per_task in sorted(data.get("quality_by_budget", {}).items(), key=lambda kv: int(kv[0])):
         for task, e in per_task.items():
             out.append(f"**{task}**, {e['metric']} on {e['test_rows']} held-out dev rows, {budget} teacher samples per "
-                       f"method ({e['rounds']} rounds), seeds {e['seeds']}:\n")
+                       f"method ({e['rounds']} rounds), seeds {e['seeds']}"
+                       + engine_note(e) + ":\n")
             out.append("| method | mean % | min–max over seeds | per seed | generate s | train s | kept | noise flagged |")
             out.append("|---|---|---|---|---|---|---|---|")
             for name, vals in e["per_seed"].items():

@@ -52,7 +52,8 @@ def one_pass(teacher, texts: list[str], settings: GenerationSettings) -> dict[st
     secs = time.perf_counter() - t0
     tokens = sum(c.completion_tokens for c in comps)
     return {
-        "seconds": round(secs, 2), "samples_per_s": round(len(comps) / secs, 3), "tokens_per_s": round(tokens / secs, 1),
+        "seconds": round(secs, 2), "samples_per_s": round(len(comps) / secs, 3),
+        "tokens_per_s": round(tokens / secs, 1),
         "mean_tokens": round(tokens / len(comps), 1),
         "stopped_share": round(sum(c.finish_reason == "stop" for c in comps) / len(comps), 3),
         "distinct_share": round(len({c.text.strip() for c in comps}) / len(comps), 3),
@@ -82,7 +83,8 @@ def main() -> None:
         for name, (_, load_s) in teachers.items():
             best = max(passes[name], key=lambda p: p["samples_per_s"])
             row[name] = {**best, "load_s": round(load_s, 2), "passes": passes[name]}
-        row["llama_over_transformers"] = round(row["llama.cpp"]["samples_per_s"] / row["transformers"]["samples_per_s"], 2)
+        ratio = row["llama.cpp"]["samples_per_s"] / row["transformers"]["samples_per_s"]
+        row["llama_over_transformers"] = round(ratio, 2)
         out["by_threads"][str(threads)] = row
         del teachers
     info = machine()

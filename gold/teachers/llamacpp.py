@@ -150,8 +150,8 @@ class LlamaCppTeacher:
         if self.chat_template:
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-            template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(self.chat_template)
-            return template.render(messages=prompt, add_generation_prompt=True, bos_token="", eos_token="")
+            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            return env.from_string(self.chat_template).render(messages=prompt, add_generation_prompt=True, bos_token="", eos_token="")
         return plain_transcript(prompt)
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
@@ -217,7 +217,8 @@ class LlamaCppTeacher:
         self.llm.n_tokens = keep
         self.llm.eval(tokens[keep:])
 
-    def _one(self, prompt: list[int], s: GenerationSettings, stops: tuple[str, ...], rng: np.random.Generator) -> Completion:
+    def _one(self, prompt: list[int], s: GenerationSettings, stops: tuple[str, ...],
+             rng: np.random.Generator) -> Completion:
         if not prompt:
             return Completion("", 0, 0, "error", error="The prompt is empty.")
         if len(prompt) + s.max_new_tokens > self.n_ctx:
