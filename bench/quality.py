@@ -184,7 +184,7 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # Settings added after cells were measured, at the value that does exactly what the engine did before they
 # existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
-NEUTRAL = {"steer_labels": False, "teacher": {"engine": "transformers"},
+NEUTRAL = {"steer_labels": False, "relabel_noise": False, "teacher": {"engine": "transformers"},
            "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
                        "early_stopping": False}}
 

@@ -15,7 +15,8 @@ Usage:
   .venv/bin/python bench/refit.py --recipe mine=trainable:final_fresh=true,loss=ce,label_smoothing=0.2
 
 A recipe is ROWS:key=value,... — ROWS is `trainable` (what the run's last round trained on: seeds + samples
-neither vetoed nor flagged as noise) or `all` (every kept sample, noise flags ignored); keys are StudentSpec
+neither vetoed nor flagged as noise), `all` (every kept sample, noise flags ignored) or `relabel` (trainable +
+the noise-flagged samples under the label the run's last student predicted: `relabel_noise`); keys are StudentSpec
 fields on top of the product's defaults. Writes bench/results/refit.json and prints a table.
 """
 
@@ -49,13 +50,18 @@ RECIPES = {
     "warm_es_soft": "trainable:early_stopping=true,soft_label_weight=0.5",
     "fresh_ce_soft": "trainable:final_fresh=true,loss=ce,soft_label_weight=0.5",
     "warm_soft_only": "trainable:soft_label_weight=1.0",
+    "warm_relabel": "relabel:",
+    "warm_es_relabel": "relabel:early_stopping=true",
 }
+
+
+ROW_KINDS = ("trainable", "all", "relabel")
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
     rows, _, pairs = text.partition(":")
-    if rows not in ("trainable", "all"):
-        sys.exit(f"error: recipe '{text}': rows must be 'trainable' or 'all'.")
+    if rows not in ROW_KINDS:
+        sys.exit(f"error: recipe '{text}': rows must be one of {', '.join(ROW_KINDS)}.")
     overrides = {}
     for pair in filter(None, pairs.split(",")):
         key, _, value = pair.partition("=")
@@ -83,8 +89,13 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
         run = store.get_run(store.list_runs()[0].id)
         settings = GoldSettings.from_dict(run["settings"])
         task = store.get_task(run["task_id"]).spec
-        rows = (store.samples(run["id"], trainable_only=True) if rows_kind == "trainable"
-                else store.samples(run["id"], role="train", kept_only=True))
+        if rows_kind == "all":
+            rows = store.samples(run["id"], role="train", kept_only=True)
+        else:
+            rows = store.samples(run["id"], trainable_only=True)
+        if rows_kind == "relabel":  # what `relabel_noise` trains on: noise rows under the last student's label
+            rows += [{**r, "output": r["prediction"]} for r in store.samples(run["id"], role="train", kept_only=True)
+                     if r["flag"] == "noise" and not r["vetoed"] and r["prediction"] in task.labels]
         soft = teacher_probs(home, task, rows, settings.seed) if overrides.get("soft_label_weight") else {}
         train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
         train += [TrainExample(task.format_input(r["inputs"]), r["output"], soft=soft.get(str(r["id"])))

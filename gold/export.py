@@ -349,18 +349,23 @@ def training_rows(store: Store, info: ExportInfo) -> list[dict[str, Any]]:
         info.warnings.append(f"{len(missing)} training sample(s) of this round are no longer in the store; "
                              "data/train.jsonl lists the others.")
     rows = [_train_row(info.task, ex.inputs, ex.output, "seed", None, None) for ex in seeds]
-    rows += [_train_row(info.task, by_id[i]["inputs"], by_id[i]["output"], "generated", i, by_id[i]["round"])
+    relabeled = ids.get("relabeled") or {}  # noise samples trained under the student's label (relabel_noise)
+    rows += [_train_row(info.task, by_id[i]["inputs"], relabeled.get(str(i), by_id[i]["output"]), "generated", i,
+                        by_id[i]["round"], given=by_id[i]["output"] if str(i) in relabeled else None)
              for i in wanted if i in by_id]
     return rows
 
 
 def _train_row(task: TaskSpec, inputs: dict[str, str], output: str | None, source: str, sample_id: int | None,
-               round_n: int | None) -> dict[str, Any]:
+               round_n: int | None, given: str | None = None) -> dict[str, Any]:
+    """One line of data/train.jsonl; `given`: the teacher's label when the student's replaced it."""
     text = task.format_input(inputs)
     row: dict[str, Any] = {"text": text, "label": output} if task.kind == "classification" else {"input": text, "output": output}
     if len(task.input_fields) > 1:
         row["inputs"] = dict(inputs)
     row.update(source=source, sample_id=sample_id, round=round_n)
+    if given is not None:
+        row["relabeled_from"] = given
     return row
 
 

@@ -231,7 +231,8 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
 
     if _after(done_step, "train"):
         ctx.check()
-        train, train_ids = training_set(store, run_id, task, with_ids=True)
+        train, train_ids, relabeled = training_set(store, run_id, task, with_ids=True,
+                                                   relabel_noise=settings.relabel_noise)
         prev = store.run_dir(run_id) / f"round-{n - 1}" / "student"
         args = training_args(settings, settings.student.warm_start and n > 1 and prev.exists(), n)
         state.student = new_student(task, settings, prev if args.warm_start else None)
@@ -247,7 +248,8 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
         report = state.student.fit(train, args, progress=on_step, eval_examples=judge)
         state.student.save(ckpt)
         # Which samples this student saw, so an export can ship its exact training set later.
-        (ckpt.parent / TRAIN_IDS).write_text(json.dumps({"seeds": len(task.seeds), "sample_ids": train_ids}))
+        (ckpt.parent / TRAIN_IDS).write_text(json.dumps({"seeds": len(task.seeds), "sample_ids": train_ids,
+                                                         "relabeled": {str(k): v for k, v in relabeled.items()}}))
         metrics.update(train_size=len(train), train_seconds=round(time.perf_counter() - t0, 1),
                        train_steps=report.steps, train_loss=round(report.final_loss, 4))
         if report.best_step is not None:  # early stopping chose an epoch on the evaluation rows
@@ -404,15 +406,25 @@ def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teach
 
 # -- train ----------------------------------------------------------------------------------------------------
 
-def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False):
+def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False, relabel_noise: bool = False):
     """Seeds + every trainable generated sample (kept, role train, not vetoed, not noise).
-    with_ids=True also returns the sample ids used (seeds have none)."""
+    relabel_noise (classification): noise-flagged samples come back under the label the last student predicted
+    for them. Why: the prototype measured that dropping flagged rows costs 3–8 points (volume beats
+    cleanliness), while a high-energy sample's given label is wrong far more often than the average one; the
+    student that flagged it never trained on it after the flag, so its prediction is a second opinion.
+    with_ids=True also returns the sample ids used (seeds have none) and {id: new label} of the relabeled."""
     rows = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
-    ids = []
+    ids, relabeled = [], {}
     for row in store.samples(run_id, trainable_only=True):
         rows.append(TrainExample(task.format_input(row["inputs"]), row["output"], soft=row["teacher_probs"]))
         ids.append(row["id"])
-    return (rows, ids) if with_ids else rows
+    if relabel_noise and task.kind == "classification":
+        for row in store.samples(run_id, role="train", kept_only=True):
+            if row["flag"] == "noise" and not row["vetoed"] and row["prediction"] in task.labels:
+                rows.append(TrainExample(task.format_input(row["inputs"]), row["prediction"]))
+                ids.append(row["id"])
+                relabeled[row["id"]] = row["prediction"]
+    return (rows, ids, relabeled) if with_ids else rows
 
 
 # -- score, select, measure --------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ RUN_HELP: dict[str, str] = {
     "feedback_count": "Feedback examples placed in each prompt that gets feedback (paper: 3).",
     "feedback_rate": "Share of prompts that get feedback examples (official code: every second batch, 0.5).",
     "noise_filter": "Samples above the band's upper percentile stay out of training (shown, restorable).",
+    "relabel_noise": "Classification, with the noise filter: instead of staying out, noise-flagged samples train "
+                     "under the label the student predicts for them (a vetoed sample still stays out).",
     "feedback_needs_agreement": "Only samples whose teacher label the student predicts too may become feedback: "
                                 "keeps mislabeled samples from being fed back (measured best detector in DESIGN.md).",
     "steer_labels": "GOLD, classification: split each round's samples across labels by the student's energy on the "

@@ -336,6 +336,7 @@ class GoldSettings:
     feedback_count: int = 3
     feedback_rate: float = 0.5
     noise_filter: bool = True
+    relabel_noise: bool = False  # classification: noise-flagged samples train under the student's label instead
     feedback_needs_agreement: bool = True
     steer_labels: bool = False  # GOLD, classification: split each round's samples by the student's energy per label
     map_after_round: bool = True
@@ -361,6 +362,8 @@ class GoldSettings:
             p.append("The feedback count cannot be negative.")
         if not 0 <= self.feedback_rate <= 1:
             p.append("The feedback rate must be between 0 and 1.")
+        if self.relabel_noise and not self.noise_filter:
+            p.append("Relabeling noise needs the noise filter on: without it no sample is flagged as noise.")
         return p + self.teacher.problems() + self.student.problems()
 
     def validate(self) -> "GoldSettings":

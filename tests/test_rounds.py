@@ -130,3 +130,35 @@ def test_a_run_on_the_llama_cpp_engine_generates_with_it_and_scores_soft_labels_
     assert len(store.samples(run_id)) == 2 * (4 + 2)  # every request answered by the llama.cpp engine
     assert train and all(r["teacher_probs"] is not None for r in train)
     assert not [e for e in store.events(run_id) if e["level"] == "warning" and "soft labels" in e["message"]]
+
+
+def test_relabeled_noise_trains_under_the_students_label_and_exports_as_it_trained(store, home):
+    from types import SimpleNamespace
+
+    from gold.export import training_rows
+    from gold.rounds import training_set
+    from gold.specs import GoldSettings
+
+    task_id = tiny_task(store)
+    task = store.get_task(task_id).spec
+    run_id = store.create_run(task_id, tiny_settings().to_dict())
+    texts = ["clean", "flagged", "flagged and vetoed", "flagged, never scored"]
+    store.add_samples(run_id, 1, "train", [{"inputs": {"text": t}, "output": "positive"} for t in texts])
+    ids = {r["inputs"]["text"]: r["id"] for r in store.samples(run_id)}
+    store.set_scores([{"id": ids[t], "energy": 1.0, "prediction": "negative", "confidence": 0.9}
+                      for t in texts[:3]])
+    store.set_flags(run_id, {ids[t]: "noise" for t in texts[1:]})
+    store.set_vetoed([ids["flagged and vetoed"]])
+
+    plain = training_set(store, run_id, task)
+    assert [ex.target for ex in plain[len(task.seeds):]] == ["positive"]  # noise stays out by default
+    rows, used, relabeled = training_set(store, run_id, task, with_ids=True, relabel_noise=True)
+    assert used == [ids["clean"], ids["flagged"]] and relabeled == {ids["flagged"]: "negative"}
+    assert [ex.target for ex in rows[len(task.seeds):]] == ["positive", "negative"]
+
+    info = SimpleNamespace(task=task, run={"id": run_id}, warnings=[],
+                           train_ids={"seeds": len(task.seeds), "sample_ids": used,
+                                      "relabeled": {str(k): v for k, v in relabeled.items()}})
+    exported = training_rows(store, info)[len(task.seeds):]
+    assert [(r["label"], r.get("relabeled_from")) for r in exported] == [("positive", None), ("negative", "positive")]
+    assert "noise filter on" in " ".join(GoldSettings(noise_filter=False, relabel_noise=True).problems())
