@@ -476,6 +476,7 @@ def main() -> None:
     data.setdefault("quality_by_budget", {})
     for task in tasks:
         entry = table_entry(task, methods, seeds, results, a, settings_of)
+        entry["command"] = "bench/quality.py " + " ".join(sys.argv[1:])  # the file's `command` is the last one
         borrow_budget_free_rows(entry, data["quality_by_budget"], task.key, a.budget)
         data["quality_by_budget"].setdefault(str(a.budget), {})[task.key] = entry
         best = max(int(b) for b, per_task in data["quality_by_budget"].items() if task.key in per_task)

@@ -44,7 +44,7 @@ def quality_tables(data: dict) -> str:
         for task, e in per_task.items():
             out.append(f"**{task}**, {e['metric']} on {e['test_rows']} held-out dev rows, {budget} teacher samples per "
                        f"method ({e['rounds']} rounds), seeds {e['seeds']}"
-                       + engine_note(e) + ":\n")
+                       + engine_note(e) + (f" (`{e['command']}`)" if e.get("command") else "") + ":\n")
             out.append("| method | mean % | min–max over seeds | per seed | generate s | train s | kept | noise flagged |")
             out.append("|---|---|---|---|---|---|---|---|")
             for name, vals in e["per_seed"].items():
@@ -127,6 +127,21 @@ def speed_table(data: dict) -> str:
     return "\n".join(out)
 
 
+def engines_table(d: dict) -> str:
+    """bench/teacher_engines.py: the two local engines on the same prompts, per thread count."""
+    out = [f"{d['prompts']} generation prompts (SST-2 + TREC), the product's sampling recipe; best of "
+           f"{len(next(iter(d['by_threads'].values()))['transformers']['passes'])} alternating passes:\n",
+           "| threads | engine | samples/s | tokens/s | load s | tokens per reply | ended at the stop | distinct |",
+           "|---|---|---|---|---|---|---|---|"]
+    for threads, row in d["by_threads"].items():
+        for name in ("transformers", "llama.cpp"):
+            r = row[name]
+            out.append(f"| {threads} | {name} | {r['samples_per_s']:.2f} | {r['tokens_per_s']:.1f} | {r['load_s']:.1f} | "
+                       f"{r['mean_tokens']:.1f} | {r['stopped_share']:.2f} | {r['distinct_share']:.2f} |")
+        out.append(f"| {threads} | **llama.cpp / transformers** | **{row['llama_over_transformers']}×** | | | | | |")
+    return "\n".join(out)
+
+
 def section(title: str, data: dict, script: str, render) -> None:
     """One results file's tables under a line naming the machine and the command that measured them."""
     if data:
@@ -140,12 +155,14 @@ def main() -> None:
     ap.add_argument("--speed", default=str(RESULTS / "speed.json"))
     ap.add_argument("--refit", nargs="*", default=[str(p) for p in sorted(RESULTS.glob("refit*.json"))])
     ap.add_argument("--veto", default=str(RESULTS / "quality_veto.json"))
+    ap.add_argument("--engines", default=str(RESULTS / "teacher_engines.json"))
     a = ap.parse_args()
     q, s = read_json(Path(a.quality)), read_json(Path(a.speed))
     section("Simulated reviewer", read_json(Path(a.veto)), "bench/quality.py", veto_table)
     section("Quality", q, "bench/quality.py", quality_tables)
     for path in a.refit:
         section("Final-student recipes", read_json(Path(path)), "bench/refit.py", refit_tables)
+    section("Teacher engines", read_json(Path(a.engines)), "bench/teacher_engines.py", engines_table)
     if s:
         print(f"Speed ({s.get('machine', '?')}; `bench/speed.py`, {s.get('seconds', '?')} s):\n")
         print(speed_table(s))
