@@ -57,6 +57,9 @@ bench-quality: install
 	cd bench && ../$(PY) quality.py --tasks sst2 --seeds 0 --methods gold --simulated-veto 10,25,50 \
 		--out results/quality_veto.json
 	cd bench && ../$(PY) refit.py
+	cd bench && ../$(PY) refit.py --methods gold --recipes as_run,warm_relabel --out results/refit_relabel.json
+	cd bench && ../$(PY) quality.py --tasks sst2 --budget 2048 --methods baseline,gold --seeds 0,1 --engine llama.cpp
+	cd bench && ../$(PY) teacher_engines.py
 	cd bench && ../$(PY) report.py
 
 clean:
