@@ -80,7 +80,7 @@ def finished_cells(work: Path, task: str, method: str, budget: int, seed: int) -
 
 
 def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], train_seed: int) -> dict[str, Any]:
-    from gold.rounds import new_student
+    from gold.rounds import new_student, relabel_candidates
     from gold.store import Store
     from gold.students.base import TrainExample
 
@@ -94,8 +94,7 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
         else:
             rows = store.samples(run["id"], trainable_only=True)
         if rows_kind == "relabel":  # what `relabel_noise` trains on: noise rows under the last student's label
-            rows += [{**r, "output": r["prediction"]} for r in store.samples(run["id"], role="train", kept_only=True)
-                     if r["flag"] == "noise" and not r["vetoed"] and r["prediction"] in task.labels]
+            rows += [{**r, "output": r["prediction"]} for r in relabel_candidates(store, run["id"], task)]
         soft = teacher_probs(home, task, rows, settings.seed) if overrides.get("soft_label_weight") else {}
         train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
         train += [TrainExample(task.format_input(r["inputs"]), r["output"], soft=soft.get(str(r["id"])))

@@ -68,14 +68,10 @@ def get_teacher(settings: GoldSettings):
                 price_prompt_per_1m=t.price_in_per_m or None, price_completion_per_1m=t.price_out_per_m or None,
                 budget_usd=t.budget_usd or None,
             )
-        elif t.engine == "llama.cpp":
-            from gold.teachers.llamacpp import LlamaCppTeacher
-
-            _TEACHERS[key] = LlamaCppTeacher.cached(t.model)
         else:
-            from gold.teachers.local import LocalTeacher
+            from gold.teachers import local_teacher
 
-            _TEACHERS[key] = LocalTeacher.cached(t.model)
+            _TEACHERS[key] = local_teacher(t.model, t.engine)
     return _TEACHERS[key]
 
 
@@ -418,13 +414,21 @@ def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False, rel
     for row in store.samples(run_id, trainable_only=True):
         rows.append(TrainExample(task.format_input(row["inputs"]), row["output"], soft=row["teacher_probs"]))
         ids.append(row["id"])
-    if relabel_noise and task.kind == "classification":
-        for row in store.samples(run_id, role="train", kept_only=True):
-            if row["flag"] == "noise" and not row["vetoed"] and row["prediction"] in task.labels:
-                rows.append(TrainExample(task.format_input(row["inputs"]), row["prediction"]))
-                ids.append(row["id"])
-                relabeled[row["id"]] = row["prediction"]
+    if relabel_noise:
+        for row in relabel_candidates(store, run_id, task):
+            rows.append(TrainExample(task.format_input(row["inputs"]), row["prediction"]))
+            ids.append(row["id"])
+            relabeled[row["id"]] = row["prediction"]
     return (rows, ids, relabeled) if with_ids else rows
+
+
+def relabel_candidates(store, run_id: int, task: TaskSpec) -> list[dict[str, Any]]:
+    """The samples `relabel_noise` trains under the student's label: kept training samples flagged as noise, not
+    vetoed by a person, whose last prediction is one of the task's labels (classification only)."""
+    if task.kind != "classification":
+        return []
+    return [r for r in store.samples(run_id, role="train", kept_only=True)
+            if r["flag"] == "noise" and not r["vetoed"] and r["prediction"] in task.labels]
 
 
 # -- score, select, measure --------------------------------------------------------------------------------------

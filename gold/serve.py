@@ -251,16 +251,11 @@ class TeacherServer(ThreadingHTTPServer):
         if self.teacher is None:
             from gold.models import ModelNotFound
             from gold.teachers.base import TeacherError
+            from gold.teachers import local_teacher
+
             try:
-                if self.config.engine == "llama.cpp":
-                    from gold.teachers.llamacpp import LlamaCppTeacher
-
-                    self.teacher = LlamaCppTeacher.cached(self.config.model, threads=self.config.threads)
-                else:
-                    from gold.teachers.local import LocalTeacher
-
-                    self.teacher = LocalTeacher.cached(self.config.model, self.config.device,
-                                                       threads=self.config.threads)
+                self.teacher = local_teacher(self.config.model, self.config.engine, self.config.device,
+                                             threads=self.config.threads)
             except (ModelNotFound, TeacherError) as e:
                 raise ServeError(str(e)) from None
         return self.teacher

@@ -229,7 +229,7 @@ def name_problems(name: str) -> list[str]:
 MODES = ("gold", "baseline")
 TEACHER_BACKENDS = ("local", "openai")
 # How a local teacher runs: transformers (always installed; also scores labels for soft labels and the few-shot
-# teacher) or llama.cpp (optional package; GGUF files only; `bench/speed.py --engines` measures the two).
+# teacher) or llama.cpp (optional package; GGUF files only; `bench/teacher_engines.py` measures the two).
 LOCAL_ENGINES = ("transformers", "llama.cpp")
 LOSSES = ("sce", "ce")
 

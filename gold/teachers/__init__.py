@@ -18,8 +18,20 @@ from gold.teachers.base import (
 
 __all__ = [
     "BudgetExceeded", "Completion", "GenerationSettings", "Prompt", "PromptStyle", "Teacher", "TeacherError",
-    "Usage", "default_stop", "LocalTeacher", "LlamaCppTeacher", "OpenAITeacher",
+    "Usage", "default_stop", "local_teacher", "LocalTeacher", "LlamaCppTeacher", "OpenAITeacher",
 ]
+
+
+def local_teacher(model: str, engine: str = "transformers", device: str | None = None, threads: int | None = None):
+    """The loaded local teacher for a model and engine (cached per process): the worker's rounds and
+    `gold serve` both get theirs here. llama.cpp runs on the CPU, so `device` only applies to transformers."""
+    if engine == "llama.cpp":
+        from gold.teachers.llamacpp import LlamaCppTeacher
+
+        return LlamaCppTeacher.cached(model, threads=threads)
+    from gold.teachers.local import LocalTeacher
+
+    return LocalTeacher.cached(model, device, threads=threads)
 
 
 def __getattr__(name: str):

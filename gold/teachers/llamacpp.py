@@ -2,7 +2,7 @@
 
 Why a second engine for the same model: transformers de-quantizes the embedded Q4_1 GGUF to fp32 and runs it
 through PyTorch, which on a small CPU spends most of its time outside the matrix products. llama.cpp runs the
-quantized weights natively. `bench/speed.py --engines` measures both side by side on the same prompts.
+quantized weights natively. `bench/teacher_engines.py` measures both side by side on the same prompts.
 
 Why this teacher samples in Python rather than with llama.cpp's own sampler: GOLD's generation recipe
 (DESIGN.md: temperature 0.9, top-k 50, top-p 0.95, repetition penalty 1.2, stop at a newline) was measured with
