@@ -46,8 +46,10 @@ doctor: install
 
 # The README's quality and ablation tables (hours on a 2-core CPU; finished cells are cached under bench/.work,
 # so an interrupted run resumes). bench-quick: one seed of SST-2 at 64 samples, ~3 minutes.
+KD := student.soft_label_weight=1.0,student.soft_label_calibration=batch
 ABLATION := --variant gold_ce_keep=gold:student.loss=ce,noise_filter=false \
-	--variant baseline_ce=baseline:student.loss=ce --variant steer=gold:steer_labels=true
+	--variant baseline_ce=baseline:student.loss=ce --variant steer=gold:steer_labels=true \
+	--variant kd=gold:$(KD) --variant baseline_kd=baseline:$(KD) --variant kd_keep=gold:$(KD),noise_filter=false
 
 bench-quick: install
 	cd bench && ../$(PY) quality.py --quick
@@ -59,6 +61,7 @@ bench-quality: install
 	cd bench && ../$(PY) refit.py
 	cd bench && ../$(PY) refit.py --methods gold --recipes as_run,warm_relabel --out results/refit_relabel.json
 	cd bench && ../$(PY) quality.py --tasks sst2 --budget 2048 --methods baseline,gold --seeds 0,1 --engine llama.cpp
+	cd bench && ../$(PY) quality.py --tasks trec --budget 2048 --methods baseline,gold --seeds 0,1 --engine llama.cpp
 	cd bench && ../$(PY) teacher_engines.py
 	cd bench && ../$(PY) report.py
 

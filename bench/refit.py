@@ -50,6 +50,9 @@ RECIPES = {
     "warm_es_soft": "trainable:early_stopping=true,soft_label_weight=0.5",
     "fresh_ce_soft": "trainable:final_fresh=true,loss=ce,soft_label_weight=0.5",
     "warm_soft_only": "trainable:soft_label_weight=1.0",
+    "warm_soft_bc": "trainable:soft_label_weight=0.5,soft_label_calibration=batch",
+    "warm_soft_only_bc": "trainable:soft_label_weight=1.0,soft_label_calibration=batch",
+    "all_soft_only_bc": "all:soft_label_weight=1.0,soft_label_calibration=batch",
     "warm_relabel": "relabel:",
     "warm_es_relabel": "relabel:early_stopping=true",
 }
@@ -95,7 +98,13 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
             rows = store.samples(run["id"], trainable_only=True)
         if rows_kind == "relabel":  # what `relabel_noise` trains on: noise rows under the last student's label
             rows += [{**r, "output": r["prediction"]} for r in relabel_candidates(store, run["id"], task)]
-        soft = teacher_probs(home, task, rows, settings.seed) if overrides.get("soft_label_weight") else {}
+        soft = {}
+        if overrides.get("soft_label_weight"):
+            if overrides.get("soft_label_calibration") == "batch":  # over each round's samples, as a run does
+                every = store.samples(run["id"], role="train", kept_only=True)
+                soft = batch_calibrated(task, every, teacher_probs(home, task, every, settings.seed))
+            else:
+                soft = teacher_probs(home, task, rows, settings.seed)
         train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
         train += [TrainExample(task.format_input(r["inputs"]), r["output"], soft=soft.get(str(r["id"])))
                   for r in rows]
@@ -128,6 +137,24 @@ def teacher_probs(home: Path, task, rows: list[dict[str, Any]], seed: int) -> di
         cached.update({str(r["id"]): [round(float(x), 5) for x in row] for r, row in zip(missing, p.calibrated)})
         write_json(path, cached)
     return cached
+
+
+def batch_calibrated(task, rows: list[dict[str, Any]], soft: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The cached (contextually calibrated) probabilities re-calibrated as a run with soft_label_calibration=batch
+    stores them: per round, over every sample that round kept (`rounds.soft_labels_for_batch`; the noise flags
+    come after). Prior matching fixes one weight per label, so contextual or raw probabilities give the same."""
+    import numpy as np
+
+    from gold.rounds import soft_labels_for_batch
+
+    out: dict[str, list[float]] = {}
+    for n in sorted({r["round"] for r in rows}):
+        group = [r for r in rows if r["round"] == n and str(r["id"]) in soft]
+        if group:
+            probs = soft_labels_for_batch(task, np.array([soft[str(r["id"])] for r in group]),
+                                          [r["output"] for r in group])
+            out.update({str(r["id"]): q.round(5).tolist() for r, q in zip(group, probs)})
+    return out
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from common import RESULTS, read_json
 LABELS = {
     "teacher_raw": "teacher few-shot (label log-likelihood, raw)",
     "teacher_calibrated": "teacher few-shot, contextually calibrated",
+    "teacher_batch_calibrated": "teacher few-shot, batch-calibrated",
     "seeds_only": "student on the seeds only",
     "baseline": "student, plain generation (baseline)",
     "gold": "student, GOLD (product defaults)",

@@ -234,6 +234,9 @@ def _settings_table(s) -> str:
         ("student: learning rate / batch / max length", f"{s.student.learning_rate:g} / {s.student.batch_size} / {s.student.max_length}"),
         ("student: loss", s.student.loss + (f" (alpha {s.student.sce_alpha:g}, beta {s.student.sce_beta:g})" if s.student.loss == "sce" else "")),
         ("student: warm start", s.student.warm_start),
+        ("student: soft-label weight / calibration",
+         f"{s.student.soft_label_weight:g} / {s.student.soft_label_calibration}" if s.student.soft_label_weight
+         else "0 (the labels the teacher was asked to write)"),
         ("teacher: temperature / top_p / repetition penalty", f"{s.teacher.temperature:g} / {s.teacher.top_p:g} / {s.teacher.repetition_penalty:g}"),
         ("teacher: max new tokens", s.teacher.max_new_tokens),
     ]

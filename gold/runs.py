@@ -58,6 +58,10 @@ RUN_HELP: dict[str, str] = {
     "soft_label_weight": "Classification with a local teacher: after generating, the teacher reads each sample back "
                          "as a few-shot classifier (calibrated), and the student learns (1 − w)·the label it was "
                          "asked to write + w·what the teacher believes. 0 = the given labels only.",
+    "soft_label_calibration": "How the teacher's read-back is debiased. contextual: divide out what it says for "
+                              "empty inputs. batch: rescale each label so that a round's samples together carry "
+                              "the labels the teacher was asked to write (README: its bias on real texts differs "
+                              "from its bias on empty ones).",
     "label_smoothing": "Share of each one-hot label spread over all labels (0 = none): a wrong generated label pulls "
                        "the student less.",
 }

@@ -277,6 +277,13 @@ class TeacherSpec:
         return p
 
 
+# How the teacher's label probabilities for generated samples are debiased (soft labels):
+#   contextual  divide out its prior for content-free inputs (Zhao et al., 2021), sample by sample;
+#   batch       rescale each label so that the round's samples, together, carry the mix of labels the teacher
+#               was asked to write (`fewshot.match_prior`).
+SOFT_LABEL_CALIBRATIONS = ("contextual", "batch")
+
+
 @dataclass
 class StudentSpec:
     """Which small model is distilled into, and how it is trained each round (see TrainingArgs)."""
@@ -294,6 +301,7 @@ class StudentSpec:
     warm_start: bool = True
     label_smoothing: float = 0.0
     soft_label_weight: float = 0.0  # classification with a local teacher: mix its label probabilities in
+    soft_label_calibration: str = "contextual"  # how the teacher's read-back is debiased: SOFT_LABEL_CALIBRATIONS
     # The final student (last round, and a retrain): how it is trained. Mid-loop students must converge for
     # their energy to mean anything; the final one must not memorise the generated labels' noise.
     final_fresh: bool = False  # train it from the pretrained encoder instead of warm-starting
@@ -318,6 +326,8 @@ class StudentSpec:
         p = [] if self.model.strip() else ["Name the student model."]
         if self.final_epochs < 0:
             p.append("Final epochs must be 0 (same as epochs) or more.")
+        if self.soft_label_calibration not in SOFT_LABEL_CALIBRATIONS:
+            p.append(f"The soft-label calibration must be one of {', '.join(SOFT_LABEL_CALIBRATIONS)}.")
         return p + [f"Student: {problem}" for problem in self.training_args().problems()]
 
 

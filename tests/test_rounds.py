@@ -73,6 +73,31 @@ def test_soft_labels_store_what_the_teacher_believes_for_every_training_sample(s
     assert all(0 <= m["teacher_agrees"] <= 1 for m in rounds if m["soft_labeled"])
 
 
+def test_batch_calibrated_soft_labels_carry_each_rounds_asked_label_mix(store, home):
+    """soft_label_calibration=batch: per round, the teacher's read-back is rescaled so the round's samples
+    together carry the labels the teacher was asked to write (add-one smoothed), whatever its own bias."""
+    import numpy as np
+
+    from gold.rounds import execute_run
+    from gold.teachers import fewshot
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    task = store.get_task(task_id).spec
+    settings = tiny_settings(map_after_round=False)
+    settings.student.soft_label_weight = 1.0
+    settings.student.soft_label_calibration = "batch"
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    for n in (1, 2):
+        rows = store.samples(run_id, round_n=n, role="train", kept_only=True)
+        assert rows and all(abs(sum(r["teacher_probs"]) - 1) < 1e-6 for r in rows)
+        mean = np.mean([r["teacher_probs"] for r in rows], axis=0)
+        assert np.allclose(mean, fewshot.label_mix(task, [r["output"] for r in rows]), atol=1e-4)
+    assert all(m["soft_labeled"] for m in (r["metrics"] for r in store.rounds(run_id)))
+
+
 def test_soft_labels_with_a_teacher_that_cannot_score_labels_warn_and_train_on_the_given_labels(store, home):
     from gold.rounds import label_samples
     from gold.specs import GoldSettings

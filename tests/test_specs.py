@@ -105,3 +105,15 @@ def test_final_student_recipe_applies_only_to_the_last_training():
     assert (final.warm_start, final.early_stopping, final.epochs, final.label_smoothing) == (False, True, 8, 0.1)
     assert StudentSpec(final_epochs=0).training_args(final=True).epochs == 5  # 0 = same as epochs
     assert "Final epochs" in " ".join(StudentSpec(final_epochs=-1).problems())
+
+
+def test_soft_label_calibration_is_one_of_the_known_ones_and_old_settings_default_to_contextual():
+    from gold.specs import GoldSettings, StudentSpec
+
+    assert StudentSpec().soft_label_calibration == "contextual" and not StudentSpec().problems()
+    assert not StudentSpec(soft_label_calibration="batch").problems()
+    assert "soft-label calibration must be one of contextual, batch" in " ".join(
+        StudentSpec(soft_label_calibration="sinkhorn").problems())
+    old = GoldSettings().to_dict()
+    del old["student"]["soft_label_calibration"]  # a run stored before the setting existed
+    assert GoldSettings.from_dict(old).student.soft_label_calibration == "contextual"

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, start_run
-from gold.specs import LOCAL_ENGINES, GoldSettings, SpecError, StudentSpec, TeacherSpec
+from gold.specs import LOCAL_ENGINES, SOFT_LABEL_CALIBRATIONS, GoldSettings, SpecError, StudentSpec, TeacherSpec
 from gold.store import ACTIVE_STATUSES, NotFound
 from gold.worker import ensure_worker, spawn_keyed_worker
 from views._common import clip, get_store, md_escape, show_problems
@@ -98,7 +98,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
         min_steps = c3.number_input("Min steps", 0, 100_000, s.min_steps, help=RUN_HELP["min_steps"])
         lr = c4.number_input("Learning rate", 1e-7, 1e-1, s.learning_rate, format="%.1e")
         loss = c5.selectbox("Loss", ["sce", "ce"], index=["sce", "ce"].index(s.loss), help=RUN_HELP["loss"])
-        c1, c2, c3, c4, c5 = st.columns(5)
+        c1, c2, c3, c4, c5, c6 = st.columns(6)
         final_fresh = c1.checkbox("Fresh final student", s.final_fresh, help=RUN_HELP["final_fresh"])
         early = c2.checkbox("Early stopping on the evaluation rows", s.early_stopping, help=RUN_HELP["early_stopping"])
         final_epochs = c3.number_input("Final epochs", 0, 100, s.final_epochs, help=RUN_HELP["final_epochs"])
@@ -106,6 +106,9 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
                                     help=RUN_HELP["label_smoothing"])
         soft = c5.number_input("Soft-label weight", 0.0, 1.0, s.soft_label_weight, step=0.1,
                                help=RUN_HELP["soft_label_weight"])
+        soft_cal = c6.selectbox("Soft-label calibration", SOFT_LABEL_CALIBRATIONS,
+                                index=SOFT_LABEL_CALIBRATIONS.index(s.soft_label_calibration),
+                                help=RUN_HELP["soft_label_calibration"])
         submitted = st.form_submit_button("Start run", type="primary")
 
     if submitted:
@@ -120,7 +123,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             student=StudentSpec(model=s_model, epochs=int(epochs), min_steps=int(min_steps), learning_rate=float(lr),
                                 loss=loss, final_fresh=final_fresh, early_stopping=early,
                                 final_epochs=int(final_epochs), label_smoothing=float(smoothing),
-                                soft_label_weight=float(soft)),
+                                soft_label_weight=float(soft), soft_label_calibration=soft_cal),
         )
         keyed = backend == "openai" and bool(api_key)
         try:

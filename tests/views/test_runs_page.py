@@ -70,6 +70,20 @@ def test_the_llama_cpp_engine_is_frozen_with_the_run_and_refused_for_a_folder_mo
     assert (teacher.backend, teacher.engine) == ("local", "llama.cpp")
 
 
+def test_soft_labels_and_their_calibration_are_frozen_with_the_run(page, home):
+    [weight] = [n for n in page.number_input if n.label == "Soft-label weight"]
+    weight.set_value(0.7)
+    [calibration] = [s for s in page.selectbox if s.label == "Soft-label calibration"]
+    assert calibration.options == ["contextual", "batch"]
+    calibration.set_value("contextual" if calibration.value == "batch" else "batch")
+    chosen = calibration.value
+    submit(page)
+    assert not page.error, page.error[0].value
+    [run] = Store(home).list_runs()
+    student = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).student
+    assert (student.soft_label_weight, student.soft_label_calibration) == (0.7, chosen)
+
+
 def running_run(home, name: str, rounds: int, round_1: dict) -> tuple[Store, int]:
     """A run a worker has claimed, whose round 1 finished with these metrics."""
     store = Store(home)
