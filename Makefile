@@ -47,9 +47,13 @@ doctor: install
 # The README's quality and ablation tables (hours on a 2-core CPU; finished cells are cached under bench/.work,
 # so an interrupted run resumes). bench-quick: one seed of SST-2 at 64 samples, ~3 minutes.
 KD := student.soft_label_weight=1.0,student.soft_label_calibration=batch
-ABLATION := --variant gold_ce_keep=gold:student.loss=ce,noise_filter=false \
-	--variant baseline_ce=baseline:student.loss=ce --variant steer=gold:steer_labels=true \
-	--variant kd=gold:$(KD) --variant baseline_kd=baseline:$(KD) --variant kd_keep=gold:$(KD),noise_filter=false
+HARD := student.soft_label_weight=0.0
+ABLATION := --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD) \
+	--variant gold_ce_keep=gold:student.loss=ce,noise_filter=false,$(HARD) \
+	--variant baseline_ce=baseline:student.loss=ce,$(HARD) --variant steer=gold:steer_labels=true,$(HARD) \
+	--variant kd_keep=gold:$(KD),noise_filter=false
+# measured before soft labels became the default: the hard-label runs at the larger budgets
+HARD_RUNS := --methods teacher,seeds_only --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD)
 
 bench-quick: install
 	cd bench && ../$(PY) quality.py --quick
@@ -58,10 +62,10 @@ bench-quality: install
 	cd bench && ../$(PY) quality.py $(ABLATION)
 	cd bench && ../$(PY) quality.py --tasks sst2 --seeds 0 --methods gold --simulated-veto 10,25,50 \
 		--out results/quality_veto.json
-	cd bench && ../$(PY) refit.py
-	cd bench && ../$(PY) refit.py --methods gold --recipes as_run,warm_relabel --out results/refit_relabel.json
-	cd bench && ../$(PY) quality.py --tasks sst2 --budget 2048 --methods baseline,gold --seeds 0,1 --engine llama.cpp
-	cd bench && ../$(PY) quality.py --tasks trec --budget 2048 --methods baseline,gold --seeds 0,1 --engine llama.cpp
+	cd bench && ../$(PY) refit.py --methods baseline_hard,gold_hard
+	cd bench && ../$(PY) refit.py --methods gold_hard --recipes as_run,warm_relabel --out results/refit_relabel.json
+	cd bench && ../$(PY) quality.py --tasks sst2 --budget 1024 --seeds 0,1 $(HARD_RUNS)
+	cd bench && ../$(PY) quality.py --tasks sst2,trec --budget 2048 --seeds 0,1 --engine llama.cpp $(HARD_RUNS)
 	cd bench && ../$(PY) teacher_engines.py
 	cd bench && ../$(PY) report.py
 

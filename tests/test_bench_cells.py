@@ -13,19 +13,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 quality = pytest.importorskip("quality")
 
-MEASURED = {  # (task, method, seed, budget, engine) -> the key its cached cell has
-    ("sst2", "gold", 0, 256, "transformers"): "sst2-gold-s0-b256-6fa98ddf5997",
-    ("sst2", "baseline", 0, 256, "transformers"): "sst2-baseline-s0-b256-ca0d30233670",
-    ("trec", "gold", 0, 256, "transformers"): "trec-gold-s0-b256-d1b015699845",
-    ("sst2", "gold", 0, 2048, "llama.cpp"): "sst2-gold-s0-b2048-6a0568fbb4c7",
-    ("trec", "baseline", 1, 2048, "llama.cpp"): "trec-baseline-s1-b2048-159cec785a67",
+HARD = (("student.soft_label_weight", 0.0),)
+MEASURED = {  # (task, method, mode, overrides, seed, budget, engine) -> the key its cached cell has
+    ("sst2", "gold", "gold", (), 0, 256, "transformers"): "sst2-gold-s0-b256-24e3498419cb",
+    ("trec", "baseline", "baseline", (), 0, 256, "transformers"): "trec-baseline-s0-b256-1de7e75b16d5",
+    ("sst2", "gold_hard", "gold", HARD, 0, 256, "transformers"): "sst2-gold_hard-s0-b256-05de979ba024",
+    ("trec", "steer", "gold", (("steer_labels", True), *HARD), 0, 256, "transformers"):
+        "trec-steer-s0-b256-6cd71de3ca18",
+    ("sst2", "gold_hard", "gold", HARD, 0, 2048, "llama.cpp"): "sst2-gold_hard-s0-b2048-d47fd31fdf6e",
+    ("trec", "baseline_hard", "baseline", HARD, 1, 2048, "llama.cpp"): "trec-baseline_hard-s1-b2048-2afefc5d63d0",
 }
 
 
-@pytest.mark.parametrize("cell", list(MEASURED), ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("cell", list(MEASURED), ids=lambda c: f"{c[0]}-{c[1]}-s{c[4]}-b{c[5]}")
 def test_measured_cells_keep_their_keys(cell):
-    task_key, name, seed, budget, engine = cell
-    method = quality.Method(name, "run", name)
+    task_key, name, mode, overrides, seed, budget, engine = cell
+    method = quality.Method(name, "run", mode, overrides=dict(overrides))
     if engine != "transformers":
         method.overrides["teacher.engine"] = engine
     task = quality.example_task(task_key, 200)

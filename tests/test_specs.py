@@ -107,13 +107,20 @@ def test_final_student_recipe_applies_only_to_the_last_training():
     assert "Final epochs" in " ".join(StudentSpec(final_epochs=-1).problems())
 
 
-def test_soft_label_calibration_is_one_of_the_known_ones_and_old_settings_default_to_contextual():
+def test_soft_labels_are_on_by_default_but_a_run_stored_before_them_resumes_as_it_was_queued():
     from gold.specs import GoldSettings, StudentSpec
 
-    assert StudentSpec().soft_label_calibration == "contextual" and not StudentSpec().problems()
-    assert not StudentSpec(soft_label_calibration="batch").problems()
+    s = StudentSpec()
+    assert (s.soft_label_weight, s.soft_label_calibration) == (1.0, "batch") and not s.problems()
+    assert not StudentSpec(soft_label_calibration="contextual").problems()
     assert "soft-label calibration must be one of contextual, batch" in " ".join(
         StudentSpec(soft_label_calibration="sinkhorn").problems())
     old = GoldSettings().to_dict()
-    del old["student"]["soft_label_calibration"]  # a run stored before the setting existed
-    assert GoldSettings.from_dict(old).student.soft_label_calibration == "contextual"
+    del old["student"]["soft_label_calibration"], old["student"]["soft_label_weight"]  # stored before they existed
+    assert (GoldSettings.from_dict(old).student.soft_label_weight,
+            GoldSettings.from_dict(old).student.soft_label_calibration) == (0.0, "contextual")
+    mid = GoldSettings().to_dict()
+    mid["student"]["soft_label_weight"] = 0.5  # stored when the weight existed but the calibration did not
+    del mid["student"]["soft_label_calibration"]
+    assert GoldSettings.from_dict(mid).student.soft_label_calibration == "contextual"
+    assert GoldSettings.from_dict(GoldSettings().to_dict()) == GoldSettings()
