@@ -53,7 +53,7 @@ ABLATION := --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(
 	--variant baseline_ce=baseline:student.loss=ce,$(HARD) --variant steer=gold:steer_labels=true,$(HARD) \
 	--variant kd_keep=gold:$(KD),noise_filter=false
 # measured before soft labels became the default: the hard-label runs at the larger budgets
-HARD_RUNS := --methods teacher,seeds_only --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD)
+HARD_RUNS := --methods "" --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD)
 
 bench-quick: install
 	cd bench && ../$(PY) quality.py --quick
