@@ -3,8 +3,9 @@
 A round (DESIGN.md, "The method"):
   generate  the teacher writes `samples_per_round` labeled samples (per label, balanced), from the seeds and —
             in GOLD mode, from round 2 on — the previous round's feedback examples in the prompts;
-  label     with soft labels on (classification, a local teacher): the teacher reads each new sample as a
-            few-shot classifier and its calibrated label probabilities are stored, the student's soft targets;
+  label     with soft labels (on by default; classification, a local teacher): the teacher reads each new sample
+            as a few-shot classifier; its label probabilities, calibrated over the round's samples (batch) or
+            against empty inputs (contextual), are stored as the student's soft targets;
   train     the student fine-tunes on every kept sample of the run so far that is neither vetoed by a person
             nor flagged as noise, plus the seeds (warm-started from the previous round's student);
   probe     GOLD mode: the teacher writes `probe_size` samples pushed toward other styles and perspectives;
