@@ -59,7 +59,7 @@ RUN_HELP: dict[str, str] = {
                          "as a few-shot classifier (calibrated), and the student learns (1 − w)·the label it was "
                          "asked to write + w·what the teacher believes. 1 (default) = what the teacher believes "
                          "only; 0 = the given labels only. A small teacher often writes a text that does not fit "
-                         "the label it was asked for (README: +22 points on TREC).",
+                         "the label it was asked for (README: +25 points on TREC at 256 samples).",
     "soft_label_calibration": "How the teacher's read-back is debiased. contextual: divide out what it says for "
                               "empty inputs. batch: rescale each label so that a round's samples together carry "
                               "the labels the teacher was asked to write (README: its bias on real texts differs "

@@ -1,7 +1,7 @@
 """The teacher LLM used directly as the task's model, few-shot: "the LLM" the distilled student is compared with.
 
 Classification scores the log-likelihood of each label after a few-shot prompt of the seeds (no sampling), the
-paper's protocol. Two read-outs:
+paper's protocol. Three read-outs:
   raw         argmax of the label log-likelihoods;
   calibrated  contextual calibration (Zhao et al., 2021): the label distribution the model gives content-free
               inputs ("N/A", "", "[MASK]") is divided out, which removes the prior a small model has for one
