@@ -185,7 +185,7 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # Settings added after cells were measured, at the value that does exactly what the engine did before they
 # existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
-NEUTRAL = {"steer_labels": False, "relabel_noise": False, "teacher": {"engine": "transformers"},
+NEUTRAL = {"steer_labels": False, "relabel_noise": False, "train_on_probes": False, "teacher": {"engine": "transformers"},
            "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
                        "early_stopping": False, "soft_label_calibration": "contextual"}}
 
@@ -267,6 +267,7 @@ class Reviewer:
         self.store, self.run_id, self.task, self.oracle, self.k, self.order = store, run_id, task, oracle, k, order
         self.rng = random.Random(seed)
         self.last_round = last_round
+        self.with_probes = GoldSettings.from_dict(store.get_run(run_id)["settings"]).train_on_probes
         self.reviewed: set[int] = set()
         self.log: list[dict[str, int]] = []
 
@@ -275,7 +276,7 @@ class Reviewer:
             return
         # Only samples the next training would use: a noise-flagged one is out of training already, so looking
         # at it costs the reviewer time and buys nothing (measured: most top-energy samples were flagged).
-        rows = [r for r in self.store.samples(self.run_id, trainable_only=True)
+        rows = [r for r in self.store.samples(self.run_id, trainable_only=True, with_probes=self.with_probes)
                 if r["id"] not in self.reviewed and r["energy"] is not None]
         if self.order == "energy":
             rows.sort(key=lambda r: r["energy"], reverse=True)
@@ -468,6 +469,7 @@ def main() -> None:
                 if oracle is not None:
                     result["oracle_test"] = oracle.test_accuracy
             result["cell_seconds"] = round(time.perf_counter() - t0, 1)
+            result["measured_on"] = machine_line(machine())  # a cell measured on a GPU machine says so
             cache.put(key, result)
         results[(task.key, method.name, seed)] = result
         tqdm.write(f"{task.key:<6} {method.name:<18} seed {seed}: " + _cell_line(result))

@@ -215,10 +215,11 @@ def selection_ids(points: list[dict[str, Any]], trace_ids: Sequence[int], curve:
     return sorted(ids)
 
 
-def review_queue(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a `map_frame` a reviewer's veto still changes — training samples neither flagged as noise nor
-    vetoed (the store's `trainable_only` rule) — least-believed label first, then highest energy. In the
-    simulated review of bench/quality.py this order found 2–3× more wrong labels per sample looked at than
-    the energy order, whose top is already flagged as noise."""
-    shown = frame[(frame["flag"] != "noise") & ~frame["vetoed"] & (frame["source"] == "train")]
+def review_queue(frame: pd.DataFrame, with_probes: bool = False) -> pd.DataFrame:
+    """The rows of a `map_frame` a reviewer's veto still changes — training samples (probes too, in a run with
+    `train_on_probes`) neither flagged as noise nor vetoed (the store's `trainable_only` rule) — least-believed
+    label first, then highest energy. In the simulated review of bench/quality.py this order found 2–3× more
+    wrong labels per sample looked at than the energy order, whose top is already flagged as noise."""
+    sources = ["train", "probe"] if with_probes else ["train"]
+    shown = frame[(frame["flag"] != "noise") & ~frame["vetoed"] & frame["source"].isin(sources)]
     return shown.sort_values(["belief", "energy"], ascending=[True, False], na_position="last")

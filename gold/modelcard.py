@@ -229,6 +229,7 @@ def _settings_table(s) -> str:
         ("feedback examples per prompt", s.feedback_count), ("feedback rate", s.feedback_rate),
         ("noise filter", s.noise_filter), ("noise relabeled by the student", s.relabel_noise),
         ("feedback needs student agreement", s.feedback_needs_agreement),
+        ("probes trained on (from the next round)", s.train_on_probes),
         ("seed", s.seed),
         ("student: epochs / min steps / max steps", f"{s.student.epochs} / {s.student.min_steps} / {s.student.max_steps}"),
         ("student: learning rate / batch / max length", f"{s.student.learning_rate:g} / {s.student.batch_size} / {s.student.max_length}"),

@@ -9,7 +9,10 @@ A round (DESIGN.md, "The method"):
   train     the student fine-tunes on every kept sample of the run so far that is neither vetoed by a person
             nor flagged as noise, plus the seeds (warm-started from the previous round's student);
   probe     GOLD mode: the teacher writes `probe_size` samples pushed toward other styles and perspectives;
-            probes are scored, never trained on (the official code's bug mixed them into training);
+            probes are scored, and not trained on in the round that wrote them (the official code's bug mixed
+            them into that round's training); with `train_on_probes` they join training from the next round
+            (read back by the teacher with the next round's samples), and the last round, which no round
+            follows, spends its probe budget on samples instead;
   score     every kept sample of the run is re-scored by the new student (energy, prediction, confidence),
             so the map always shows energy under the current student;
   select    GOLD mode: per label, samples between the lo and hi energy percentiles become feedback (only those
@@ -192,6 +195,14 @@ def _after(done_step: str | None, step: str) -> bool:
     return STEP_ORDER.index(step) > STEP_ORDER.index(done_step)
 
 
+def probing(settings: GoldSettings, n: int) -> bool:
+    """Whether round n writes probes. GOLD mode does, except, with `train_on_probes`, in its last round: no
+    round follows to take feedback from them or train on them, so that share of the budget buys samples."""
+    if settings.mode != "gold":
+        return False
+    return not (settings.train_on_probes and n >= settings.rounds)
+
+
 def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, n: int, done_step: str | None) -> None:
     store, run_id = ctx.store, ctx.run_id
     store.start_round(run_id, n)
@@ -203,7 +214,7 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
     if _after(done_step, "generate"):
         ctx.check()
         store.delete_samples(run_id, n, "train")  # partial output of an interrupted generate step
-        budget = settings.samples_per_round + (0 if gold_mode else settings.probe_size)
+        budget = settings.samples_per_round + (0 if probing(settings, n) else settings.probe_size)
         feedback = feedback_examples(store, run_id, n) if gold_mode else {}
         shares = steered_shares(store, run_id, n) if gold_mode and settings.steer_labels else None
         if shares:
@@ -229,7 +240,8 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
     if _after(done_step, "train"):
         ctx.check()
         train, train_ids, relabeled = training_set(store, run_id, task, with_ids=True,
-                                                   relabel_noise=settings.relabel_noise)
+                                                   relabel_noise=settings.relabel_noise,
+                                                   with_probes=settings.train_on_probes)
         prev = store.run_dir(run_id) / f"round-{n - 1}" / "student"
         args = training_args(settings, settings.student.warm_start and n > 1 and prev.exists(), n)
         state.student = new_student(task, settings, prev if args.warm_start else None)
@@ -258,7 +270,7 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
     if _after(done_step, "probe"):
         ctx.check()
         store.delete_samples(run_id, n, "probe")
-        if gold_mode and settings.probe_size > 0:
+        if probing(settings, n) and settings.probe_size > 0:
             stats = generate_samples(ctx, task, settings, teacher, n, settings.probe_size, role="probe",
                                      feedback={}, probe=True)
             metrics.update({f"probe_{k}": v for k, v in stats.items()})
@@ -390,7 +402,9 @@ def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teach
         ctx.progress(None, f"Round {n}: soft labels need a local teacher that scores labels; the student trains on "
                            "the given labels only.", level="warning")
         return {"soft_labeled": 0}
-    rows = [r for r in ctx.store.samples(ctx.run_id, role="train", kept_only=True) if r["teacher_probs"] is None]
+    roles = ("train", "probe") if settings.train_on_probes else ("train",)
+    rows = [r for r in ctx.store.samples(ctx.run_id, kept_only=True)
+            if r["role"] in roles and r["teacher_probs"] is None]
     batch = settings.student.soft_label_calibration == "batch"
     prior, scored = None, []
     for start in range(0, len(rows), LABEL_CHUNK):  # chunks: progress, and a cancel is honoured between them
@@ -425,8 +439,10 @@ def soft_labels_for_batch(task: TaskSpec, probs: np.ndarray, asked: list[str]) -
 
 # -- train ----------------------------------------------------------------------------------------------------
 
-def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False, relabel_noise: bool = False):
-    """Seeds + every trainable generated sample (kept, role train, not vetoed, not noise).
+def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False, relabel_noise: bool = False,
+                 with_probes: bool = False):
+    """Seeds + every trainable generated sample (kept, role train — or probe too, with_probes — not vetoed, not
+    noise).
     relabel_noise (classification): noise-flagged samples come back under the label the last student predicted
     for them. Why: the prototype measured that dropping flagged rows costs 3–8 points (volume beats
     cleanliness), while a high-energy sample's given label is wrong far more often than the average one; the
@@ -434,7 +450,7 @@ def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False, rel
     with_ids=True also returns the sample ids used (seeds have none) and {id: new label} of the relabeled."""
     rows = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
     ids, relabeled = [], {}
-    for row in store.samples(run_id, trainable_only=True):
+    for row in store.samples(run_id, trainable_only=True, with_probes=with_probes):
         rows.append(TrainExample(task.format_input(row["inputs"]), row["output"], soft=row["teacher_probs"]))
         ids.append(row["id"])
     if relabel_noise:

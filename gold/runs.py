@@ -35,6 +35,10 @@ RUN_HELP: dict[str, str] = {
                                 "keeps mislabeled samples from being fed back (measured best detector in DESIGN.md).",
     "steer_labels": "GOLD, classification: split each round's samples across labels by the student's energy on the "
                     "evaluation rows of each label (higher energy = less covered → more samples), instead of evenly.",
+    "train_on_probes": "GOLD: probes (the samples pushed toward other styles) join training from the next round, "
+                       "read back by the teacher when soft labels are on, and the last round spends its probe "
+                       "budget on samples, since no round follows to use its probes. GOLD then trains on as many "
+                       "teacher samples as plain generation at the same budget.",
     "backend": "local: a transformers model on this machine (default: the embedded SmolLM2-135M). "
                "openai: any OpenAI-compatible server (OpenAI, vLLM, TGI, llama.cpp server, Ollama).",
     "engine": "How the local backend runs its model. transformers: always installed, any model folder or GGUF. "

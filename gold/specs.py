@@ -352,6 +352,10 @@ class GoldSettings:
     relabel_noise: bool = False  # classification: noise-flagged samples train under the student's label instead
     feedback_needs_agreement: bool = True
     steer_labels: bool = False  # GOLD, classification: split each round's samples by the student's energy per label
+    # GOLD: probes are training data too, from the round after they are written (labeled by the teacher's read-back
+    # when soft labels are on), and the last round spends its probe budget on samples, as no round follows to use
+    # its probes. Why: without it GOLD trains on ~20% fewer teacher samples than plain generation at the same budget.
+    train_on_probes: bool = False
     map_after_round: bool = True
     seed: int = 0
     teacher: TeacherSpec = field(default_factory=TeacherSpec)

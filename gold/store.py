@@ -638,9 +638,10 @@ class Store:
             self.db.execute("DELETE FROM samples WHERE run_id=? AND round=? AND role=?", [run_id, round_n, role])
 
     def samples(self, run_id: int, round_n: int | None = None, role: str | None = None, kept_only: bool = False,
-                trainable_only: bool = False) -> list[dict[str, Any]]:
-        """Samples of a run. kept_only: parsed ones (no reject reason). trainable_only: kept, role 'train',
-        not vetoed by a person and not flagged as noise — exactly what the student trains on."""
+                trainable_only: bool = False, with_probes: bool = False) -> list[dict[str, Any]]:
+        """Samples of a run. kept_only: parsed ones (no reject reason). trainable_only: kept, role 'train' (or
+        'probe' too, with_probes: a run with `train_on_probes`), not vetoed by a person and not flagged as noise —
+        exactly what the student trains on."""
         sql, params = "SELECT * FROM samples WHERE run_id=?", [run_id]
         if round_n is not None:
             sql += " AND round=?"
@@ -651,7 +652,8 @@ class Store:
         if kept_only or trainable_only:
             sql += " AND reject_reason IS NULL"
         if trainable_only:
-            sql += " AND role='train' AND vetoed=0 AND flag!='noise'"
+            roles = "('train','probe')" if with_probes else "('train')"
+            sql += f" AND role IN {roles} AND vetoed=0 AND flag!='noise'"
         rows = list(self._rows(sql + " ORDER BY id", params))
         for r in rows:
             r["inputs"] = json.loads(r["inputs"])

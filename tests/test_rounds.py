@@ -187,3 +187,47 @@ def test_relabeled_noise_trains_under_the_students_label_and_exports_as_it_train
     exported = training_rows(store, info)[len(task.seeds):]
     assert [(r["label"], r.get("relabeled_from")) for r in exported] == [("positive", None), ("negative", "positive")]
     assert "noise filter on" in " ".join(GoldSettings(noise_filter=False, relabel_noise=True).problems())
+
+
+def test_probes_train_from_the_next_round_and_the_last_round_spends_their_budget_on_samples(store, home):
+    """train_on_probes: round 1's probes are read back by the teacher in round 2's label step and trained on
+    there; round 2, the last, writes no probes and asks for samples + probe_size samples instead, so the run
+    spends the same teacher budget as without the setting."""
+    from gold.rounds import TRAIN_IDS, execute_run
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(map_after_round=False, noise_filter=False, train_on_probes=True)
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    probes = store.samples(run_id, role="probe", kept_only=True)
+    assert probes and {r["round"] for r in probes} == {1}  # the last round writes none
+    first, second = (r["metrics"] for r in store.rounds(run_id))
+    assert first["gen_prompts"] + first["probe_prompts"] == second["gen_prompts"] == 4 + 2
+    assert "probe_prompts" not in second
+    ids = lambda n: set(json.loads((store.run_dir(run_id) / f"round-{n}" / TRAIN_IDS).read_text())["sample_ids"])  # noqa: E731
+    probe_ids = {r["id"] for r in probes}
+    assert not probe_ids & ids(1)  # not in the round that wrote them…
+    assert probe_ids <= ids(2)  # …but from the next one on
+    assert all(r["teacher_probs"] is not None for r in probes)  # read back with round 2's samples
+    assert second["soft_labeled"] == len(store.samples(run_id, round_n=2, role="train", kept_only=True)) + len(probes)
+    trainable = store.samples(run_id, trainable_only=True, with_probes=True)
+    assert probe_ids <= {r["id"] for r in trainable}
+    assert not probe_ids & {r["id"] for r in store.samples(run_id, trainable_only=True)}
+
+
+def test_without_train_on_probes_every_round_probes_and_probes_never_train(store, home):
+    from gold.rounds import TRAIN_IDS, execute_run
+    from gold.worker import RunContext
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(map_after_round=False, noise_filter=False)
+    settings.student.soft_label_weight = 0.0
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    probes = store.samples(run_id, role="probe", kept_only=True)
+    assert {r["round"] for r in probes} == {1, 2}
+    trained = set(json.loads((store.run_dir(run_id) / "round-2" / TRAIN_IDS).read_text())["sample_ids"])
+    assert not {r["id"] for r in probes} & trained

@@ -196,12 +196,14 @@ with right:
 
 # -- the table ---------------------------------------------------------------------------------------------------
 queue = st.toggle("Review queue: samples still in training, least-believed label first", key="review_queue",
-                  help="Only samples the next training uses (not flagged as noise, not vetoed, not probes), ordered "
+                  help="Only samples the next training uses (not flagged as noise, not vetoed, not probes unless "
+                       "the run trains on them), ordered "
                        "by how little the student believes the label the teacher gave them. In bench/quality.py's "
                        "simulated review this order found 2–3× more wrong labels per sample looked at than the "
                        "highest-energy order (the top of the energy order is already flagged as noise).")
 st.subheader("Review queue" if queue else "Samples by energy")
-shown = review_queue(view) if queue else view.sort_values("energy", ascending=False)
+shown = (review_queue(view, with_probes=settings.train_on_probes) if queue
+         else view.sort_values("energy", ascending=False))
 table = shown[["id", "vetoed", "energy", "belief", "label", "prediction", "confidence", "flag", "round", "source",
                "text"]].head(2000)
 edited = st.data_editor(

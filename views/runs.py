@@ -62,7 +62,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
         temp = c2.number_input("Energy temperature T", 0.01, 100.0, d.energy_temperature, help=RUN_HELP["energy_temperature"])
         fb_count = c3.number_input("Feedback examples per prompt", 0, 50, d.feedback_count, help=RUN_HELP["feedback_count"])
         fb_rate = c4.slider("Feedback rate", 0.0, 1.0, d.feedback_rate, help=RUN_HELP["feedback_rate"])
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2, c3, c4, c5 = st.columns(5)
         noise = c1.checkbox("Keep the highest-energy samples out of training (noise filter)", d.noise_filter,
                             help=RUN_HELP["noise_filter"])
         relabel = c4.checkbox("Relabel noise with the student's label instead", d.relabel_noise,
@@ -70,6 +70,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
         agree = c2.checkbox("Feedback only from samples whose label the student believes", d.feedback_needs_agreement,
                             help=RUN_HELP["feedback_needs_agreement"])
         steer = c3.checkbox("Steer label shares by energy", d.steer_labels, help=RUN_HELP["steer_labels"])
+        probes_train = c5.checkbox("Train on probes too", d.train_on_probes, help=RUN_HELP["train_on_probes"])
 
         st.markdown("**Teacher**")
         t = TeacherSpec()
@@ -116,7 +117,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             mode=mode, rounds=int(rounds), samples_per_round=int(spr), probe_size=int(probe), seed=int(seed),
             band_lo=float(band[0]), band_hi=float(band[1]), energy_temperature=float(temp),
             feedback_count=int(fb_count), feedback_rate=float(fb_rate), noise_filter=noise, relabel_noise=relabel,
-            feedback_needs_agreement=agree, steer_labels=steer,
+            feedback_needs_agreement=agree, steer_labels=steer, train_on_probes=probes_train,
             teacher=TeacherSpec(backend=backend, engine=engine, model=model, base_url=base_url, max_new_tokens=int(max_new),
                                 temperature=float(t_temp), top_p=float(top_p), price_in_per_m=float(price_in),
                                 price_out_per_m=float(price_out), budget_usd=float(budget)),

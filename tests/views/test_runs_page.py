@@ -84,6 +84,17 @@ def test_soft_labels_and_their_calibration_are_frozen_with_the_run(page, home):
     assert (student.soft_label_weight, student.soft_label_calibration) == (0.7, chosen)
 
 
+def test_training_on_probes_is_frozen_with_the_run(page, home):
+    [box] = [c for c in page.checkbox if c.label == "Train on probes too"]
+    default = GoldSettings().train_on_probes
+    assert box.value == default
+    box.set_value(not default)
+    submit(page)
+    assert not page.error, page.error[0].value
+    [run] = Store(home).list_runs()
+    assert GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).train_on_probes is (not default)
+
+
 def running_run(home, name: str, rounds: int, round_1: dict) -> tuple[Store, int]:
     """A run a worker has claimed, whose round 1 finished with these metrics."""
     store = Store(home)
