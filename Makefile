@@ -51,7 +51,8 @@ HARD := student.soft_label_weight=0.0
 ABLATION := --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD) \
 	--variant gold_ce_keep=gold:student.loss=ce,noise_filter=false,$(HARD) \
 	--variant baseline_ce=baseline:student.loss=ce,$(HARD) --variant steer=gold:steer_labels=true,$(HARD) \
-	--variant kd_keep=gold:$(KD),noise_filter=false
+	--variant kd_keep=gold:$(KD),noise_filter=false --variant gold_tp=gold:train_on_probes=true \
+	--variant gold_tp_keep=gold:train_on_probes=true,noise_filter=false
 # measured before soft labels became the default: the hard-label runs at the larger budgets
 HARD_RUNS := --methods "" --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD)
 

@@ -189,6 +189,10 @@ NEUTRAL = {"steer_labels": False, "relabel_noise": False, "train_on_probes": Fal
            "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
                        "early_stopping": False, "soft_label_calibration": "contextual"}}
 
+# Settings the engine reads only in GOLD mode (rounds.probing, training_set's probes): a baseline cell's identity
+# leaves them out, so a change of their default does not throw away baseline cells that would run the same.
+GOLD_ONLY = ("train_on_probes",)
+
 
 def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = NEUTRAL) -> dict[str, Any]:
     out = {}
@@ -200,6 +204,16 @@ def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = NEUTRAL)
     return out
 
 
+def settings_identity(settings: GoldSettings) -> dict[str, Any]:
+    """What of a run's settings its result depends on: all of them, less those at their NEUTRAL value and, in
+    baseline mode, less the GOLD-only ones."""
+    d = settings.to_dict()
+    if d["mode"] == "baseline":
+        for k in GOLD_ONLY:
+            d.pop(k, None)
+    return without_neutral(d)
+
+
 def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: int, probe_share: float) -> str:
     """Everything a cell's result depends on, hashed: change any of it and the cell is measured again."""
     ident = {"task": task.spec.to_dict(), "test": [ex.to_dict() for ex in task.test], "method": method.__dict__,
@@ -207,7 +221,7 @@ def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: in
              "v": 2 if method.veto or method.kind == "teacher" else 1}
     # v2: the reviewer looks only at samples still in training; teacher cells carry the batch-calibrated read-out
     if method.kind == "run":  # the product's defaults are part of a run's identity: change one, measure again
-        ident["settings"] = without_neutral(run_settings(method, seed, budget, rounds, probe_share).to_dict())
+        ident["settings"] = settings_identity(run_settings(method, seed, budget, rounds, probe_share))
     elif method.kind == "seeds_only":
         ident["student"] = without_neutral({"student": asdict(StudentSpec())})["student"]
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -554,6 +568,10 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
                 "noise": round(statistics.mean(r["noise"] for r in rows), 1),
                 "train_size": round(statistics.mean(r["train_size"] for r in rows), 1),
                 "teacher_samples": round(statistics.mean(r["teacher_samples"] for r in rows), 1),
+                # the last round's metric on the task's evaluation rows: a second read on rows disjoint from the
+                # test rows every default was chosen on (the run sees them only as its per-round metric)
+                "eval_rows": pct(statistics.mean(r["val_curve"][-1] for r in rows)) if all(
+                    r.get("val_curve") and r["val_curve"][-1] is not None for r in rows) else None,
                 "overrides": m.overrides,
             }
             if m.veto:

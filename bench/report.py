@@ -48,13 +48,14 @@ def quality_tables(data: dict) -> str:
             out.append(f"**{task}**, {e['metric']} on {e['test_rows']} held-out dev rows, {budget} teacher samples per "
                        f"method ({e['rounds']} rounds), seeds {e['seeds']}"
                        + engine_note(e) + (f" (`{e['command']}`)" if e.get("command") else "") + ":\n")
-            out.append("| method | mean % | min–max over seeds | per seed | generate s | train s | kept | noise flagged |")
-            out.append("|---|---|---|---|---|---|---|---|")
+            out.append("| method | mean % | min–max over seeds | per seed | evaluation rows % | generate s | train s | kept "
+                       "| noise flagged |")
+            out.append("|---|---|---|---|---|---|---|---|---|")
             for name, vals in e["per_seed"].items():
                 spread = e["spread"].get(name)
                 d = e["details"].get(name, {})
-                cells = [f"{d['generate_s']:.0f}", f"{d['train_s']:.0f}", f"{d['kept']:.0f}", f"{d['noise']:.0f}"] \
-                    if "generate_s" in d else ["", "", "", ""]
+                cells = [str(d.get("eval_rows") or ""), f"{d['generate_s']:.0f}", f"{d['train_s']:.0f}",
+                         f"{d['kept']:.0f}", f"{d['noise']:.0f}"] if "generate_s" in d else ["", "", "", "", ""]
                 label = LABELS.get(name, f"`{name}`" + (f" ({', '.join(f'{k}={v}' for k, v in d.get('overrides', {}).items())})"
                                                        if d.get("overrides") else ""))
                 spread_s = f"{spread[0]}–{spread[1]}" if spread else ""

@@ -43,3 +43,14 @@ def test_a_setting_away_from_its_neutral_value_is_part_of_the_key():
     batch = quality.Method("gold", "run", "gold", overrides={"student.soft_label_weight": 1.0,
                                                              "student.soft_label_calibration": "batch"})
     assert quality.cell_key(task, plain, 0, 256, 4, 0.2) != quality.cell_key(task, batch, 0, 256, 4, 0.2)
+
+
+
+def test_a_gold_only_setting_leaves_baseline_cells_alone_and_changes_gold_cells():
+    from dataclasses import replace
+
+    for mode in ("baseline", "gold"):
+        s = quality.run_settings(quality.Method(mode, "run", mode), 0, 256, 4, 0.2)
+        flipped = replace(s, train_on_probes=not s.train_on_probes)
+        same = quality.settings_identity(s) == quality.settings_identity(flipped)
+        assert same is (mode == "baseline"), mode
