@@ -500,9 +500,10 @@ def select(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings) -
     """Flag this round's feedback band and the run's noise (above hi), per label."""
     rows = [r for r in store.samples(run_id, kept_only=True) if r["energy"] is not None]
     flags: dict[int, str] = {}
-    # Noise: among every training sample of the run, per label, above the hi percentile.
+    # Noise: among every training sample of the run (probes too, when they train), per label, above hi.
     if settings.noise_filter:
-        train = [r for r in rows if r["role"] == "train"]
+        roles = ("train", "probe") if settings.train_on_probes else ("train",)
+        train = [r for r in rows if r["role"] in roles]
         band = select_band([r["energy"] for r in train], settings.band_lo, settings.band_hi,
                            groups=[r["output"] for r in train] if task.kind == "classification" else None)
         for i in band.noise:

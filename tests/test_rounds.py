@@ -231,3 +231,26 @@ def test_without_train_on_probes_every_round_probes_and_probes_never_train(store
     assert {r["round"] for r in probes} == {1, 2}
     trained = set(json.loads((store.run_dir(run_id) / "round-2" / TRAIN_IDS).read_text())["sample_ids"])
     assert not {r["id"] for r in probes} & trained
+
+
+def test_probes_that_train_face_the_noise_filter_like_any_training_sample(store, home):
+    """With train_on_probes, the highest-energy probe of a label is flagged as noise and left out of training;
+    without it, probes never are (they do not train)."""
+    from gold.rounds import select
+    from gold.specs import GoldSettings
+
+    task_id = tiny_task(store)
+    task = store.get_task(task_id).spec
+    run_id = store.create_run(task_id, tiny_settings().to_dict())
+    store.add_samples(run_id, 1, "train", [{"inputs": {"text": f"t{i}"}, "output": "positive"} for i in range(9)])
+    store.add_samples(run_id, 1, "probe", [{"inputs": {"text": "odd"}, "output": "positive"}])
+    rows = store.samples(run_id)
+    store.set_scores([{"id": r["id"], "energy": -10.0 + i, "prediction": "positive", "confidence": 0.9,
+                       "label_prob": 0.9} for i, r in enumerate(rows)])  # the probe has the highest energy
+    probe_id = rows[-1]["id"]
+    for on in (False, True):
+        select(store, run_id, 1, task, GoldSettings(train_on_probes=on))
+        flag = {r["id"]: r["flag"] for r in store.samples(run_id)}[probe_id]
+        assert (flag == "noise") is on
+        trained = {r["id"] for r in store.samples(run_id, trainable_only=True, with_probes=True)}
+        assert (probe_id in trained) is (not on)
