@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from gold.specs import TaskSpec
-from gold.store import Store
+from gold.store import Store, training_roles
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built, not when the worker imports this module
     import pandas as pd
@@ -220,6 +220,6 @@ def review_queue(frame: pd.DataFrame, with_probes: bool = False) -> pd.DataFrame
     `train_on_probes`) neither flagged as noise nor vetoed (the store's `trainable_only` rule) — least-believed
     label first, then highest energy. In the simulated review of bench/quality.py this order found 2–3× more
     wrong labels per sample looked at than the energy order, whose top is already flagged as noise."""
-    sources = ["train", "probe"] if with_probes else ["train"]
-    shown = frame[(frame["flag"] != "noise") & ~frame["vetoed"] & frame["source"].isin(sources)]
+    trains = frame["source"].isin(training_roles(with_probes))
+    shown = frame[(frame["flag"] != "noise") & ~frame["vetoed"] & trains]
     return shown.sort_values(["belief", "energy"], ascending=[True, False], na_position="last")

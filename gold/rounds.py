@@ -43,6 +43,7 @@ from gold.energy import select_band, steering_shares
 from gold.evaluation import evaluate_student, metric_name, task_metric
 from gold.faults import failpoint
 from gold.specs import Example, GoldSettings, TaskSpec
+from gold.store import training_roles
 from gold.students.base import TrainExample, TrainingArgs
 from gold.teachers.base import BudgetExceeded, GenerationSettings
 from gold.worker import RunContext
@@ -402,7 +403,7 @@ def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teach
         ctx.progress(None, f"Round {n}: soft labels need a local teacher that scores labels; the student trains on "
                            "the given labels only.", level="warning")
         return {"soft_labeled": 0}
-    roles = ("train", "probe") if settings.train_on_probes else ("train",)
+    roles = training_roles(settings.train_on_probes)
     rows = [r for r in ctx.store.samples(ctx.run_id, kept_only=True)
             if r["role"] in roles and r["teacher_probs"] is None]
     batch = settings.student.soft_label_calibration == "batch"
@@ -502,7 +503,7 @@ def select(store, run_id: int, n: int, task: TaskSpec, settings: GoldSettings) -
     flags: dict[int, str] = {}
     # Noise: among every training sample of the run (probes too, when they train), per label, above hi.
     if settings.noise_filter:
-        roles = ("train", "probe") if settings.train_on_probes else ("train",)
+        roles = training_roles(settings.train_on_probes)
         train = [r for r in rows if r["role"] in roles]
         band = select_band([r["energy"] for r in train], settings.band_lo, settings.band_hi,
                            groups=[r["output"] for r in train] if task.kind == "classification" else None)

@@ -226,6 +226,13 @@ class RunSummary:
     error: str | None
 
 
+def training_roles(with_probes: bool = False) -> tuple[str, ...]:
+    """The sample roles a student trains on: 'train', and 'probe' too in a run with `train_on_probes`. The one
+    place this rule lives: the store's trainable_only filter, the label step, the noise filter and the review
+    queue all ask here."""
+    return ("train", "probe") if with_probes else ("train",)
+
+
 class Store:
     """One GOLD_HOME folder. Cheap to open; open one per process (or per Streamlit session)."""
 
@@ -652,8 +659,9 @@ class Store:
         if kept_only or trainable_only:
             sql += " AND reject_reason IS NULL"
         if trainable_only:
-            roles = "('train','probe')" if with_probes else "('train')"
-            sql += f" AND role IN {roles} AND vetoed=0 AND flag!='noise'"
+            roles = training_roles(with_probes)
+            sql += f" AND role IN ({','.join('?' * len(roles))}) AND vetoed=0 AND flag!='noise'"
+            params.extend(roles)
         rows = list(self._rows(sql + " ORDER BY id", params))
         for r in rows:
             r["inputs"] = json.loads(r["inputs"])

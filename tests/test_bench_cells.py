@@ -45,7 +45,6 @@ def test_a_setting_away_from_its_neutral_value_is_part_of_the_key():
     assert quality.cell_key(task, plain, 0, 256, 4, 0.2) != quality.cell_key(task, batch, 0, 256, 4, 0.2)
 
 
-
 def test_a_gold_only_setting_leaves_baseline_cells_alone_and_changes_gold_cells():
     from dataclasses import replace
 
