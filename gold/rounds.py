@@ -455,20 +455,22 @@ def training_set(store, run_id: int, task: TaskSpec, with_ids: bool = False, rel
         rows.append(TrainExample(task.format_input(row["inputs"]), row["output"], soft=row["teacher_probs"]))
         ids.append(row["id"])
     if relabel_noise:
-        for row in relabel_candidates(store, run_id, task):
+        for row in relabel_candidates(store, run_id, task, with_probes=with_probes):
             rows.append(TrainExample(task.format_input(row["inputs"]), row["prediction"]))
             ids.append(row["id"])
             relabeled[row["id"]] = row["prediction"]
     return (rows, ids, relabeled) if with_ids else rows
 
 
-def relabel_candidates(store, run_id: int, task: TaskSpec) -> list[dict[str, Any]]:
-    """The samples `relabel_noise` trains under the student's label: kept training samples flagged as noise, not
-    vetoed by a person, whose last prediction is one of the task's labels (classification only)."""
+def relabel_candidates(store, run_id: int, task: TaskSpec, with_probes: bool = False) -> list[dict[str, Any]]:
+    """The samples `relabel_noise` trains under the student's label: kept training samples (probes too, in a run
+    that trains on them) flagged as noise, not vetoed by a person, whose last prediction is one of the task's
+    labels (classification only)."""
     if task.kind != "classification":
         return []
-    return [r for r in store.samples(run_id, role="train", kept_only=True)
-            if r["flag"] == "noise" and not r["vetoed"] and r["prediction"] in task.labels]
+    roles = training_roles(with_probes)
+    return [r for r in store.samples(run_id, kept_only=True)
+            if r["role"] in roles and r["flag"] == "noise" and not r["vetoed"] and r["prediction"] in task.labels]
 
 
 # -- score, select, measure --------------------------------------------------------------------------------------

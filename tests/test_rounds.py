@@ -254,3 +254,22 @@ def test_probes_that_train_face_the_noise_filter_like_any_training_sample(store,
         assert (flag == "noise") is on
         trained = {r["id"] for r in store.samples(run_id, trainable_only=True, with_probes=True)}
         assert (probe_id in trained) is (not on)
+
+
+def test_noise_flagged_probes_that_train_are_relabeled_like_training_samples(store, home):
+    """relabel_noise with train_on_probes: a probe the noise filter flagged comes back under the student's label,
+    as a flagged training sample does; without train_on_probes probes never train, relabeled or not."""
+    from gold.rounds import training_set
+
+    task_id = tiny_task(store)
+    task = store.get_task(task_id).spec
+    run_id = store.create_run(task_id, tiny_settings().to_dict())
+    store.add_samples(run_id, 1, "probe", [{"inputs": {"text": "odd"}, "output": "positive"}])
+    [probe] = store.samples(run_id)
+    store.set_scores([{"id": probe["id"], "energy": 1.0, "prediction": "negative", "confidence": 0.9,
+                       "label_prob": 0.1}])
+    store.set_flags(run_id, {probe["id"]: "noise"})
+    _, ids, relabeled = training_set(store, run_id, task, with_ids=True, relabel_noise=True, with_probes=True)
+    assert ids == [probe["id"]] and relabeled == {probe["id"]: "negative"}
+    _, ids, relabeled = training_set(store, run_id, task, with_ids=True, relabel_noise=True)
+    assert ids == [] and relabeled == {}
