@@ -53,20 +53,23 @@ ABLATION := --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(
 	--variant baseline_ce=baseline:student.loss=ce,$(HARD) --variant steer=gold:steer_labels=true,$(HARD) \
 	--variant kd_keep=gold:$(KD),noise_filter=false --variant gold_tp=gold:train_on_probes=true \
 	--variant gold_tp_keep=gold:train_on_probes=true,noise_filter=false
-# measured before soft labels became the default: the hard-label runs at the larger budgets
-HARD_RUNS := --methods "" --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD)
+HARD_VARIANTS := --variant gold_hard=gold:$(HARD) --variant baseline_hard=baseline:$(HARD)
+# measured before soft labels became the default: the hard-label runs at 1,024
+HARD_RUNS := --methods "" $(HARD_VARIANTS)
 
 bench-quick: install
 	cd bench && ../$(PY) quality.py --quick
 
 bench-quality: install
 	cd bench && ../$(PY) quality.py $(ABLATION)
+	cd bench && ../$(PY) label_choice.py
 	cd bench && ../$(PY) quality.py --tasks sst2 --seeds 0 --methods gold --simulated-veto 10,25,50 \
 		--out results/quality_veto.json
 	cd bench && ../$(PY) refit.py --methods baseline_hard,gold_hard
 	cd bench && ../$(PY) refit.py --methods gold_hard --recipes as_run,warm_relabel --out results/refit_relabel.json
 	cd bench && ../$(PY) quality.py --tasks sst2 --budget 1024 --seeds 0,1 $(HARD_RUNS)
-	cd bench && ../$(PY) quality.py --tasks sst2,trec --budget 2048 --seeds 0,1 --engine llama.cpp $(HARD_RUNS)
+	cd bench && ../$(PY) quality.py --tasks sst2,trec --budget 2048 --seeds 0,1 --engine llama.cpp $(HARD_VARIANTS)
+	cd bench && ../$(PY) label_choice.py --budget 2048 --seeds 0,1 --engine llama.cpp
 	cd bench && ../$(PY) teacher_engines.py
 	cd bench && ../$(PY) report.py
 

@@ -3,6 +3,7 @@ scripts measured, not numbers typed by hand).
 
 Usage: .venv/bin/python bench/report.py [--quality bench/results/quality.json] [--speed bench/results/speed.json]
                                         [--refit bench/results/refit*.json] [--veto bench/results/quality_veto.json]
+                                        [--label-choice bench/results/label_choice*.json]
 """
 
 from __future__ import annotations
@@ -112,6 +113,20 @@ def veto_table(data: dict) -> str:
     return "\n".join(out)
 
 
+def label_choice_table(data: dict) -> str:
+    """bench/label_choice.py: soft or hard labels chosen per run on the evaluation rows, against either fixed."""
+    out = [f"{data['budget']} samples per method; test % on the 200 held-out rows, mean over the seeds; the pick "
+           "per seed (round 1 / at the end):\n",
+           "| task | method | soft labels (default) | hard labels | chosen on round 1 | chosen at the end (2 runs) | picks |",
+           "|---|---|---|---|---|---|---|"]
+    for task, by_base in data.get("label_choice", {}).items():
+        for base, e in by_base.items():
+            picks = ", ".join(f"s{r['seed']} {r['picked_round1']} / {r['picked_end']}" for r in e["rows"])
+            out.append(f"| {task} | {base} | {e['mean_soft']} | {e['mean_hard']} | {e['mean_chosen_round1']} | "
+                       f"{e['mean_chosen_end']} | {picks} |")
+    return "\n".join(out) + "\n"
+
+
 def speed_table(data: dict) -> str:
     out = ["| measure | value | target |", "|---|---|---|"]
     for key, label, target, op in SPEED:
@@ -159,6 +174,7 @@ def main() -> None:
     ap.add_argument("--speed", default=str(RESULTS / "speed.json"))
     ap.add_argument("--refit", nargs="*", default=[str(p) for p in sorted(RESULTS.glob("refit*.json"))])
     ap.add_argument("--veto", default=str(RESULTS / "quality_veto.json"))
+    ap.add_argument("--label-choice", nargs="*", default=[str(p) for p in sorted(RESULTS.glob("label_choice*.json"))])
     ap.add_argument("--engines", default=str(RESULTS / "teacher_engines.json"))
     a = ap.parse_args()
     q, s = read_json(Path(a.quality)), read_json(Path(a.speed))
@@ -166,6 +182,9 @@ def main() -> None:
     section("Quality", q, "bench/quality.py", quality_tables)
     for path in a.refit:
         section("Final-student recipes", read_json(Path(path)), "bench/refit.py", refit_tables)
+    for path in a.label_choice:
+        section("Soft or hard labels chosen per run", read_json(Path(path)), "bench/label_choice.py",
+                label_choice_table)
     section("Teacher engines", read_json(Path(a.engines)), "bench/teacher_engines.py", engines_table)
     if s:
         print(f"Speed ({s.get('machine', '?')}; `bench/speed.py`, {s.get('seconds', '?')} s):\n")

@@ -53,3 +53,19 @@ def test_a_gold_only_setting_leaves_baseline_cells_alone_and_changes_gold_cells(
         flipped = replace(s, train_on_probes=not s.train_on_probes)
         same = quality.settings_identity(s) == quality.settings_identity(flipped)
         assert same is (mode == "baseline"), mode
+
+
+def test_label_choice_reads_the_soft_and_hard_cells_of_a_seed_and_keeps_soft_on_a_tie(tmp_path):
+    label_choice = pytest.importorskip("label_choice")
+    cache = quality.Cache(tmp_path)
+    task = quality.example_task("sst2", 200)
+    soft = {"test": 0.62, "val_curve": [0.54, 0.56, 0.58, 0.57]}
+    hard = {"test": 0.60, "val_curve": [0.61, 0.60, 0.63, 0.55]}
+    cache.put(MEASURED[("sst2", "gold", "gold", (), 0, 256, "transformers")], soft)
+    cache.put(MEASURED[("sst2", "gold_hard", "gold", HARD, 0, 256, "transformers")], hard)
+    found = label_choice.pair(cache, task, "gold", 0, 256, "transformers")
+    assert found == (soft, hard)
+    assert label_choice.pair(cache, task, "gold", 1, 256, "transformers") is None  # seed 1 not measured
+    assert label_choice.choose(soft["val_curve"], hard["val_curve"], "round1") == "hard"
+    assert label_choice.choose(soft["val_curve"], hard["val_curve"], "end") == "soft"
+    assert label_choice.choose([0.5], [0.5], "round1") == "soft"
