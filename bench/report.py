@@ -42,6 +42,48 @@ def engine_note(entry: dict) -> str:
     return "" if engine == "transformers" else f", teacher on {engine}"
 
 
+# Two-sided 95% Student t quantiles by degrees of freedom: the interval of a mean over a handful of seeds.
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+
+
+def seeds_of(e: dict, name: str) -> list[int]:
+    """The seeds a method's per-seed values belong to (its missing seeds are left out of them)."""
+    missing = set((e.get("missing_seeds") or {}).get(name, []))
+    return [s for s in e["seeds"] if s not in missing]
+
+
+def reference_of(e: dict, name: str) -> str | None:
+    """The plain-generation row a run is compared with: the hard-label baseline for a hard-label row, else the
+    defaults' baseline."""
+    if name in ("baseline", "baseline_hard") or name not in e.get("details", {}):
+        return None
+    hard = e["details"][name].get("overrides", {}).get("student.soft_label_weight") == 0 or name == "gold_hard"
+    ref = "baseline_hard" if hard and "baseline_hard" in e["per_seed"] else "baseline"
+    return ref if ref in e["per_seed"] else None
+
+
+def paired(e: dict, name: str) -> str:
+    """A run row minus plain generation on the same seeds: mean difference, its 95% t-interval over seeds (n ≥ 2)
+    and wins–losses. Why: with 200 test rows and 2–3 seeds most differences in these tables are inside the
+    noise, and this says which."""
+    ref = reference_of(e, name)
+    if ref is None:
+        return ""
+    mine = dict(zip(seeds_of(e, name), e["per_seed"][name]))
+    theirs = dict(zip(seeds_of(e, ref), e["per_seed"][ref]))
+    diffs = [mine[s] - theirs[s] for s in mine if s in theirs and mine[s] is not None and theirs[s] is not None]
+    if not diffs:
+        return ""
+    m = sum(diffs) / len(diffs)
+    wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    text = f"{m:+.1f}"
+    if len(diffs) >= 2:
+        sd = (sum((d - m) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+        half = T95.get(len(diffs) - 1, 1.96) * sd / len(diffs) ** 0.5
+        text += f" [{m - half:+.1f}, {m + half:+.1f}]"
+    return f"{text} ({wins}–{losses}{', vs hard-label baseline' if ref == 'baseline_hard' else ''})"
+
+
 def quality_tables(data: dict) -> str:
     out = []
     for budget, per_task in sorted(data.get("quality_by_budget", {}).items(), key=lambda kv: int(kv[0])):
@@ -49,9 +91,9 @@ def quality_tables(data: dict) -> str:
             out.append(f"**{task}**, {e['metric']} on {e['test_rows']} held-out dev rows, {budget} teacher samples per "
                        f"method ({e['rounds']} rounds), seeds {e['seeds']}"
                        + engine_note(e) + (f" (`{e['command']}`)" if e.get("command") else "") + ":\n")
-            out.append("| method | mean % | min–max over seeds | per seed | evaluation rows % | generate s | train s | kept "
-                       "| noise flagged |")
-            out.append("|---|---|---|---|---|---|---|---|---|")
+            out.append("| method | mean % | min–max over seeds | per seed | − plain generation, same seeds: mean [95% CI] "
+                       "(wins–losses) | evaluation rows % | generate s | train s | kept | noise flagged |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|")
             for name, vals in e["per_seed"].items():
                 spread = e["spread"].get(name)
                 d = e["details"].get(name, {})
@@ -60,7 +102,8 @@ def quality_tables(data: dict) -> str:
                 label = LABELS.get(name, f"`{name}`" + (f" ({', '.join(f'{k}={v}' for k, v in d.get('overrides', {}).items())})"
                                                        if d.get("overrides") else ""))
                 spread_s = f"{spread[0]}–{spread[1]}" if spread else ""
-                out.append(f"| {label} | {e[name]} | {spread_s} | {', '.join(map(str, vals))} | " + " | ".join(cells) + " |")
+                out.append(f"| {label} | {e[name]} | {spread_s} | {', '.join(map(str, vals))} | {paired(e, name)} | "
+                           + " | ".join(cells) + " |")
             if e.get("missing_seeds"):
                 out.append(f"\nNot measured (left out of the means): {e['missing_seeds']}.")
             out.append("")
