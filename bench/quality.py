@@ -528,6 +528,13 @@ def borrow_budget_free_rows(entry: dict[str, Any], by_budget: dict[str, Any], ta
                 entry.setdefault("borrowed", {})[name] = f"measured with budget {other_budget}"
                 break
     entry["per_seed"] = {**borrowed, **entry["per_seed"]}
+    # a method whose rows were borrowed for every seed is not "not measured" in this table
+    missing = entry.get("missing_seeds") or {}
+    for method, names in (("teacher", BUDGET_FREE[:3]), ("seeds_only", BUDGET_FREE[3:])):
+        if method in missing and any(name in borrowed for name in names):
+            del missing[method]
+    if "missing_seeds" in entry and not missing:
+        del entry["missing_seeds"]
 
 
 def _cell_line(r: dict[str, Any]) -> str:

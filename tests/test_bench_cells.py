@@ -69,3 +69,13 @@ def test_label_choice_reads_the_soft_and_hard_cells_of_a_seed_and_keeps_soft_on_
     assert label_choice.choose(soft["val_curve"], hard["val_curve"], "round1") == "hard"
     assert label_choice.choose(soft["val_curve"], hard["val_curve"], "end") == "soft"
     assert label_choice.choose([0.5], [0.5], "round1") == "soft"
+
+
+def test_rows_borrowed_from_another_budget_are_not_listed_as_not_measured():
+    entry = {"seeds": [0, 1], "spread": {}, "per_seed": {"gold": [67.0]},
+             "missing_seeds": {"teacher": [0, 1], "seeds_only": [0, 1], "gold": [1]}}
+    other = {"seeds": [0, 1, 2], "per_seed": {"teacher_raw": [60.0, 50.0, 40.0], "seeds_only": [61.0, 62.0, 63.0]}}
+    quality.borrow_budget_free_rows(entry, {"256": {"sst2": other}}, "sst2", 2048)
+    assert entry["per_seed"]["teacher_raw"] == [60.0, 50.0] and entry["teacher_raw"] == 55.0
+    assert entry["missing_seeds"] == {"gold": [1]}
+    assert entry["borrowed"]["seeds_only"] == "measured with budget 256"
