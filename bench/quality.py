@@ -506,8 +506,10 @@ def main() -> None:
     print(f"\n{machine_line(info)}; {time.perf_counter() - started:.0f} s this invocation; written {out}")
 
 
-# rows that spend no teacher samples
-BUDGET_FREE = ("teacher_raw", "teacher_calibrated", "teacher_batch_calibrated", "seeds_only")
+# rows that spend no teacher samples, by the method that measures them
+BUDGET_FREE_ROWS = {"teacher": ("teacher_raw", "teacher_calibrated", "teacher_batch_calibrated"),
+                    "seeds_only": ("seeds_only",)}
+BUDGET_FREE = tuple(name for names in BUDGET_FREE_ROWS.values() for name in names)
 
 
 def borrow_budget_free_rows(entry: dict[str, Any], by_budget: dict[str, Any], task_key: str, budget: int) -> None:
@@ -530,7 +532,7 @@ def borrow_budget_free_rows(entry: dict[str, Any], by_budget: dict[str, Any], ta
     entry["per_seed"] = {**borrowed, **entry["per_seed"]}
     # a method whose rows were borrowed for every seed is not "not measured" in this table
     missing = entry.get("missing_seeds") or {}
-    for method, names in (("teacher", BUDGET_FREE[:3]), ("seeds_only", BUDGET_FREE[3:])):
+    for method, names in BUDGET_FREE_ROWS.items():
         if method in missing and any(name in borrowed for name in names):
             del missing[method]
     if "missing_seeds" in entry and not missing:

@@ -57,7 +57,7 @@ def reference_of(e: dict, name: str) -> str | None:
     defaults' baseline."""
     if name in ("baseline", "baseline_hard") or name not in e.get("details", {}):
         return None
-    hard = e["details"][name].get("overrides", {}).get("student.soft_label_weight") == 0 or name == "gold_hard"
+    hard = e["details"][name].get("overrides", {}).get("student.soft_label_weight") == 0
     ref = "baseline_hard" if hard and "baseline_hard" in e["per_seed"] else "baseline"
     return ref if ref in e["per_seed"] else None
 
