@@ -58,6 +58,7 @@ from tqdm import tqdm
 from gold.datafiles import ColumnMapping, DataFileError, load_examples
 from gold.evaluation import evaluate_student, is_correct
 from gold.examples import EXAMPLES
+from gold.export import best_round
 from gold.specs import Example, GoldSettings, SpecError, StudentSpec, TaskSpec, normalize_text
 
 SPLIT_SEED = 1234
@@ -547,6 +548,17 @@ def _cell_line(r: dict[str, Any]) -> str:
                      if k in BUDGET_FREE + ("examples_per_s",) and v is not None)
 
 
+def exported_round(cell: dict[str, Any]) -> int | None:
+    """The round (1-based) whose student the Export page and `gold export` download by default: the product's own
+    rule, `gold.export.best_round` (best evaluation-row score, the later round on a tie), applied to the cell's
+    stored evaluation curve. Why: the tables' headline is the last round's student, but a user downloads this one,
+    so the tables also say what that student scores on the test rows."""
+    vals = cell.get("val_curve") or []
+    if not vals or len(vals) != len(cell.get("curve") or []):
+        return None
+    return best_round([{"n": i + 1, "metrics": {"metric": v}} for i, v in enumerate(vals)])["n"]
+
+
 def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], results: dict, a, settings_of) -> dict[str, Any]:
     """The results-format entry for one task: mean % per method, [min, max] spread, and the details."""
     per_seed: dict[str, list[float | None]] = {}
@@ -583,6 +595,11 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
                     r.get("val_curve") and r["val_curve"][-1] is not None for r in rows) else None,
                 "overrides": m.overrides,
             }
+            picked = [exported_round(r) for r in rows]
+            if all(picked):
+                details[m.name].update(
+                    exported=pct(statistics.mean(r["curve"][n - 1] for r, n in zip(rows, picked))),
+                    exported_per_seed=[pct(r["curve"][n - 1]) for r, n in zip(rows, picked)], exported_rounds=picked)
             if m.veto:
                 details[m.name]["vetoed"] = round(statistics.mean(r["vetoed"] for r in rows), 1)
                 details[m.name]["reviewer"] = [r["reviewer"] for r in rows]
@@ -610,12 +627,14 @@ def print_table(task: BenchTask, entry: dict[str, Any]) -> None:
           f"samples, seeds {entry['seeds']}")
     if entry.get("missing_seeds"):
         print(f"not measured (left out of the means): {entry['missing_seeds']}")
-    print(f"{'method':<20} {'mean':>6} {'spread':>13}  per seed            gen s   train s  kept  rej  noise")
+    print(f"{'method':<20} {'mean':>6} {'spread':>13}  per seed            gen s   train s  kept  rej  noise  exported")
     for name, vals in entry["per_seed"].items():
         mean, spread = entry[name], entry["spread"][name]
         d = entry["details"].get(name, {})
         extra = (f"{d['generate_s']:>7} {d['train_s']:>8} {d['kept']:>5} {d['rejected']:>4} {d['noise']:>6}"
                  if d else "")
+        if d.get("exported") is not None:  # the student Export downloads: best round on the evaluation rows
+            extra += f"  {d['exported']} (rounds {d['exported_rounds']})"
         spread_s = f"[{spread[0]}, {spread[1]}]" if spread else "-"
         print(f"{name:<20} {mean if mean is not None else '-':>6} {spread_s:>13}  {str(vals):<18} {extra}")
 

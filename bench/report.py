@@ -62,15 +62,23 @@ def reference_of(e: dict, name: str) -> str | None:
     return ref if ref in e["per_seed"] else None
 
 
-def paired(e: dict, name: str) -> str:
+def values_of(e: dict, name: str, exported: bool = False) -> list | None:
+    """A row's per-seed test accuracies: of the last round's student, or of the exported one (the round Export
+    picks on the evaluation rows, `quality.exported_round`)."""
+    if exported:
+        return e.get("details", {}).get(name, {}).get("exported_per_seed")
+    return e["per_seed"].get(name)
+
+
+def paired(e: dict, name: str, exported: bool = False) -> str:
     """A run row minus plain generation on the same seeds: mean difference, its 95% t-interval over seeds (n ≥ 2)
     and wins–losses. Why: with 200 test rows and 2–3 seeds most differences in these tables are inside the
-    noise, and this says which."""
+    noise, and this says which. `exported` compares the students Export downloads instead of the last rounds'."""
     ref = reference_of(e, name)
-    if ref is None:
+    if ref is None or values_of(e, name, exported) is None or values_of(e, ref, exported) is None:
         return ""
-    mine = dict(zip(seeds_of(e, name), e["per_seed"][name]))
-    theirs = dict(zip(seeds_of(e, ref), e["per_seed"][ref]))
+    mine = dict(zip(seeds_of(e, name), values_of(e, name, exported)))
+    theirs = dict(zip(seeds_of(e, ref), values_of(e, ref, exported)))
     diffs = [mine[s] - theirs[s] for s in mine if s in theirs and mine[s] is not None and theirs[s] is not None]
     if not diffs:
         return ""
@@ -84,6 +92,16 @@ def paired(e: dict, name: str) -> str:
     return f"{text} ({wins}–{losses}{', vs hard-label baseline' if ref == 'baseline_hard' else ''})"
 
 
+def exported_cell(e: dict, name: str) -> str:
+    """The exported student's mean test accuracy, the round picked per seed, and its paired difference from plain
+    generation's exported student."""
+    d = e.get("details", {}).get(name, {})
+    if d.get("exported") is None:
+        return ""
+    diff = paired(e, name, exported=True)
+    return f"{d['exported']} (rounds {', '.join(map(str, d['exported_rounds']))})" + (f"; {diff}" if diff else "")
+
+
 def quality_tables(data: dict) -> str:
     out = []
     for budget, per_task in sorted(data.get("quality_by_budget", {}).items(), key=lambda kv: int(kv[0])):
@@ -92,8 +110,9 @@ def quality_tables(data: dict) -> str:
                        f"method ({e['rounds']} rounds), seeds {e['seeds']}"
                        + engine_note(e) + (f" (`{e['command']}`)" if e.get("command") else "") + ":\n")
             out.append("| method | mean % | min–max over seeds | per seed | − plain generation, same seeds: mean [95% CI] "
-                       "(wins–losses) | evaluation rows % | generate s | train s | kept | noise flagged |")
-            out.append("|---|---|---|---|---|---|---|---|---|---|")
+                       "(wins–losses) | exported student % (round picked on the evaluation rows); − plain generation "
+                       "| evaluation rows % | generate s | train s | kept | noise flagged |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for name, vals in e["per_seed"].items():
                 spread = e["spread"].get(name)
                 d = e["details"].get(name, {})
@@ -103,6 +122,7 @@ def quality_tables(data: dict) -> str:
                                                        if d.get("overrides") else ""))
                 spread_s = f"{spread[0]}–{spread[1]}" if spread else ""
                 out.append(f"| {label} | {e[name]} | {spread_s} | {', '.join(map(str, vals))} | {paired(e, name)} | "
+                           f"{exported_cell(e, name)} | "
                            + " | ".join(cells) + " |")
             if e.get("missing_seeds"):
                 out.append(f"\nNot measured (left out of the means): {e['missing_seeds']}.")

@@ -35,3 +35,44 @@ def test_pairs_by_seed_when_a_seed_is_missing_and_hard_labels_meet_the_hard_labe
     assert report.paired(entry(), "gold_tp").endswith("(1–1)")
     assert report.paired(entry(), "gold_hard").startswith("+1.0 [-4.0, +6.0] (2–1, vs hard-label baseline)")
     assert report.paired(entry(), "baseline") == ""
+
+
+def with_exported(e: dict) -> dict:
+    e["details"]["baseline"].update(exported=61.0, exported_per_seed=[61.0, 63.0, 59.0], exported_rounds=[2, 4, 4])
+    e["details"]["gold"].update(exported=66.0, exported_per_seed=[66.0, 62.0, 70.0], exported_rounds=[3, 4, 2])
+    return e
+
+
+def test_the_exported_students_are_paired_with_plain_generations_exported_students():
+    e = with_exported(entry())
+    # 66 − 61, 62 − 63, 70 − 59
+    assert report.paired(e, "gold", exported=True).startswith("+5.0 [") and report.paired(e, "gold", exported=True).endswith("(2–1)")
+    assert report.exported_cell(e, "gold").startswith("66.0 (rounds 3, 4, 2); +5.0 [")
+    assert report.exported_cell(e, "baseline") == "61.0 (rounds 2, 4, 4)"
+    # a row without exported figures (older results files, teacher rows) leaves the cell empty
+    assert report.exported_cell(e, "gold_tp") == "" and report.paired(e, "gold_tp", exported=True) == ""
+
+
+def test_the_exported_round_is_the_products_pick_on_the_evaluation_rows():
+    quality = pytest.importorskip("quality")
+    cell = {"val_curve": [0.5, 0.7, 0.6, 0.7], "curve": [0.4, 0.5, 0.6, 0.55]}
+    assert quality.exported_round(cell) == 4  # a tie goes to the later round, as gold.export.best_round does
+    assert quality.exported_round({"val_curve": [0.5, None, 0.8, 0.6], "curve": [0.1, 0.2, 0.3, 0.4]}) == 3
+    assert quality.exported_round({"val_curve": [None, None], "curve": [0.1, 0.2]}) == 2  # no score: the last
+    assert quality.exported_round({"val_curve": [], "curve": []}) is None
+
+
+def test_a_table_entry_carries_the_exported_students_next_to_the_last_rounds():
+    from types import SimpleNamespace
+
+    quality = pytest.importorskip("quality")
+    task = SimpleNamespace(key="sst2", spec=SimpleNamespace(kind="classification"), test=[None] * 200, val=[None] * 100)
+    cell = {"curve": [0.60, 0.70, 0.65], "val_curve": [0.5, 0.8, 0.6], "generate_s": 1.0, "train_s": 1.0,
+            "kept": 10, "rejected": 0, "noise": 0, "train_size": 10, "teacher_samples": 12}
+    results = {("sst2", "gold", 0): {**cell, "test": 0.65},
+               ("sst2", "gold", 1): {**cell, "test": 0.65, "val_curve": [0.5, 0.6, 0.6]}}
+    a = SimpleNamespace(budget=256, rounds=3, engine="transformers", probe_share=0.2)
+    e = quality.table_entry(task, [quality.Method("gold", "run")], [0, 1], results, a, {})
+    assert e["gold"] == 65.0  # the headline stays the last round's student
+    d = e["details"]["gold"]
+    assert d["exported_rounds"] == [2, 3] and d["exported_per_seed"] == [70.0, 65.0] and d["exported"] == 67.5
