@@ -597,9 +597,9 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
             }
             picked = [exported_round(r) for r in rows]
             if all(picked):
-                details[m.name].update(
-                    exported=pct(statistics.mean(r["curve"][n - 1] for r, n in zip(rows, picked))),
-                    exported_per_seed=[pct(r["curve"][n - 1]) for r, n in zip(rows, picked)], exported_rounds=picked)
+                scores = [r["curve"][n - 1] for r, n in zip(rows, picked)]
+                details[m.name].update(exported=pct(statistics.mean(scores)),
+                                       exported_per_seed=[pct(x) for x in scores], exported_rounds=picked)
             if m.veto:
                 details[m.name]["vetoed"] = round(statistics.mean(r["vetoed"] for r in rows), 1)
                 details[m.name]["reviewer"] = [r["reviewer"] for r in rows]

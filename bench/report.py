@@ -75,10 +75,13 @@ def paired(e: dict, name: str, exported: bool = False) -> str:
     and wins–losses. Why: with 200 test rows and 2–3 seeds most differences in these tables are inside the
     noise, and this says which. `exported` compares the students Export downloads instead of the last rounds'."""
     ref = reference_of(e, name)
-    if ref is None or values_of(e, name, exported) is None or values_of(e, ref, exported) is None:
+    if ref is None:
         return ""
-    mine = dict(zip(seeds_of(e, name), values_of(e, name, exported)))
-    theirs = dict(zip(seeds_of(e, ref), values_of(e, ref, exported)))
+    mine_vals, their_vals = values_of(e, name, exported), values_of(e, ref, exported)
+    if mine_vals is None or their_vals is None:
+        return ""
+    mine = dict(zip(seeds_of(e, name), mine_vals))
+    theirs = dict(zip(seeds_of(e, ref), their_vals))
     diffs = [mine[s] - theirs[s] for s in mine if s in theirs and mine[s] is not None and theirs[s] is not None]
     if not diffs:
         return ""
