@@ -13,7 +13,7 @@ default, and the newline stop gives "keep the first line" for free.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 PromptStyle = Literal["completion", "chat"]
@@ -51,6 +51,10 @@ class GenerationSettings:
         stop: strings that end a completion; the text from the first one on is cut off. None = the default
             of the prompt style (`default_stop`): a newline for completion form, nothing for chat form.
         batch_size: prompts per forward pass (local) or requests in flight at once (remote).
+        top_logprobs: None = no log-probabilities; k >= 0 = each generated token comes back with its own
+            log-probability and the k most likely alternatives at its position (`Completion.logprobs`), read
+            from the model's raw distribution before temperature and top-p, as OpenAI-compatible servers do.
+            This is how a teacher's belief in a label is read over HTTP (soft labels from remote teachers).
     """
 
     max_new_tokens: int = 40
@@ -60,6 +64,7 @@ class GenerationSettings:
     seed: int = 0
     stop: tuple[str, ...] | None = None
     batch_size: int = 8
+    top_logprobs: int | None = None
 
     def __post_init__(self) -> None:
         if self.stop is not None and not isinstance(self.stop, tuple):
@@ -79,6 +84,8 @@ class GenerationSettings:
             p.append("The batch size must be at least 1.")
         if self.stop is not None and any(not s for s in self.stop):
             p.append("A stop sequence is empty.")
+        if self.top_logprobs is not None and not 0 <= self.top_logprobs <= 20:
+            p.append("top_logprobs must be between 0 and 20 (the OpenAI API's limit).")
         return p
 
     def validate(self) -> "GenerationSettings":
@@ -99,6 +106,7 @@ class GenerationSettings:
             "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
             "repetition_penalty": self.repetition_penalty, "seed": self.seed,
             "stop": list(self.stop) if self.stop is not None else None, "batch_size": self.batch_size,
+            "top_logprobs": self.top_logprobs,
         }
 
     @classmethod
@@ -121,15 +129,30 @@ def truncate_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 
 
 @dataclass
+class TokenLogprob:
+    """One token of a reply (or of an echoed prompt) with its log-probability and, when asked for, the most
+    likely tokens at its position, best first: the OpenAI `logprobs` content entry as a value type.
+    `logprob` is None for a prompt's first token (nothing predicts it); `offset` is the token's character
+    offset in the text it belongs to."""
+
+    token: str
+    logprob: float | None
+    top: list[tuple[str, float]] = field(default_factory=list)
+    offset: int = 0
+
+
+@dataclass
 class Completion:
     """One reply: the text (stop string removed), token counts, and why it ended ("stop" | "length" | "error").
-    `error` says what went wrong when a teacher returns a failed reply instead of raising."""
+    `error` says what went wrong when a teacher returns a failed reply instead of raising. `logprobs`: one entry
+    per generated token when `GenerationSettings.top_logprobs` was set (None otherwise)."""
 
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"
     error: str | None = None
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass
@@ -204,3 +227,41 @@ class Teacher(Protocol):
     def generate(
         self, prompts: list[Prompt], settings: GenerationSettings, progress: ProgressFn | None = None
     ) -> list[Completion]: ...
+
+
+@dataclass
+class LabelReadStats:
+    """How a teacher's label read-out went, summed over the rows it read (a remote teacher fills it per call).
+
+    Attributes:
+        rows: rows read.
+        floored: (row, label) entries with no probability from the server (the label was not among its top
+            tokens), given a floor probability instead.
+        rows_floored: rows with at least one floored label.
+        failed: rows the server gave no usable distribution for (they fall back to a uniform read).
+        method: how the probabilities were read: "loglik" (local model), "logprobs" (the server's top tokens),
+            "votes" (shares of K sampled answers).
+    """
+
+    rows: int = 0
+    floored: int = 0
+    rows_floored: int = 0
+    failed: int = 0
+    method: str = "loglik"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "floored": self.floored, "rows_floored": self.rows_floored,
+                "failed": self.failed, "method": self.method}
+
+
+@runtime_checkable
+class LabelScorer(Protocol):
+    """A teacher that reads a text back as a few-shot classifier: the log-probability of each candidate
+    continuation (label word, with its leading space) after each prompt. The local teachers compute it from
+    the model; a remote one reads it from the server's `logprobs`. `gold.teachers.fewshot.label_probs` turns it
+    into calibrated label probabilities (soft labels, and the teacher's own few-shot accuracy)."""
+
+    name: str
+
+    def label_loglik(self, prompts: Sequence[str], candidates: Sequence[str], prefix: str = "",
+                     batch_size: int = 16, normalize: bool = False) -> Any: ...
