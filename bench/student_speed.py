@@ -28,7 +28,7 @@ from gold.students import classifier as clf  # noqa: E402
 from gold.students import training  # noqa: E402
 from gold.students.base import TrainExample, TrainingArgs  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "sst2" / "dev.jsonl"
+DATA = ROOT / "gold" / "example_data" / "sst2" / "dev.jsonl"
 OUT = ROOT / "bench" / "results" / "student_speed.json"
 
 
@@ -105,7 +105,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "texts": "SST-2 dev (shared/data/sst2/dev.jsonl)",
+        "texts": "SST-2 dev (gold/example_data/sst2/dev.jsonl)",
         "mean_tokens": float(np.mean(tok_lens)),
         "max_tokens": int(np.max(tok_lens)),
         "batch_size": 16,

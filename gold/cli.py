@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gold.datafiles import ColumnMapping, DataFileError, guess_mapping, labels_in, read_table, to_examples
 from gold.export import ExportError
-from gold.specs import KINDS, LOCAL_ENGINES, GoldSettings, SpecError, TaskSpec, TeacherSpec
+from gold.specs import KINDS, LABELER_PICKS, LOCAL_ENGINES, GoldSettings, LabelerSpec, SpecError, TaskSpec, TeacherSpec
 from gold.store import ACTIVE_STATUSES, NotFound, Store, StoreError
 
 
@@ -127,7 +127,8 @@ def _id_list(text: str) -> list[int]:
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
     """Queue a run (and its baseline twin), then follow it to the end with a progress bar."""
     from gold.runs import start_run
-    from gold.specs import GoldSettings, StudentSpec, TeacherSpec
+    from gold.runs import soft_label_check
+    from gold.specs import StudentSpec
 
     task = store.get_task(args.task)
     teacher = TeacherSpec(backend=args.teacher, engine=args.engine, base_url=args.base_url or "")
@@ -140,7 +141,12 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
         student.model = args.student_model
     settings = GoldSettings(mode="baseline" if args.baseline else "gold", rounds=args.rounds,
                             samples_per_round=args.per_round, probe_size=args.probe, seed=args.seed,
-                            teacher=teacher, student=student)
+                            teacher=teacher, student=student,
+                            labeler=LabelerSpec(models=args.labeler or [], pick=args.pick_labeler,
+                                                votes=args.label_votes))
+    if not settings.problems():  # a server that is to read labels back: say before the run whether it can
+        for sentence in soft_label_check(store, task.id, settings):
+            print(sentence)
     keyed = settings.teacher.backend == "openai" and bool(os.environ.get("OPENAI_API_KEY")) and not args.inline
     ids = start_run(store, task.id, settings, name=args.name or "", with_baseline=args.with_baseline, held=keyed)
     print(f"Queued run {' and '.join(map(str, ids))} for task '{task.spec.name}'.")
@@ -288,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--output-column", help="the column holding the label or output (default: guessed)")
     imp.add_argument("--output-name", help="what the output is called (default: label / output)")
     ex = task.add_parser("example", help="create one of the bundled example tasks")
-    ex.add_argument("key", help="sst2, trec, sms_spam or svamp")
+    ex.add_argument("key", help="sst2, trec, agnews, sms_spam or svamp")
     ex.add_argument("--name")
     task.add_parser("list", help="list tasks")
 
@@ -316,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=d.student.epochs)
     run.add_argument("--min-steps", type=int, default=d.student.min_steps)
     run.add_argument("--loss", choices=("sce", "ce"), default=d.student.loss)
+    run.add_argument("--labeler", action="append", metavar="REF",
+                     help="who reads labels back for soft labels (repeatable): teacher, a local model such as "
+                          "embedded:gemma3-270m, or openai:MODEL@BASE_URL (default: the teacher)")
+    run.add_argument("--pick-labeler", choices=LABELER_PICKS, default=LabelerSpec().pick,
+                     help="with several labelers: first, ensemble, or choose on the task's evaluation rows")
+    run.add_argument("--label-votes", type=int, default=LabelerSpec().votes,
+                     help="servers without log-probabilities: soft labels from this many sampled answers (0: off)")
     run.add_argument("--name")
     how = run.add_mutually_exclusive_group()
     how.add_argument("--inline", action="store_true", help="run it in this process instead of the worker")

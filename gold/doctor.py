@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gold import models
 
 PACKAGES = ("torch", "transformers", "accelerate", "gguf", "streamlit", "openai", "plotly", "umap-learn",
-            "sqlite-utils", models.TEACHER_DIST, models.ENCODER_DIST, "llama-cpp-python")
+            "sqlite-utils", models.TEACHER_DIST, models.ENCODER_DIST, "llama-cpp-python", models.GEMMA_DIST)
 
 
 @dataclass
@@ -91,6 +91,19 @@ def check_llamacpp() -> Check:
                  f"{teacher.threads} thread(s); 8 greedy tokens: {text.strip()[:40]!r}", time.perf_counter() - t0)
 
 
+def check_gemma() -> Check:
+    """The optional Gemma-3-270m teacher: found or not, never loaded here (a minute on a small CPU); absent is
+    fine, since only `make gemma` installs it, under the Gemma Terms of Use."""
+    t0 = time.perf_counter()
+    try:
+        loc = models.gemma_teacher()
+    except models.ModelNotFound as e:
+        return Check("teacher Gemma-3-270m (optional)", True, str(e))
+    return Check("teacher Gemma-3-270m (optional)", True,
+                 f"{loc.name} from {loc.weights}, as '{models.GEMMA_TEACHER}'; weights under {models.GEMMA_TERMS}",
+                 time.perf_counter() - t0)
+
+
 def check_encoder() -> Check:
     t0 = time.perf_counter()
     try:
@@ -120,4 +133,5 @@ def run_doctor() -> DoctorReport:
     report.checks.append(check_encoder())
     report.checks.append(check_teacher())
     report.checks.append(check_llamacpp())
+    report.checks.append(check_gemma())
     return report

@@ -75,6 +75,17 @@ EXAMPLES: dict[str, ExampleTask] = {
             source="TREC question classification (Li and Roth, 2002)",
         ),
         ExampleTask(
+            key="agnews",
+            title="News topic (AG News)",
+            kind="classification",
+            instruction="Classify the topic of a news article: World, Sports, Business or Sci/Tech.",
+            labels=("World", "Sports", "Business", "Sci/Tech"),
+            input_fields=("text",),
+            output_column="label",
+            output_name="label",
+            source="AG News (Zhang et al., 2015), research and non-commercial use only",
+        ),
+        ExampleTask(
             key="sms_spam",
             title="SMS spam",
             kind="classification",

@@ -399,6 +399,7 @@ def run_json(info: ExportInfo, folder: Path | None = None, data_rows: list | Non
         "rounds": [{"n": r["n"], "status": r["status"], "metrics": r["metrics"]} for r in info.rounds],
         "base_model": base_model_name(info),
         "teacher": teacher_name(info.settings),
+        "labeler": labeler_record(info),
         "student": student,
         "data": {
             **info.counts,
@@ -439,6 +440,7 @@ def redact_settings(settings: dict[str, Any]) -> dict[str, Any]:
 _HUB_IDS = {
     "embedded:all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
     "embedded:smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "embedded:gemma3-270m": "google/gemma-3-270m",
 }
 
 
@@ -464,6 +466,21 @@ def teacher_name(settings: GoldSettings) -> str:
         host = urlsplit(t.base_url).hostname if t.base_url else "api.openai.com"
         return f"{t.model} (OpenAI-compatible API at {host})"
     return f"{t.model} ({t.backend})"
+
+
+def labeler_record(info: ExportInfo) -> dict[str, Any]:
+    """Who read the soft labels of the exported student's training data: the labeler of the rounds up to the
+    exported one (with the "choose on my rows" table when the run chose), or none."""
+    rounds = [r for r in info.rounds if r["n"] <= info.round["n"]]
+    name = next((r["metrics"]["labeler"] for r in reversed(rounds) if r["metrics"].get("labeler")), None)
+    choice = next((r["metrics"]["labeler_choice"] for r in rounds if r["metrics"].get("labeler_choice")), None)
+    if name is None:
+        name = "teacher" if any(r["metrics"].get("soft_labeled") for r in rounds) else "none"
+    if name == "none" or not any(r["metrics"].get("soft_labeled") for r in rounds):
+        name = "none (the student learned the labels the teacher was asked to write)"
+    elif name == "teacher":
+        name = "the teacher (generating and reading labels back)"
+    return {"name": name, "choice": choice}
 
 
 def _versions() -> dict[str, str]:

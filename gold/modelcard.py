@@ -106,6 +106,9 @@ def render_card(info: "ExportInfo", provenance: dict[str, Any]) -> str:
         "instruction": fenced(task.instruction),
         "base_model": md(provenance["base_model"]) + (f" (`{hub}`)" if hub else ""),
         "teacher": md(provenance["teacher"]),
+        "labeler": md(provenance["labeler"]["name"]) + (
+            f" (chosen on {provenance['labeler']['choice']['rows']} evaluation rows)"
+            if provenance["labeler"].get("choice") else ""),
         "round": str(rnd["n"]),
         "rounds_planned": str(settings.rounds),
         "round_reason": reason,

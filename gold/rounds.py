@@ -38,14 +38,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gold import prompts
+from gold import labelers, prompts
 from gold.energy import select_band, steering_shares
 from gold.evaluation import evaluate_student, metric_name, task_metric
 from gold.faults import failpoint
 from gold.specs import Example, GoldSettings, TaskSpec
 from gold.store import training_roles
 from gold.students.base import TrainExample, TrainingArgs
-from gold.teachers.base import BudgetExceeded, GenerationSettings
+from gold.teachers.base import BudgetExceeded, GenerationSettings, NoLogprobs
 from gold.worker import RunContext
 
 TRAIN_IDS = "train_ids.json"
@@ -71,7 +71,7 @@ def get_teacher(settings: GoldSettings):
             _TEACHERS[key] = OpenAITeacher(
                 model=t.model, base_url=t.base_url or None, max_concurrency=t.max_concurrency, timeout_s=t.timeout_s,
                 price_prompt_per_1m=t.price_in_per_m or None, price_completion_per_1m=t.price_out_per_m or None,
-                budget_usd=t.budget_usd or None,
+                budget_usd=t.budget_usd or None, label_votes=settings.labeler.votes,
             )
         else:
             from gold.teachers import local_teacher
@@ -235,7 +235,7 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
     if _after(done_step, "label"):
         ctx.check()
         if wants_soft_labels(task, settings):
-            metrics.update(label_samples(ctx, task, settings, scoring_teacher(settings), n))
+            metrics.update(label_step(ctx, task, settings, n))
         store.set_round_step(run_id, n, "label", metrics)
 
     if _after(done_step, "train"):
@@ -386,46 +386,95 @@ LABEL_CHUNK = 64
 
 
 def wants_soft_labels(task: TaskSpec, settings: GoldSettings) -> bool:
-    """Soft labels apply to classification with a local teacher (an OpenAI-compatible server gives no label
-    log-likelihoods); elsewhere the student trains on the given labels, as the settings' help says."""
+    """Soft labels apply to classification with a soft-label weight above 0 and a labeler that reads labels
+    (every labeler but "none"); elsewhere the student trains on the given labels, as the settings' help says."""
     return (task.kind == "classification" and settings.student.soft_label_weight > 0
-            and settings.teacher.backend == "local")
+            and labelers.planned_name(settings) != labelers.NONE)
 
 
-def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, n: int) -> dict[str, Any]:
-    """The teacher's calibrated label probabilities for every training sample that has none yet (this round's,
+def round_labeler(ctx: RunContext, task: TaskSpec, settings: GoldSettings, n: int) -> tuple[Any, dict[str, Any]]:
+    """The labeler of round n and what to record about it: the planned one, or, with pick "choose", the one
+    chosen on the evaluation rows in the first round that labels (stored in that round's metrics, so a resumed
+    run and every later round use the same one)."""
+    name = labelers.planned_name(settings)
+    record: dict[str, Any] = {}
+    if name is None:
+        earlier = [r["metrics"].get("labeler_choice") for r in ctx.store.rounds(ctx.run_id) if r["n"] < n]
+        choice = next((c for c in earlier if c), None)
+        if choice is None:
+            rows, source = evaluation_rows(task)
+            if source != "eval":
+                ctx.progress(None, f"Round {n}: the task has no evaluation rows to choose a labeler on; the first "
+                                   "candidate reads the labels.", level="warning")
+                choice = {"chosen": str(labelers.refs(settings)[0]), "rows": 0, "table": []}
+            else:
+                ctx.progress(None, f"Round {n}: choosing the labeler on {len(rows)} evaluation rows…")
+                made = labelers.choose(task, rows, settings, lambda: scoring_teacher(settings),
+                                       progress=lambda msg: ctx.progress(None, f"Round {n}: {msg}"))
+                choice = made.to_dict()
+                ctx.progress(None, f"Round {n}: labels will be read by {made.chosen} ("
+                                   + ", ".join(f"{s.labeler} {s.metric:.1%}" for s in made.table if s.metric is not None)
+                                   + ")")
+            record["labeler_choice"] = choice
+        name = choice["chosen"]
+    labeler = labelers.build(name, settings, lambda: scoring_teacher(settings))
+    record["labeler"] = labeler.name if labeler else labelers.NONE
+    return labeler, record
+
+
+def label_step(ctx: RunContext, task: TaskSpec, settings: GoldSettings, n: int) -> dict[str, Any]:
+    """Pick the round's labeler, then read back every sample that has no soft label yet. A remote labeler whose
+    server gives no log-probabilities (and no votes were asked for) leaves the round on the given labels."""
+    labeler, record = round_labeler(ctx, task, settings, n)
+    if labeler is None:
+        return {**record, "soft_labeled": 0}
+    try:
+        return {**record, **label_samples(ctx, task, settings, labeler, n)}
+    except NoLogprobs as e:
+        ctx.progress(None, f"Round {n}: {e} The student trains on the labels the teacher was asked to write.",
+                     level="warning")
+        return {**record, "soft_labeled": 0, "label_method": "given"}
+
+
+def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, labeler, n: int) -> dict[str, Any]:
+    """The labeler's calibrated label probabilities for every training sample that has none yet (this round's,
     or all of them when soft labels were switched on for a retrain). Why: the label a small teacher was asked
-    to write is often not the one it believes once it reads the text back (DESIGN.md: ~30% of generated
-    labels wrong); distilling its belief is the knowledge-distillation half of GOLD."""
-    from gold.teachers import fewshot
-
-    if not hasattr(teacher, "label_loglik"):
-        ctx.progress(None, f"Round {n}: soft labels need a local teacher that scores labels; the student trains on "
-                           "the given labels only.", level="warning")
-        return {"soft_labeled": 0}
+    to write is often not the one it believes once it reads the text back (about 30% of the embedded teacher's
+    generated labels are wrong); distilling that belief is the knowledge-distillation half of GOLD."""
     roles = training_roles(settings.train_on_probes)
     rows = [r for r in ctx.store.samples(ctx.run_id, kept_only=True)
             if r["role"] in roles and r["teacher_probs"] is None]
     batch = settings.student.soft_label_calibration == "batch"
-    prior, scored = None, []
+    before = labeler.stats()
+    reads: list[list[np.ndarray]] = []
     for start in range(0, len(rows), LABEL_CHUNK):  # chunks: progress, and a cancel is honoured between them
         ctx.check()
         chunk = rows[start : start + LABEL_CHUNK]
-        p = fewshot.label_probs(teacher, task, [r["inputs"] for r in chunk], seed=settings.seed, prior=prior)
-        prior = p.prior
-        scored.append(p.calibrated)
+        read = labeler.read(task, [r["inputs"] for r in chunk], settings.seed)
+        reads.append(read)
         if not batch:  # batch calibration needs the whole batch: stored once below
-            ctx.store.set_teacher_probs({r["id"]: q.tolist() for r, q in zip(chunk, p.calibrated)})
+            probs = labeler.combine(read, None)
+            ctx.store.set_teacher_probs({r["id"]: q.tolist() for r, q in zip(chunk, probs)})
         done = min(len(rows), start + LABEL_CHUNK)
-        ctx.progress(done / len(rows), f"Round {n}: the teacher reads back {done}/{len(rows)} samples")
+        ctx.progress(done / len(rows), f"Round {n}: {labeler.name} reads back {done}/{len(rows)} samples")
     if not rows:
         return {"soft_labeled": 0, "teacher_agrees": None}
-    probs = np.concatenate(scored)
+    members = [np.concatenate([r[i] for r in reads]) for i in range(len(labeler.scorers))]
     if batch:
-        probs = soft_labels_for_batch(task, probs, [r["output"] for r in rows])
+        from gold.teachers import fewshot
+
+        probs = labeler.combine(members, fewshot.label_mix(task, [r["output"] for r in rows]))
         ctx.store.set_teacher_probs({r["id"]: q.tolist() for r, q in zip(rows, probs)})
+    else:
+        probs = labeler.combine(members, None)
     agree = sum(task.labels[int(q.argmax())] == r["output"] for r, q in zip(rows, probs))
-    return {"soft_labeled": len(rows), "teacher_agrees": round(agree / len(rows), 4)}
+    after = labeler.stats()
+    out: dict[str, Any] = {"soft_labeled": len(rows), "teacher_agrees": round(agree / len(rows), 4)}
+    if after:  # a remote labeler: how often a label had no probability from the server and got a floor
+        delta = {k: after[k] - before.get(k, 0) for k in after}
+        out.update(label_floored=delta.get("floored", 0), label_rows_floored=delta.get("rows_floored", 0),
+                   label_failed=delta.get("failed", 0))
+    return out
 
 
 def soft_labels_for_batch(task: TaskSpec, probs: np.ndarray, asked: list[str]) -> np.ndarray:

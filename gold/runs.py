@@ -45,6 +45,8 @@ RUN_HELP: dict[str, str] = {
               "llama.cpp: GGUF files only, several times faster on a CPU (README benchmarks); needs the optional "
               "llama-cpp-python package (`make llama`). Soft labels are still scored with transformers.",
     "teacher_model": "embedded:smollm2-135m-instruct, a local folder or .gguf file, or the server's model name.",
+    "max_concurrency": "For the openai backend: requests in flight at once, for generating and for reading labels "
+                       "back. Match the server's parallelism (vLLM: dozens; llama-server: its -np slots).",
     "base_url": "For the openai backend: the server's /v1 URL. Empty = the OpenAI API.",
     "api_key": "Read from OPENAI_API_KEY, or typed here: kept in memory only, never stored or logged.",
     "budget": "Stop the run cleanly before the teacher's estimated cost exceeds this (needs prices).",
@@ -68,6 +70,16 @@ RUN_HELP: dict[str, str] = {
                               "empty inputs. batch: rescale each label so that a round's samples together carry "
                               "the labels the teacher was asked to write (README: its bias on real texts differs "
                               "from its bias on empty ones).",
+    "labelers": "Who reads each generated text back for the soft labels, one per line: teacher (the model that "
+                "generates), a local model (embedded:gemma3-270m after `make gemma`, a folder, a .gguf file), or an "
+                "OpenAI-compatible server as openai:MODEL@BASE_URL (its labels come from the server's log-"
+                "probabilities). Empty = the teacher.",
+    "labeler_pick": "With several labelers. first: the first reads. ensemble: all read and their calibrated "
+                    "probabilities are averaged. choose: before round 1 each labeler and the ensemble classify "
+                    "your evaluation rows few-shot, and the most accurate labels the run (the Runs page shows "
+                    "the table).",
+    "label_votes": "For a server that gives no log-probabilities: sample its answer this many times per text and "
+                   "use the vote shares as soft labels (0 = off: train on the labels it was asked to write).",
     "label_smoothing": "Share of each one-hot label spread over all labels (0 = none): a wrong generated label pulls "
                        "the student less.",
 }
@@ -159,6 +171,8 @@ class RunOverview:
     eta_s: float | None
     histograms: dict[int, dict[str, list[float]]]
     selected_on_eval: list[int] = field(default_factory=list)  # rounds whose student early stopping chose
+    labeler: str | None = None  # who read the soft labels (the last round that read any)
+    labeler_choice: dict[str, Any] | None = None  # the "choose on my rows" table, when the run chose
 
 
 def eta_seconds(rounds: list[dict[str, Any]], total_rounds: int, now: float | None = None) -> float | None:
@@ -233,4 +247,46 @@ def run_overview(store: Store, run_id: int) -> RunOverview:
     return RunOverview(run=run, progress=progress, progress_text=text, counts=store.sample_counts(run_id),
                        rounds_table=table, metric_name=metric_name, reject_reasons=store.reject_reasons(run_id),
                        events=events, usage=run["usage"], eta_s=eta, histograms=hists,
-                       selected_on_eval=[r["n"] for r in rounds if r["metrics"].get("selected_on_eval")])
+                       selected_on_eval=[r["n"] for r in rounds if r["metrics"].get("selected_on_eval")],
+                       labeler=next((r["metrics"]["labeler"] for r in reversed(rounds) if r["metrics"].get("labeler")),
+                                    None),
+                       labeler_choice=next((r["metrics"]["labeler_choice"] for r in rounds
+                                            if r["metrics"].get("labeler_choice")), None))
+
+
+def soft_label_check(store: Store, task_id: int, settings: GoldSettings, api_key: str | None = None) -> list[str]:
+    """One sentence per remote labeler of the run (a server that is to read labels back): whether it gives
+    log-probabilities, so soft labels work, and what the run does instead when it does not. One small
+    request each, made before the run is queued; the Runs page and `gold run` show the sentences."""
+    from gold import labelers
+    from gold.teachers import fewshot
+
+    task = store.get_task(task_id).spec
+    if task.kind != "classification" or settings.student.soft_label_weight <= 0:
+        return []
+    remote = []
+    for ref in labelers.refs(settings):
+        if ref.kind == "openai":
+            remote.append(ref)
+        elif ref.kind == labelers.TEACHER and settings.teacher.backend == "openai":
+            remote.append(labelers.LabelerRef("openai", settings.teacher.model, settings.teacher.base_url))
+    if not remote:
+        return []
+    from gold.teachers.remote import OpenAITeacher
+    from gold.teachers.base import TeacherError
+
+    prompt = fewshot.fewshot_prefix(task, settings.seed) + fewshot.row_prompt(task, task.seeds[0].inputs)
+    sentences = []
+    for ref in remote:
+        try:
+            teacher = OpenAITeacher(model=ref.model, base_url=ref.base_url or None, api_key=api_key or None,
+                                    timeout_s=min(settings.teacher.timeout_s, 30.0), label_votes=settings.labeler.votes)
+        except TeacherError as e:
+            sentences.append(f"{ref}: {e}")
+            continue
+        try:
+            support = teacher.soft_label_support(prompt, [f" {label}" for label in task.labels])
+        finally:
+            teacher.close()
+        sentences.append(f"{ref.model} @ {ref.base_url or 'the OpenAI API'}: {support.sentence}")
+    return sentences

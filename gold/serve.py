@@ -16,6 +16,11 @@ Why it is built this way:
 - Sampling defaults follow the OpenAI API, not GOLD's recipe (temperature 1, top_p 1, no repetition penalty,
   no stop, a random seed), so the server behaves like the servers it stands in for; a client that wants the
   recipe sends it (OpenAITeacher does, and sends `repetition_penalty` when told the server accepts it).
+- Log-probabilities in the OpenAI shapes (`logprobs`/`top_logprobs` on chat, `logprobs: k` and `echo` on
+  completions, with `max_tokens: 0` to score a prompt only, as vLLM allows): a client reading a teacher's belief
+  in a label over HTTP (`OpenAITeacher.label_loglik`) gets from here what the in-process teacher computes for
+  the same text. An engine without them (llama.cpp) answers a 400 that names the engine that has them, rather than
+  a reply silently missing them.
 - Errors come in the OpenAI shape (`{"error": {"message", "type", "param", "code"}}`) with the status codes
   clients branch on (400 bad request, 401 key, 404 unknown model or route, 413 body too large, 500 the model
   failed), so SDKs raise their usual exceptions. The key is compared in constant time, never logged and
@@ -32,15 +37,17 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from gold.models import DEFAULT_TEACHER
-from gold.teachers.base import Completion, GenerationSettings, Prompt, Teacher
+from gold.teachers.base import Completion, GenerationSettings, Prompt, Teacher, TokenLogprob
 
 API_KEY_ENV = "GOLD_SERVE_API_KEY"
 MAX_STOPS = 4  # as the OpenAI API
+MAX_TOP_LOGPROBS = 20  # as the OpenAI API
+LOGPROB_FLOOR = -9999.0  # what the OpenAI API sends for an impossible token: JSON has no -Infinity
 CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -113,20 +120,65 @@ def _integer(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def generation_settings(body: dict[str, Any], config: ServeConfig, batch: int = 1) -> GenerationSettings:
-    """The request's sampling fields as GenerationSettings, with the OpenAI API's defaults and ranges."""
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(400, f"'{name}' must be true or false.", param=name)
+    return value
+
+
+def _top_count(body: dict[str, Any], name: str) -> int | None:
+    value = _integer(body, name)
+    if value is not None and not 0 <= value <= MAX_TOP_LOGPROBS:
+        raise ApiError(400, f"'{name}' must be between 0 and {MAX_TOP_LOGPROBS}, not {value}.", param=name)
+    return value
+
+
+def chat_top_logprobs(body: dict[str, Any]) -> int | None:
+    """Alternatives per token a chat request asks for (`logprobs: true`, `top_logprobs: k`); None = no
+    log-probabilities. `top_logprobs` alone is refused, as the OpenAI API does, so a client that forgot
+    `logprobs` learns it instead of getting a reply without them."""
+    wanted = _flag(body, "logprobs")
+    top = _top_count(body, "top_logprobs")
+    if top is not None and not wanted:
+        raise ApiError(400, "'top_logprobs' needs 'logprobs': true.", param="top_logprobs")
+    return (top or 0) if wanted else None
+
+
+def completion_top_logprobs(body: dict[str, Any]) -> int | None:
+    """Alternatives per token a completions request asks for (`logprobs: k`, the legacy form); None = none."""
+    return _top_count(body, "logprobs")
+
+
+def requested_tokens(body: dict[str, Any], config: ServeConfig, allow_zero: bool = False) -> int:
+    """New tokens the request asks for (`max_completion_tokens`, else `max_tokens`, else the server's default).
+    0 only where `allow_zero`: with echo, the prompt alone is scored."""
+    max_tokens = _integer(body, "max_completion_tokens")
+    max_tokens = _integer(body, "max_tokens") if max_tokens is None else max_tokens
+    if max_tokens is None:
+        return config.default_max_tokens
+    lo = 0 if allow_zero else 1
+    if not lo <= max_tokens <= config.max_tokens_limit:
+        hint = " (0, to score the prompt only, needs 'echo': true on /v1/completions)" if max_tokens == 0 else ""
+        raise ApiError(400, f"'max_tokens' must be between {lo} and {config.max_tokens_limit}{hint}.",
+                       param="max_tokens")
+    return max_tokens
+
+
+def generation_settings(body: dict[str, Any], config: ServeConfig, batch: int = 1, top_logprobs: int | None = None,
+                        max_tokens: int | None = None) -> GenerationSettings:
+    """The request's sampling fields as GenerationSettings, with the OpenAI API's defaults and ranges.
+    `max_tokens`: already read by the caller (`requested_tokens`); None = read it here."""
     if body.get("stream"):
         raise ApiError(400, "Streaming is not supported by this server; send the request without 'stream'.",
                        param="stream")
     n = _integer(body, "n")
     if n not in (None, 1):
         raise ApiError(400, "Only n=1 is supported: send one request per reply you want.", param="n")
-    max_tokens = _integer(body, "max_completion_tokens")
-    max_tokens = _integer(body, "max_tokens") if max_tokens is None else max_tokens
     if max_tokens is None:
-        max_tokens = config.default_max_tokens
-    if not 1 <= max_tokens <= config.max_tokens_limit:
-        raise ApiError(400, f"'max_tokens' must be between 1 and {config.max_tokens_limit}.", param="max_tokens")
+        max_tokens = requested_tokens(body, config)
     stop = body.get("stop")
     stops: tuple[str, ...] = ()
     if isinstance(stop, str):
@@ -146,6 +198,7 @@ def generation_settings(body: dict[str, Any], config: ServeConfig, batch: int = 
         seed=random.SystemRandom().randrange(2**31) if seed is None else seed % (2**63),
         stop=stops,  # explicit: an empty tuple means no stop (None would mean GOLD's per-style default)
         batch_size=max(1, min(batch, 16)),
+        top_logprobs=top_logprobs,
     )
 
 
@@ -196,21 +249,61 @@ def _finish(c: Completion) -> str:
     return "length" if c.finish_reason == "length" else "stop"
 
 
+def _logprob(value: float | None) -> float | None:
+    return None if value is None else max(float(value), LOGPROB_FLOOR)
+
+
+def _entry(token: str, logprob: float | None) -> dict[str, Any]:
+    return {"token": token, "logprob": _logprob(logprob), "bytes": list(token.encode("utf-8"))}
+
+
+def chat_logprobs(entries: list[TokenLogprob]) -> dict[str, Any]:
+    """A chat choice's `logprobs`: one `content` entry per generated token, its alternatives best first."""
+    return {"content": [{**_entry(e.token, e.logprob), "top_logprobs": [_entry(t, lp) for t, lp in e.top]}
+                        for e in entries]}
+
+
+def legacy_logprobs(entries: list[TokenLogprob]) -> dict[str, Any]:
+    """A completions choice's `logprobs` (the legacy parallel lists). An echoed prompt's first token has no
+    log-probability and no alternatives (null, as the OpenAI API sends); alternatives are {token: logprob},
+    the first (most likely) kept when two tokens read the same."""
+    tops: list[dict[str, float | None] | None] = []
+    for e in entries:
+        top: dict[str, float | None] = {}
+        for t, lp in e.top:
+            top.setdefault(t, _logprob(lp))
+        tops.append(None if e.logprob is None else top)
+    return {"tokens": [e.token for e in entries], "token_logprobs": [_logprob(e.logprob) for e in entries],
+            "top_logprobs": tops, "text_offset": [e.offset for e in entries]}
+
+
 def chat_response(model: str, c: Completion) -> dict[str, Any]:
+    logprobs = None if c.logprobs is None else chat_logprobs(c.logprobs)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text}, "logprobs": None,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text}, "logprobs": logprobs,
                      "finish_reason": _finish(c)}],
         "usage": _usage([c]),
     }
 
 
-def completions_response(model: str, completions: list[Completion]) -> dict[str, Any]:
+def completion_choice(index: int, prompt: str, c: Completion, echo: bool,
+                      echoed: list[TokenLogprob] | None = None) -> dict[str, Any]:
+    """One completions choice. With `echo` the text starts with the prompt and the logprobs lists with the
+    prompt's tokens (`echoed`); `text_offset` always indexes into the choice's own `text`."""
+    text = prompt + c.text if echo else c.text
+    logprobs = None
+    if c.logprobs is not None:
+        shift = len(prompt) if echo else 0
+        entries = list(echoed or []) + [replace(e, offset=e.offset + shift) for e in c.logprobs]
+        logprobs = legacy_logprobs(entries)
+    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": _finish(c)}
+
+
+def completions_response(model: str, choices: list[dict[str, Any]], completions: list[Completion]) -> dict[str, Any]:
     return {
         "id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": i, "text": c.text, "logprobs": None, "finish_reason": _finish(c)}
-                    for i, c in enumerate(completions)],
-        "usage": _usage(completions),
+        "choices": choices, "usage": _usage(completions),
     }
 
 
@@ -358,36 +451,87 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_json()  # read first, so an error reply leaves the connection usable
             self._authorize()
             if path == "/v1/chat/completions":
-                model = self._model(body)
-                prompts: list[Prompt] = [chat_messages(body)]
-                settings = generation_settings(body, self.server.config)
-                completions = self._generate(prompts, settings)
-                return self._send(200, chat_response(model, completions[0]))
+                return self._chat(body)
             if path == "/v1/completions":
-                model = self._model(body)
-                texts = completion_prompts(body)
-                settings = generation_settings(body, self.server.config, batch=len(texts))
-                return self._send(200, completions_response(model, self._generate(list(texts), settings)))
+                return self._completions(body)
             raise ApiError(404, f"No route POST {path}.")
         except ApiError as e:
             self._error(e)
 
-    def _generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
+    def _chat(self, body: dict[str, Any]) -> None:
+        model = self._model(body)
+        prompts: list[Prompt] = [chat_messages(body)]
+        top = chat_top_logprobs(body)
+        settings = generation_settings(body, self.server.config, top_logprobs=top)
+        self._require_logprobs(top)
+        self._send(200, chat_response(model, self._generate(prompts, settings)[0]))
+
+    def _completions(self, body: dict[str, Any]) -> None:
+        model = self._model(body)
+        texts = completion_prompts(body)
+        top = completion_top_logprobs(body)
+        echo = _flag(body, "echo")
+        new_tokens = requested_tokens(body, self.server.config, allow_zero=echo)
+        settings = generation_settings(body, self.server.config, batch=len(texts), top_logprobs=top,
+                                       max_tokens=max(1, new_tokens))  # unused when 0: nothing is generated
+        self._require_logprobs(top)
+        echoed = [self._prompt_logprobs(t, top) if echo and top is not None else None for t in texts]
+        if new_tokens:
+            completions = self._generate(list(texts), settings)
+        else:
+            completions = [self._prompt_only(t, e) for t, e in zip(texts, echoed)]
+        choices = [completion_choice(i, t, c, echo, e) for i, (t, c, e) in enumerate(zip(texts, completions, echoed))]
+        self._send(200, completions_response(model, choices, completions))
+
+    def _teacher(self) -> Teacher:
         teacher = self.server.teacher
         if teacher is None:
             raise ApiError(503, "The model is still loading; try again in a moment.", type_="server_error")
+        return teacher
+
+    def _require_logprobs(self, top: int | None) -> None:
+        """Refuse a log-probability request the engine cannot answer (llama.cpp: its binding gives no
+        per-token distribution here), naming the engine that can, rather than reply without them."""
+        if top is not None and not callable(getattr(self._teacher(), "prompt_logprobs", None)):
+            raise ApiError(400, f"Log-probabilities need --engine transformers: this server runs the "
+                                f"{self.server.config.engine} engine, which gives none. Restart it with "
+                                "`--engine transformers`, or send the request without logprobs.", param="logprobs")
+
+    def _generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
+        teacher = self._teacher()
         try:
             return teacher.generate(prompts, settings)
         except Exception as e:  # noqa: BLE001 — the client gets a 500 with the reason; the log gets the trace
-            traceback.print_exc(file=sys.stderr)
-            raise ApiError(500, f"The model failed to generate: {type(e).__name__}: {e}",
-                           type_="server_error") from None
+            raise _model_failed("generate", e) from None
+
+    def _prompt_logprobs(self, text: str, top: int) -> list[TokenLogprob]:
+        teacher = self._teacher()
+        try:
+            return teacher.prompt_logprobs(text, top_logprobs=top)  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001
+            raise _model_failed("score the prompt", e) from None
+
+    def _prompt_only(self, text: str, echoed: list[TokenLogprob] | None) -> Completion:
+        """The reply to `max_tokens: 0` (with echo): nothing generated, the prompt's tokens counted."""
+        if echoed is not None:
+            return Completion("", len(echoed), 0, "length", logprobs=[])
+        teacher = self._teacher()
+        try:
+            count = teacher.count_tokens(text)  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001
+            raise _model_failed("count the prompt's tokens", e) from None
+        return Completion("", int(count), 0, "length")
 
     def do_PUT(self) -> None:
         self.close_connection = True  # its body, if any, is left unread
         self._error(ApiError(405, f"Method {self.command} is not allowed here; use GET or POST."))
 
     do_DELETE = do_PATCH = do_PUT
+
+
+def _model_failed(what: str, e: Exception) -> ApiError:
+    traceback.print_exc(file=sys.stderr)
+    return ApiError(500, f"The model failed to {what}: {type(e).__name__}: {e}", type_="server_error")
 
 
 def serve(config: ServeConfig) -> int:

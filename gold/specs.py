@@ -334,6 +334,51 @@ class StudentSpec:
         return p + [f"Student: {problem}" for problem in self.training_args().problems()]
 
 
+# How the labeler of a run is picked among its candidates (LabelerSpec.models):
+#   first     the first candidate reads every label;
+#   ensemble  every candidate reads, and their calibrated probabilities are averaged;
+#   choose    before round 1, each candidate and their ensemble classify the task's evaluation rows few-shot
+#             (no generation, so it is cheap) and the most accurate labels the run; the ensemble only when it
+#             is strictly better than every single candidate.
+LABELER_PICKS = ("first", "ensemble", "choose")
+
+
+@dataclass
+class LabelerSpec:
+    """Who reads the generated texts back as a few-shot classifier for the student's soft labels
+    (classification, soft-label weight > 0). The generating teacher by default; a run may generate with a fast
+    teacher and read labels with a better one.
+
+    Attributes:
+        models: candidate labelers, each a reference `gold.labelers.LabelerRef` parses: "teacher" (the model
+            that generates), a local model ("embedded:gemma3-270m", a folder or a .gguf file), or an
+            OpenAI-compatible server as "openai:MODEL@BASE_URL" ("openai:MODEL" alone = the OpenAI API).
+            Empty = ["teacher"].
+        pick: how the labeler is picked among several: one of LABELER_PICKS.
+        votes: remote labelers whose server gives no log-probabilities: sample the answer this many times per
+            text and use the vote shares as soft labels (0 = off: the student then trains on the labels the
+            teacher was asked to write). Costs `votes` requests per text.
+    """
+
+    models: list[str] = field(default_factory=list)
+    pick: str = "first"
+    votes: int = 0
+
+    def problems(self) -> list[str]:
+        from gold.labelers import LabelerRef
+
+        p = []
+        if self.pick not in LABELER_PICKS:
+            p.append(f"The labeler pick must be one of {', '.join(LABELER_PICKS)}.")
+        if not 0 <= self.votes <= 20:
+            p.append("Label votes must be between 0 (off) and 20.")
+        for ref in self.models:
+            p += LabelerRef.parse(ref).problems()
+        if self.pick in ("ensemble", "choose") and len(self.models) < 2:
+            p.append(f"Picking the labeler by '{self.pick}' needs at least two candidate labelers.")
+        return p
+
+
 @dataclass
 class GoldSettings:
     """One run's GOLD loop. Defaults follow the paper and its official code where they apply (energy T 1,
@@ -360,6 +405,7 @@ class GoldSettings:
     seed: int = 0
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
     student: StudentSpec = field(default_factory=StudentSpec)
+    labeler: LabelerSpec = field(default_factory=LabelerSpec)
 
     def problems(self) -> list[str]:
         p = []
@@ -381,7 +427,7 @@ class GoldSettings:
             p.append("The feedback rate must be between 0 and 1.")
         if self.relabel_noise and not self.noise_filter:
             p.append("Relabeling noise needs the noise filter on: without it no sample is flagged as noise.")
-        return p + self.teacher.problems() + self.student.problems()
+        return p + self.teacher.problems() + self.student.problems() + self.labeler.problems()
 
     def validate(self) -> "GoldSettings":
         problems = self.problems()
@@ -399,7 +445,12 @@ class GoldSettings:
         d = dict(d or {})
         teacher = _known(TeacherSpec, d.pop("teacher", {}) or {})
         student = _known(StudentSpec, {**BEFORE_THEY_EXISTED["student"], **(d.pop("student", {}) or {})})
-        return cls(**_known_kwargs(cls, d), teacher=teacher, student=student)
+        if "labeler" in d:
+            labeler = _known(LabelerSpec, d.pop("labeler") or {})
+            labeler.models = [str(m) for m in labeler.models or []]
+        else:  # before labelers existed only a local teacher read labels back; a remote one gave none
+            labeler = LabelerSpec(models=["none"] if teacher.backend == "openai" else [])
+        return cls(**_known_kwargs(cls, d), teacher=teacher, student=student, labeler=labeler)
 
 
 # Settings whose default is not what the engine did before they existed: a run stored without them gets these
@@ -410,7 +461,7 @@ BEFORE_THEY_EXISTED: dict[str, dict[str, Any]] = {
 
 
 def _known_kwargs(cls, d: dict[str, Any]) -> dict[str, Any]:
-    names = set(cls.__dataclass_fields__) - {"teacher", "student"}
+    names = set(cls.__dataclass_fields__) - {"teacher", "student", "labeler"}
     return {k: v for k, v in d.items() if k in names}
 
 

@@ -2,26 +2,36 @@
 
 It sits between an OpenAI-compatible client and a real upstream server and, request by request, either
 forwards or injects a fault: 401, 429 with Retry-After, 500, a hang past the client's timeout, a dropped
-connection, a malformed JSON body, an empty `choices` list. `close()` makes the port refuse connections;
+connection, a malformed JSON body, an empty `choices` list. Three more forward and then rewrite the real
+reply's log-probabilities, as servers that differ from the OpenAI API do: `nologprobs` (`logprobs: null`, a
+server or model that gives none), `fewer_top` (only the `keep_top` best alternatives per token, a server
+capping them lower) and `split_label` (the token `split[0]` renamed `split[1]`, a tokenizer that splits a
+label word, e.g. " positive" read as " posit" + "ive"). `close()` makes the port refuse connections;
 `open()` listens on the same port again. Actions come from a script (one per request, in order) and, once
-it is used up, from the standing `mode`; every request is logged with the action it got.
+it is used up, from the standing `mode`; every request is logged with the action it got, and the JSON body
+of every request that reached the upstream is kept (`forwarded`), so a test can tell what the server saw.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from gold.serve import send_json
 
-ACTIONS = ("forward", "401", "429", "500", "hang", "drop", "malformed", "empty")
+ACTIONS = ("forward", "401", "429", "500", "hang", "drop", "malformed", "empty", "nologprobs", "fewer_top",
+           "split_label")
 
 
 class FaultProxy:
+    KEEP_TOP = 2  # alternatives per token that `fewer_top` leaves, unless a test sets `keep_top`
+    SPLIT = (" positive", " posit")  # the token `split_label` renames and its new text, unless a test sets `split`
+
     def __init__(self, upstream: str, retry_after: str = "1", hang_s: float = 5.0):
         """upstream: the real server's origin or base URL (only scheme, host and port are used)."""
         parts = urlsplit(upstream)
@@ -29,8 +39,10 @@ class FaultProxy:
         self.retry_after = retry_after
         self.hang_s = hang_s
         self.mode = "forward"
+        self.keep_top, self.split = self.KEEP_TOP, self.SPLIT
         self.script: deque[str] = deque()
         self.log: list[tuple[str, str]] = []  # (path, action) per request received
+        self.forwarded: list[dict] = []  # the JSON body of every request that reached the upstream
         self.lock = threading.Lock()
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
@@ -54,8 +66,10 @@ class FaultProxy:
         if self._server is None:
             self.open()
         self.set("forward")
+        self.keep_top, self.split = self.KEEP_TOP, self.SPLIT
         with self.lock:
             self.log.clear()
+            self.forwarded.clear()
 
     def count(self, action: str | None = None) -> int:
         with self.lock:
@@ -113,6 +127,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         action = self.proxy._next_action(self.path)
         if action == "forward":
             return self._forward(body)
+        if action in REWRITES:
+            return self._forward(body, REWRITES[action])
         if action == "401":
             # as the OpenAI API does, the error echoes (part of) the key: it must never reach a user-facing message
             token = self.headers.get("Authorization", "").partition(" ")[2]
@@ -137,14 +153,60 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                                      "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}})
         raise AssertionError(action)
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, rewrite: Rewrite | None = None) -> None:
         conn = http.client.HTTPConnection(*self.proxy.upstream, timeout=300)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
             conn.request(self.command, self.path, body=body or None, headers=headers)
+            if body:
+                with self.proxy.lock:
+                    self.proxy.forwarded.append(json.loads(body))
             resp = conn.getresponse()
             data = resp.read()
+            if rewrite is not None and resp.status == 200:
+                reply = json.loads(data)
+                for choice in reply.get("choices", []):
+                    rewrite(self.proxy, choice)
+                data = json.dumps(reply).encode("utf-8")
             passed = {k: v for k, v in resp.getheaders() if k.lower() in ("retry-after", "www-authenticate")}
             self._reply(resp.status, data, passed)
         finally:
             conn.close()
+
+
+# -- rewrites of a forwarded reply's log-probabilities (both OpenAI shapes) ------------------------------------
+
+Rewrite = Callable[[FaultProxy, dict], None]
+
+
+def _no_logprobs(proxy: FaultProxy, choice: dict) -> None:
+    choice["logprobs"] = None
+
+
+def _fewer_top(proxy: FaultProxy, choice: dict) -> None:
+    block = choice.get("logprobs") or {}
+    for entry in block.get("content") or []:  # chat: a list per token, best first
+        entry["top_logprobs"] = entry["top_logprobs"][: proxy.keep_top]
+    tops = block.get("top_logprobs") or []  # completions: a {token: logprob} dict per token
+    for i, top in enumerate(tops):
+        if top is not None:
+            best = sorted(top.items(), key=lambda kv: -kv[1])[: proxy.keep_top]
+            tops[i] = dict(best)
+
+
+def _split_label(proxy: FaultProxy, choice: dict) -> None:
+    whole, piece = proxy.split
+    block = choice.get("logprobs") or {}
+    for entry in block.get("content") or []:
+        for e in [entry, *entry["top_logprobs"]]:
+            if e["token"] == whole:
+                e["token"], e["bytes"] = piece, list(piece.encode("utf-8"))
+    if "tokens" in block:
+        block["tokens"] = [piece if t == whole else t for t in block["tokens"]]
+    tops = block.get("top_logprobs") or []
+    for i, top in enumerate(tops):
+        if top is not None:
+            tops[i] = {piece if t == whole else t: lp for t, lp in top.items()}
+
+
+REWRITES: dict[str, Rewrite] = {"nologprobs": _no_logprobs, "fewer_top": _fewer_top, "split_label": _split_label}

@@ -16,11 +16,15 @@ def test_example_is_valid_and_complete(key, store):
     assert store.get_task(task_id).spec == spec
 
 
-def test_expected_examples_and_no_research_only_data():
-    assert set(EXAMPLES) == {"sst2", "trec", "sms_spam", "svamp"}
-    assert not (DATA_DIR / "agnews").exists()
-    assert "Socher" in (DATA_DIR / "SOURCES.md").read_text()
+def test_expected_examples_each_with_its_source():
+    assert set(EXAMPLES) == {"sst2", "trec", "agnews", "sms_spam", "svamp"}
+    sources = (DATA_DIR / "SOURCES.md").read_text()
+    for credit in ("Socher", "Li and Roth", "Zhang, Zhao, LeCun", "Almeida", "Patel"):
+        assert credit in sources
+    assert "non-commercial" in EXAMPLES["agnews"].source  # its licence travels with the task
     trec = example_spec("trec")
     assert len(trec.labels) == 6 and len(trec.seeds) == 24
+    agnews = example_spec("agnews")
+    assert len(agnews.labels) == 4 and len(agnews.seeds) == 16 and len(agnews.eval_set) == 300
     svamp = example_spec("svamp")
     assert svamp.kind == "seq2seq" and svamp.input_fields == ["question"] and svamp.seeds[0].output.isdigit()

@@ -113,6 +113,9 @@ def test_folder_has_labels_and_provenance(gold_export):
     assert GoldSettings.from_dict(prov["settings"]) == GoldSettings.from_dict(run["settings"])
     assert prov["round_metrics"] == store.round(gold_id, rnd["n"])["metrics"]
     assert prov["data"]["generated"] == store.sample_counts(gold_id)["generated"]
+    assert prov["teacher"].startswith("SmolLM2-135M-Instruct")  # who wrote the examples, and who read them back
+    assert prov["labeler"] == {"name": "the teacher (generating and reading labels back)", "choice": None}
+    assert "| Labeler (read the soft labels) | the teacher" in (folder / "README.md").read_text()
     assert prov["files"]["model.safetensors"]["bytes"] == (folder / "model.safetensors").stat().st_size
     # data/train.jsonl is exactly the round's training set: its seeds, then the sample ids it saw.
     ids = json.loads((Path(rnd["checkpoint"]).parent / "train_ids.json").read_text())

@@ -98,22 +98,19 @@ def test_batch_calibrated_soft_labels_carry_each_rounds_asked_label_mix(store, h
     assert all(m["soft_labeled"] for m in (r["metrics"] for r in store.rounds(run_id)))
 
 
-def test_soft_labels_with_a_teacher_that_cannot_score_labels_warn_and_train_on_the_given_labels(store, home):
-    from gold.rounds import label_samples
-    from gold.specs import GoldSettings
+def test_a_run_whose_labeler_is_none_trains_on_the_given_labels(store, home):
+    from gold.rounds import label_step, wants_soft_labels
+    from gold.specs import LabelerSpec
     from gold.worker import RunContext
 
     task_id = tiny_task(store)
-    run_id = store.create_run(task_id, tiny_settings().to_dict())
+    settings = tiny_settings()
+    settings.labeler = LabelerSpec(models=["none"])
+    run_id = store.create_run(task_id, settings.to_dict())
     store.add_samples(run_id, 1, "train", [{"inputs": {"text": "fine"}, "output": "positive"}])
-    ctx = RunContext(store, run_id, "test")
-
-    class ChatOnly:  # an OpenAI-compatible teacher: text in, text out, no label log-likelihoods
-        pass
-
-    assert label_samples(ctx, store.get_task(task_id).spec, GoldSettings(), ChatOnly(), 1) == {"soft_labeled": 0}
-    assert any("soft labels need a local teacher" in e["message"] and e["level"] == "warning"
-               for e in store.events(run_id))
+    task = store.get_task(task_id).spec
+    assert not wants_soft_labels(task, settings)
+    assert label_step(RunContext(store, run_id, "test"), task, settings, 1) == {"labeler": "none", "soft_labeled": 0}
     assert store.samples(run_id)[0]["teacher_probs"] is None
 
 

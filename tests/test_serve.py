@@ -1,6 +1,8 @@
 """`python -m gold serve` as a real subprocess: the OpenAI SDK and OpenAITeacher against it, and teacher faults
 injected by a proxy in front of it (tests/support_proxy.py), down to a GOLD run that fails on a broken teacher
-and resumes to the end once the teacher is back.
+and resumes to the end once the teacher is back. Log-probabilities too: their OpenAI shapes through the SDK,
+and soft labels read over HTTP (`OpenAITeacher.label_loglik`) against the in-process teacher's, through
+faults that servers unlike the OpenAI API produce.
 
 Everything talks to the embedded SmolLM2 on one thread, so replies are kept to a few tokens.
 """
@@ -20,10 +22,13 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import PYTHON, ROOT, tiny_settings, tiny_task
 from support_proxy import FaultProxy
 
+from gold.examples import example_spec
+from gold.teachers import fewshot
 from gold.teachers.base import Completion, GenerationSettings, TeacherError
 from gold.teachers.remote import OpenAITeacher, RetryPolicy
 
@@ -32,6 +37,10 @@ SECRET = "sk-gold-fake-SECRET-7f3a9c1e5b2d"  # the server's key, and the teacher
 FAST = RetryPolicy(max_retries=2, base_s=0.05, max_wait_s=5)
 SHORT = GenerationSettings(max_new_tokens=6, temperature=0.9, seed=7, batch_size=1)
 URL_LINE = re.compile(r"at (http://127\.0\.0\.1:\d+/v1)")
+SST2 = example_spec("sst2")
+LABELS = [f" {label}" for label in SST2.labels]  # " negative", " positive": one token each for SmolLM2
+PREFIX = fewshot.fewshot_prefix(SST2)
+ROWS = [fewshot.row_prompt(SST2, ex.inputs) for ex in SST2.eval_set[:6]]
 
 pytestmark = pytest.mark.slow  # starts a real server process with a real model
 
@@ -179,6 +188,146 @@ def test_the_llama_cpp_engine_serves_the_same_model(tmp_path):
                 for _ in range(2))
         assert a.choices[0].message.content == b.choices[0].message.content  # the seed is honoured
 
+        # this engine gives no log-probabilities: a clear 400, and a label read or probe that says so
+        with pytest.raises(openai.BadRequestError, match="need --engine transformers"):
+            client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=1, logprobs=5)
+        remote = OpenAITeacher(MODEL, api_key=SECRET, base_url=s.base_url, retry=FAST)
+        with pytest.raises(TeacherError) as e:
+            remote.label_loglik(ROWS[:1], LABELS, prefix=PREFIX)
+        assert_clear(e.value, "gives no log-probabilities", "--engine transformers", "label votes")
+        support = remote.soft_label_support(PREFIX + ROWS[0], LABELS)
+        assert support.mode == "none" and "--engine transformers" in support.sentence
+
+
+# -- log-probabilities in the OpenAI shapes, through the SDK ------------------------------------------------------
+
+def sdk(served: Served):
+    import openai
+
+    return openai.OpenAI(base_url=served.base_url, api_key=SECRET, max_retries=0, timeout=120)
+
+
+def test_chat_logprobs_come_in_the_openai_shape(served):
+    client = sdk(served)
+    msgs = [{"role": "user", "content": "Name a fruit."}]
+    r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=3, temperature=0, logprobs=True,
+                                       top_logprobs=5)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens == 3
+    assert "".join(e.token for e in content) == r.choices[0].message.content  # no stop: every token is text
+    for e in content:
+        assert e.logprob <= 0 and e.bytes == list(e.token.encode("utf-8"))
+        best = [a.logprob for a in e.top_logprobs]
+        assert len(best) == 5 and best == sorted(best, reverse=True)
+        assert e.top_logprobs[0].token == e.token and e.top_logprobs[0].logprob == pytest.approx(e.logprob)  # greedy
+
+    bare = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=2, temperature=0, logprobs=True)
+    assert [e.top_logprobs for e in bare.choices[0].logprobs.content] == [[], []]
+    plain = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=2, temperature=0)
+    assert plain.choices[0].logprobs is None
+
+
+def test_completions_logprobs_and_echo_come_in_the_legacy_shape(served):
+    client = sdk(served)
+    prompt = "The capital of France is"
+    r = client.completions.create(model=MODEL, prompt=prompt, max_tokens=3, temperature=0, logprobs=2)
+    reply = r.choices[0]
+    lp = reply.logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 3
+    assert "".join(lp.tokens) == reply.text
+    assert lp.text_offset == [len("".join(lp.tokens[:i])) for i in range(3)]  # offsets into the reply's text
+    for top, chosen in zip(lp.top_logprobs, lp.token_logprobs):
+        assert len(top) == 2 and max(top.values()) == pytest.approx(chosen)  # greedy: the best alternative
+
+    # echo with max_tokens 0: the prompt scored, nothing generated
+    e = client.completions.create(model=MODEL, prompt=prompt, max_tokens=0, echo=True, logprobs=1)
+    echoed = e.choices[0].logprobs
+    assert e.choices[0].text == prompt and "".join(echoed.tokens) == prompt
+    assert echoed.token_logprobs[0] is None and echoed.top_logprobs[0] is None  # nothing predicts the first token
+    assert all(x < 0 for x in echoed.token_logprobs[1:]) and all(len(t) == 1 for t in echoed.top_logprobs[1:])
+    assert all(prompt[o:].startswith(t) for o, t in zip(echoed.text_offset, echoed.tokens))
+    assert (e.usage.prompt_tokens, e.usage.completion_tokens) == (len(echoed.tokens), 0)
+
+    # the prompt's score is the model's: the greedy token, echoed back, has the log-probability it was generated with
+    back = client.completions.create(model=MODEL, prompt=prompt + lp.tokens[0], max_tokens=0, echo=True, logprobs=0)
+    assert back.choices[0].logprobs.tokens[-1] == lp.tokens[0]
+    assert back.choices[0].logprobs.token_logprobs[-1] == pytest.approx(lp.token_logprobs[0], abs=1e-3)
+
+    # echo with a reply: the prompt's tokens, then the reply's, offsets into the whole text
+    both = client.completions.create(model=MODEL, prompt=prompt, max_tokens=2, temperature=0, echo=True, logprobs=1)
+    lb = both.choices[0].logprobs
+    assert both.choices[0].text == prompt + "".join(lp.tokens[:2])
+    assert lb.tokens == echoed.tokens + lp.tokens[:2] and lb.text_offset[-2] == len(prompt)
+
+
+def test_logprob_requests_are_validated_with_clear_400s(served):
+    msgs = [{"role": "user", "content": "hi"}]
+    cases = [
+        ("/v1/chat/completions", {"messages": msgs, "top_logprobs": 2}, "top_logprobs", "needs 'logprobs': true"),
+        ("/v1/chat/completions", {"messages": msgs, "logprobs": True, "top_logprobs": 21}, "top_logprobs",
+         "between 0 and 20"),
+        ("/v1/chat/completions", {"messages": msgs, "logprobs": "yes"}, "logprobs", "true or false"),
+        ("/v1/completions", {"prompt": "a", "logprobs": 21}, "logprobs", "between 0 and 20"),
+        ("/v1/completions", {"prompt": "a", "logprobs": True}, "logprobs", "an integer"),
+        ("/v1/completions", {"prompt": "a", "logprobs": -1}, "logprobs", "between 0 and 20"),
+        ("/v1/completions", {"prompt": "a", "max_tokens": 0}, "max_tokens", "needs 'echo': true"),
+        ("/v1/completions", {"prompt": "a", "echo": "yes"}, "echo", "true or false"),
+    ]
+    for path, body, param, phrase in cases:
+        status, reply = served.request(path, json.dumps({"model": MODEL, **body}).encode())
+        assert status == 400 and reply["error"]["param"] == param, (body, reply)
+        assert phrase in reply["error"]["message"], (body, reply)
+
+
+# -- soft labels read over HTTP, against the in-process teacher ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local():
+    from gold.models import ModelNotFound
+
+    try:
+        from gold.teachers.local import LocalTeacher
+
+        return LocalTeacher.cached(threads=1)
+    except ModelNotFound as e:
+        pytest.skip(str(e))
+
+
+def softmax(ll: np.ndarray) -> np.ndarray:
+    z = np.exp(ll - ll.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def test_remote_label_reads_equal_the_local_teacher(served, local):
+    remote = OpenAITeacher(MODEL, api_key=SECRET, base_url=served.base_url, retry=FAST)
+    read = softmax(remote.label_loglik(ROWS, LABELS, prefix=PREFIX))
+    # The local reference is given each prompt as one text, as the server gets it: the few-shot prefix
+    # tokenized apart from the row ends in one "\n\n" token where the whole text has "\n", "\n".
+    here = softmax(local.label_loglik([PREFIX + row for row in ROWS], LABELS))
+    assert np.abs(read - here).max() < 1e-3  # the rest: label variants (" Negative") the server's top 20 add
+    assert remote.label_stats.to_dict() == {"rows": 6, "floored": 0, "rows_floored": 0, "failed": 0,
+                                            "method": "logprobs", "ambiguous": 0}
+    assert remote.usage.requests == 6 and remote.usage.completion_tokens == 6
+
+    chat = OpenAITeacher(MODEL, api_key=SECRET, base_url=served.base_url, retry=FAST, label_endpoint="chat")
+    asked = chat.label_loglik(ROWS[:2], LABELS, prefix=PREFIX)
+    assert asked.shape == (2, 2) and np.isfinite(asked).all() and chat.label_stats.rows == 2
+
+    support = remote.soft_label_support(PREFIX + ROWS[0], LABELS)
+    assert (support.mode, support.top_logprobs, support.endpoint) == ("logprobs", 20, "completions")
+    assert support.sentence == ("This server returns log-probabilities (top 20 tokens): the teacher's belief in "
+                                "each label becomes the student's soft targets.")
+
+
+def test_fewshot_classify_with_a_remote_teacher(served):
+    remote = OpenAITeacher(MODEL, api_key=SECRET, base_url=served.base_url, retry=FAST)
+    rows = SST2.eval_set[:8]
+    r = fewshot.classify(remote, SST2, rows)
+    assert set(r.outputs) == {"raw", "calibrated", "batch_calibrated"}
+    assert all(len(v) == len(rows) and set(v) <= set(SST2.labels) for v in r.outputs.values())
+    assert all(0 <= m <= 1 for m in r.metrics.values())
+    assert sum(r.extra["content_free_prior"].values()) == pytest.approx(1, abs=1e-3)
+
 
 # -- OpenAITeacher through the fault proxy ------------------------------------------------------------------------
 
@@ -296,6 +445,75 @@ def test_an_empty_choice_list_is_a_clear_error(proxy):
     assert t.retries == 0 and proxy.count() == 1
 
 
+# -- soft labels through the fault proxy --------------------------------------------------------------------------
+
+def forwarded_prompts(proxy: FaultProxy) -> list[str]:
+    return [b["prompt"].removeprefix(PREFIX) for b in proxy.forwarded]
+
+
+def test_a_429_in_the_middle_of_a_label_batch_is_retried_in_order(proxy):
+    clean = teacher(proxy, max_concurrency=2).label_loglik(ROWS, LABELS, prefix=PREFIX)
+    proxy.reset()
+    proxy.set("forward", "forward", "forward", "429")  # the first row, then the 429 inside the next pair
+    t = teacher(proxy, max_concurrency=2)
+    out = t.label_loglik(ROWS, LABELS, prefix=PREFIX)
+    # nothing lost, nothing swapped (the server's prefix cache, reused or rebuilt, moves only the last digits)
+    assert np.allclose(out, clean, rtol=0, atol=1e-5)
+    assert proxy.count("429") == 1 and t.retries == 1
+    assert sorted(forwarded_prompts(proxy)) == sorted(ROWS)  # each row reached the server once
+    assert t.label_stats.rows == len(ROWS) and t.label_stats.failed == 0
+
+
+def test_a_server_without_logprobs_is_a_sentence_or_votes(proxy):
+    proxy.set("nologprobs")
+    with pytest.raises(TeacherError) as e:
+        teacher(proxy).label_loglik(ROWS[:2], LABELS, prefix=PREFIX)
+    assert_clear(e.value, "gives no log-probabilities", "label votes")
+    assert proxy.count() == 1  # the first row told
+
+    support = teacher(proxy).soft_label_support(PREFIX + ROWS[0], LABELS)
+    assert support.mode == "none" and support.sentence.startswith("This server returns no log-probabilities:")
+
+    proxy.reset()
+    proxy.set("nologprobs")
+    t = teacher(proxy, label_votes=3)
+    shares = np.exp(t.label_loglik(ROWS[:2], LABELS, prefix=PREFIX))
+    assert t.label_stats.method == "votes" and t.label_stats.rows == 2
+    assert proxy.count() == 1 + 2 * 3
+    assert np.allclose(shares * 6, np.round(shares * 6))  # thirds, and half a vote where a label got none
+    votes = proxy.forwarded[1:]
+    assert len({b["seed"] for b in votes}) == 6 and all(b["temperature"] == 1.0 for b in votes)
+
+
+def test_fewer_top_logprobs_than_asked_are_floored_and_counted(proxy):
+    proxy.keep_top = 1
+    proxy.set("fewer_top")
+    t = teacher(proxy)
+    probs = np.exp(t.label_loglik(ROWS[:3], LABELS, prefix=PREFIX))
+    # the one token listed is a label (the model always answers one here); the other gets half its probability
+    assert np.allclose(probs.min(axis=1), 0.5 * probs.max(axis=1))
+    stats = t.label_stats
+    assert (stats.rows, stats.floored, stats.rows_floored) == (3, 3, 3)
+    support = teacher(proxy).soft_label_support(PREFIX + ROWS[0], LABELS)
+    assert support.mode == "logprobs" and support.top_logprobs == 1 and "only the top 1 of the 20" in support.sentence
+
+
+def test_a_label_split_across_tokens_keeps_its_first_pieces_probability(proxy):
+    clean = teacher(proxy).label_loglik(ROWS[:3], LABELS, prefix=PREFIX)
+    proxy.reset()
+    proxy.set("split_label")  # " positive" comes back as " posit" (+ "ive", never seen in a one-token read)
+    t = teacher(proxy)
+    split = t.label_loglik(ROWS[:3], LABELS, prefix=PREFIX)
+    assert proxy.count("split_label") == 3
+    assert np.allclose(split, clean, rtol=0, atol=1e-5) and t.label_stats.floored == 0
+
+
+def test_the_probe_of_an_unreachable_server_is_a_sentence(proxy):
+    proxy.close()
+    support = teacher(proxy).soft_label_support(PREFIX + ROWS[0], LABELS)
+    assert support.mode == "none" and "could not connect" in support.sentence and "Traceback" not in support.sentence
+
+
 # -- a GOLD run: fails on a broken teacher, resumes to the end ----------------------------------------------------
 
 def test_run_fails_on_a_broken_teacher_and_resumes_without_duplicates(proxy, served, home, store, monkeypatch, capfd,
@@ -343,7 +561,11 @@ def test_run_fails_on_a_broken_teacher_and_resumes_without_duplicates(proxy, ser
     assert run["status"] == "done", run["error"]
     metrics = store.round(run_id, 1)["metrics"]
     # every prompt was sent once after the resume, and every reply stored once: the failed attempt's samples are gone
-    assert proxy.count("forward") == metrics["gen_prompts"] + metrics.get("probe_prompts", 0)
+    chat = [p for p, a in proxy.log if a == "forward" and p.endswith("/chat/completions")]
+    assert len(chat) == metrics["gen_prompts"] + metrics.get("probe_prompts", 0)
+    # the soft labels were read back through /v1/completions, each text once
+    reads = [b["prompt"] for b in proxy.forwarded if "prompt" in b]
+    assert len(reads) >= metrics["soft_labeled"] > 0 and len(set(reads)) == len(reads)
     for role, prefix in (("train", "gen"), ("probe", "probe")):
         rows = store.samples(run_id, round_n=1, role=role)
         assert len(rows) == metrics.get(f"{prefix}_kept", 0) + metrics.get(f"{prefix}_rejected", 0), role

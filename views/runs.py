@@ -14,8 +14,17 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, start_run
-from gold.specs import LOCAL_ENGINES, SOFT_LABEL_CALIBRATIONS, GoldSettings, SpecError, StudentSpec, TeacherSpec
+from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, soft_label_check, start_run
+from gold.specs import (
+    LABELER_PICKS,
+    LOCAL_ENGINES,
+    SOFT_LABEL_CALIBRATIONS,
+    GoldSettings,
+    LabelerSpec,
+    SpecError,
+    StudentSpec,
+    TeacherSpec,
+)
 from gold.store import ACTIVE_STATUSES, NotFound
 from gold.worker import ensure_worker, spawn_keyed_worker
 from views._common import clip, get_store, md_escape, show_problems
@@ -86,10 +95,12 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
         price_in = c2.number_input("$ per 1M prompt tokens", 0.0, 1000.0, 0.0)
         price_out = c3.number_input("$ per 1M completion tokens", 0.0, 1000.0, 0.0)
         budget = c4.number_input("Budget cap ($, 0 = none)", 0.0, 100_000.0, 0.0, help=RUN_HELP["budget"])
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3, c4 = st.columns(4)
         max_new = c1.number_input("Max new tokens", 1, 4096, t.max_new_tokens)
         t_temp = c2.number_input("Sampling temperature", 0.0, 2.0, t.temperature)
         top_p = c3.number_input("top_p", 0.01, 1.0, t.top_p)
+        concurrency = c4.number_input("Concurrent requests (server)", 1, 256, t.max_concurrency,
+                                      help=RUN_HELP["max_concurrency"])
 
         st.markdown("**Student**")
         s = StudentSpec()
@@ -110,6 +121,15 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
         soft_cal = c6.selectbox("Soft-label calibration", SOFT_LABEL_CALIBRATIONS,
                                 index=SOFT_LABEL_CALIBRATIONS.index(s.soft_label_calibration),
                                 help=RUN_HELP["soft_label_calibration"])
+        st.markdown("**Labels** (who reads each generated text back for the student's soft labels)")
+        lab = LabelerSpec()
+        c1, c2, c3 = st.columns([2, 1, 1])
+        labeler_text = c1.text_area("Labelers, one per line", "", height=80, placeholder="teacher",
+                                    help=RUN_HELP["labelers"])
+        pick = c2.selectbox("Pick the labeler", LABELER_PICKS, index=LABELER_PICKS.index(lab.pick),
+                            help=RUN_HELP["labeler_pick"])
+        votes = c3.number_input("Label votes (servers without log-probabilities)", 0, 20, lab.votes,
+                                help=RUN_HELP["label_votes"])
         submitted = st.form_submit_button("Start run", type="primary")
 
     if submitted:
@@ -120,11 +140,14 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             feedback_needs_agreement=agree, steer_labels=steer, train_on_probes=probes_train,
             teacher=TeacherSpec(backend=backend, engine=engine, model=model, base_url=base_url, max_new_tokens=int(max_new),
                                 temperature=float(t_temp), top_p=float(top_p), price_in_per_m=float(price_in),
-                                price_out_per_m=float(price_out), budget_usd=float(budget)),
+                                price_out_per_m=float(price_out), budget_usd=float(budget),
+                                max_concurrency=int(concurrency)),
             student=StudentSpec(model=s_model, epochs=int(epochs), min_steps=int(min_steps), learning_rate=float(lr),
                                 loss=loss, final_fresh=final_fresh, early_stopping=early,
                                 final_epochs=int(final_epochs), label_smoothing=float(smoothing),
                                 soft_label_weight=float(soft), soft_label_calibration=soft_cal),
+            labeler=LabelerSpec(models=[line.strip() for line in labeler_text.splitlines() if line.strip()],
+                                pick=pick, votes=int(votes)),
         )
         keyed = backend == "openai" and bool(api_key)
         try:
@@ -133,6 +156,9 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
         except SpecError as e:
             show_problems(e.problems, "The run was not started. Please fix these settings:")
         else:
+            with st.spinner("Asking the teacher's server whether it gives log-probabilities…"):
+                for sentence in soft_label_check(store, task_id, settings, api_key=api_key or None):
+                    st.info(sentence)
             if keyed:
                 # The key goes into one worker's environment only: never the database, the logs or `ps`.
                 spawn_keyed_worker(store.home, ids, api_key)
@@ -227,6 +253,15 @@ def live(run_id: int) -> None:
                                title="energy of each round's samples (under that round's student)",
                                xaxis_title="energy (higher = more out-of-distribution)")
             right.plotly_chart(hist, key=f"hist_{run_id}")
+    if ov.labeler_choice and ov.labeler_choice.get("table"):
+        choice = ov.labeler_choice
+        st.markdown(f"**Labeler chosen on your {choice['rows']} evaluation rows**: {md_escape(choice['chosen'])}")
+        st.dataframe(pd.DataFrame([{"labeler": r["labeler"], "few-shot accuracy": r["metric"],
+                                    "seconds": r["seconds"], "chosen": "✓" if r["chosen"] else "",
+                                    "error": r["error"] or ""} for r in choice["table"]]),
+                     hide_index=True, width="stretch")
+    elif ov.labeler:
+        st.caption(f"Soft labels read by: {md_escape(ov.labeler)}")
     if ov.reject_reasons:
         st.caption("Rejected replies: " + ", ".join(f"{k} {v}" for k, v in ov.reject_reasons.items()))
     with st.expander("Event log"):

@@ -32,6 +32,11 @@ class TeacherError(RuntimeError):
     """A teacher could not produce text; the message says what to do about it (never contains a secret)."""
 
 
+class NoLogprobs(TeacherError):
+    """The server answered but gives no log-probabilities, so it cannot read labels back as probabilities; the
+    message says what to do (turn on label votes, or use a server that returns `logprobs`)."""
+
+
 class BudgetExceeded(TeacherError):
     """The next batch could cost more than the run's remaining budget; raised before anything is sent."""
 

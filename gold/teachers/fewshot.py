@@ -89,7 +89,7 @@ def label_probs(teacher, task: TaskSpec, inputs: Sequence[dict[str, str]], seed:
     if task.kind != "classification":
         raise ValueError("Label probabilities are for classification tasks; use answer() for seq2seq.")
     if not hasattr(teacher, "label_loglik"):
-        raise ValueError("This teacher cannot score labels (label log-likelihoods need a local model).")
+        raise ValueError("This teacher cannot score labels: it has no label_loglik (gold.teachers.base.LabelScorer).")
     prefix = fewshot_prefix(task, seed)
     candidates = [f" {label}" for label in task.labels]
     started = time.perf_counter()

@@ -1,4 +1,5 @@
-"""OpenAITeacher: chat completions from the OpenAI API or any OpenAI-compatible server (vLLM, TGI, llama.cpp).
+"""OpenAITeacher: chat completions from the OpenAI API or any OpenAI-compatible server (vLLM, TGI, llama.cpp),
+and the teacher's belief in each label read from the server's log-probabilities (soft labels).
 
 Why it is built this way:
 - The SDK's own retries are switched off (`max_retries=0`) and done here, so every retry is counted, the
@@ -10,39 +11,62 @@ Why it is built this way:
   `choices` list becomes a clear `TeacherError` instead of an AttributeError deep in a worker.
 - A budget is checked *before* each batch with a conservative estimate (prompt chars/3 + max_new_tokens per
   request), so a run never starts a batch it cannot pay for.
+- Labels are read the way a server can give them (`label_loglik`): one request per row for a single token at
+  temperature 0 with the top-k alternatives, each label credited with the tokens it starts with. A server sees
+  only the first token of a label, so labels sharing a first piece split it (counted), and a label outside the
+  top k gets a floor (counted), so the caller can tell how much the read-out guessed. A server with no
+  log-probabilities at all is either refused with a sentence saying what to do, or (opt-in) read by votes:
+  the share of sampled answers naming each label.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
 import random
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
+import numpy as np
 import openai
 
 from gold.teachers.base import (
     BudgetExceeded,
     Completion,
     GenerationSettings,
+    LabelReadStats,
+    NoLogprobs,
     Prompt,
     ProgressFn,
     TeacherError,
+    TokenLogprob,
     Usage,
+    default_stop,
     estimate_tokens,
     prompt_text,
     truncate_at_stop,
 )
 
+T = TypeVar("T")
+
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _KEYLIKE = re.compile(r"\b(sk|pk|rk|key)[-_][A-Za-z0-9_\-*]{6,}")
 MAX_STOPS = 4  # the OpenAI API accepts at most 4 stop sequences
+MAX_TOP_LOGPROBS = 20  # the OpenAI API's cap on alternatives per token
+LABEL_ENDPOINTS = ("auto", "completions", "chat")
+FLOOR_SHARE = 0.5  # a label the server did not list gets half the smallest probability (or vote share) it did
+_LOGPROB_WORDS = re.compile(r"log.?prob", re.IGNORECASE)
+_ANSWER_WRAPPING = "\"'*`_ \t"  # quotes and markdown a chat model may wrap its one-word answer in
+
+Endpoint = Literal["chat", "completions"]
+STOP_STYLE = {"chat": "chat", "completions": "completion"}  # whose default stops an endpoint's replies follow
 
 
 class _Retryable(Exception):
@@ -96,9 +120,173 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+@dataclass
+class RemoteLabelStats(LabelReadStats):
+    """`LabelReadStats` plus `ambiguous`: rows where one listed token began several labels (labels sharing their
+    first piece, which a single-token read cannot tell apart) and its probability was split between them."""
+
+    ambiguous: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "ambiguous": self.ambiguous}
+
+
+@dataclass(frozen=True)
+class SoftLabelSupport:
+    """What a server offers for soft labels, from one probe request (`OpenAITeacher.soft_label_support`).
+
+    Attributes:
+        mode: "logprobs" (read from the server's top tokens), "votes" (no log-probabilities; estimated from
+            sampled answers, as the teacher was told to) or "none" (no soft labels from this server).
+        top_logprobs: alternatives per token the server actually returned (0 when it returned none).
+        endpoint: "completions" or "chat", the endpoint the labels are read through.
+        sentence: one sentence for the Runs page and the CLI: what the server supports and what a run will do.
+    """
+
+    mode: Literal["logprobs", "votes", "none"]
+    top_logprobs: int
+    endpoint: str
+    sentence: str
+
+
+@dataclass(frozen=True)
+class LabelRead:
+    """One row's label probabilities (not normalised: `fewshot.label_probs` does that), and how they were got."""
+
+    probs: np.ndarray
+    floored: int = 0
+    ambiguous: bool = False
+
+
+def label_keys(candidates: Sequence[str]) -> list[str]:
+    """Candidates as servers' tokens are compared with them: stripped and case-folded. Two candidates that
+    read the same would share every token, so they are refused."""
+    if not candidates:
+        raise ValueError("label_loglik needs at least one candidate.")
+    keys = [c.strip().casefold() for c in candidates]
+    if any(not k for k in keys):
+        raise ValueError("A candidate is empty: every candidate needs some text besides spaces.")
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"Two candidates read the same once case and spaces are ignored: {list(candidates)}.")
+    return keys
+
+
+def matching_labels(piece: str, keys: Sequence[str]) -> list[int]:
+    """The labels a piece of reply (a token, or an answer) stands for: every label it is a non-empty prefix of
+    (several when labels share a first piece), else the longest label it starts with ("positive." is
+    positive)."""
+    text = piece.lstrip().casefold()
+    if not text:
+        return []
+    starts = [k for k, key in enumerate(keys) if key.startswith(text)]
+    if starts:
+        return starts
+    within = [k for k, key in enumerate(keys) if text.startswith(key)]
+    return [max(within, key=lambda k: len(keys[k]))] if within else []
+
+
+def first_token_distribution(entry: TokenLogprob) -> list[tuple[str, float]]:
+    """The reply's first-token distribution as listed: the alternatives and the chosen token (a server asked
+    for 0 alternatives lists only that one), each token text once, most likely first."""
+    seen: dict[str, float] = {}
+    for token, logprob in [*entry.top, (entry.token, entry.logprob)]:
+        if logprob is not None:
+            seen.setdefault(token, float(logprob))
+    return sorted(seen.items(), key=lambda kv: -kv[1])
+
+
+def read_top_tokens(top: Sequence[tuple[str, float]], keys: Sequence[str]) -> LabelRead:
+    """Each label's probability from the server's top first tokens: a token gives its probability to the label
+    it starts (split equally between labels sharing it); variants of one label (" Positive", "positive")
+    add up; a label no listed token starts gets `FLOOR_SHARE` of the smallest listed probability, since its
+    true probability is below everything listed."""
+    probs = np.zeros(len(keys))
+    seen = np.zeros(len(keys), dtype=bool)
+    ambiguous = False
+    for token, logprob in top:
+        labels = matching_labels(token, keys)
+        for k in labels:
+            probs[k] += math.exp(logprob) / len(labels)
+            seen[k] = True
+        ambiguous |= len(labels) > 1
+    smallest = min(math.exp(logprob) for _, logprob in top)
+    probs[~seen] = max(FLOOR_SHARE * smallest, np.finfo(np.float64).tiny)  # never log(0): rows stay finite
+    return LabelRead(probs, int((~seen).sum()), ambiguous)
+
+
+def answer_labels(answer: str, keys: Sequence[str]) -> list[int]:
+    """The labels a sampled answer names: its first line, else that line's first word, matched as tokens are."""
+    line = next((x for x in answer.splitlines() if x.strip()), "").strip(_ANSWER_WRAPPING)
+    labels = matching_labels(line, keys)
+    if not labels and line.split():
+        labels = matching_labels(line.split()[0].strip(_ANSWER_WRAPPING), keys)
+    return labels
+
+
+def read_votes(answers: Sequence[str], keys: Sequence[str]) -> LabelRead:
+    """Label probabilities as the share of answers naming each label (an answer naming several splits its
+    vote); a label nobody named gets `FLOOR_SHARE` of one vote, the resolution K samples have."""
+    votes = np.zeros(len(keys))
+    ambiguous = False
+    for answer in answers:
+        labels = answer_labels(answer, keys)
+        for k in labels:
+            votes[k] += 1 / len(labels)
+        ambiguous |= len(labels) > 1
+    missing = votes == 0
+    votes[missing] = FLOOR_SHARE
+    return LabelRead(votes / len(answers), int(missing.sum()), ambiguous)
+
+
+def parse_logprobs(block: object) -> list[TokenLogprob] | None:
+    """A choice's `logprobs` in either OpenAI shape — chat (`content`: entries with `top_logprobs` lists; also
+    what llama-server sends on /v1/completions) or legacy completions (parallel `tokens`, `token_logprobs`,
+    `top_logprobs` dicts, `text_offset`) — as TokenLogprob entries. None when the server sent none."""
+    if not isinstance(block, dict):
+        return None
+    if isinstance(block.get("content"), list):
+        return [_chat_entry(e) for e in block["content"] if isinstance(e, dict)]
+    tokens = block.get("tokens")
+    if not isinstance(tokens, list):
+        return None
+    values = _list(block.get("token_logprobs"))
+    tops = _list(block.get("top_logprobs"))
+    offsets = _list(block.get("text_offset"))
+    return [TokenLogprob(str(token), _float(_at(values, i)), _pairs(_at(tops, i)), _int(_at(offsets, i)))
+            for i, token in enumerate(tokens)]
+
+
+def _chat_entry(e: dict[str, Any]) -> TokenLogprob:
+    alternatives = [(str(a.get("token", "")), _float(a.get("logprob"))) for a in _list(e.get("top_logprobs"))
+                    if isinstance(a, dict)]
+    return TokenLogprob(str(e.get("token", "")), _float(e.get("logprob")),
+                        [(t, lp) for t, lp in alternatives if lp is not None])
+
+
+def _pairs(top: object) -> list[tuple[str, float]]:
+    if not isinstance(top, dict):
+        return []
+    pairs = [(str(t), _float(lp)) for t, lp in top.items()]
+    return sorted(((t, lp) for t, lp in pairs if lp is not None), key=lambda p: -p[1])
+
+
+def _list(x: object) -> list[Any]:
+    return x if isinstance(x, list) else []
+
+
+def _at(items: list[Any], i: int) -> Any:
+    return items[i] if i < len(items) else None
+
+
+def _float(x: object) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+        return None
+    return float(x)
+
+
 class OpenAITeacher:
     """A chat model behind an OpenAI-compatible endpoint. Prefers chat-form prompts; a plain string prompt
-    is sent as a single user message."""
+    is sent as a single user message. Reads labels back (`label_loglik`) from the server's log-probabilities."""
 
     prompt_style = "chat"
 
@@ -118,6 +306,9 @@ class OpenAITeacher:
         send_repetition_penalty: bool = False,
         token_param: str | None = None,
         errors: str = "raise",
+        label_endpoint: str = "auto",
+        label_top_logprobs: int = MAX_TOP_LOGPROBS,
+        label_votes: int = 0,
     ):
         """
         Args:
@@ -135,11 +326,26 @@ class OpenAITeacher:
             errors: "raise" (default) — a malformed or empty reply raises TeacherError; "return" — it becomes a
                 Completion with finish_reason "error" and `.error` set, so one bad reply does not end a batch.
                 Bad key, unknown model and budget always raise.
+            label_endpoint: where `label_loglik` reads labels: "completions" (the few-shot text continued, as the
+                local teacher reads it; vLLM, llama-server, SGLang, Ollama and `gold serve` have it), "chat"
+                (one user message asking for one of the labels; the OpenAI API's chat models), or "auto": the
+                former with a `base_url`, the latter for the OpenAI API.
+            label_top_logprobs: alternatives asked for per label read (the OpenAI API allows at most 20); a
+                label outside them gets a floor probability.
+            label_votes: 0 = off. Else, where the server gives no log-probabilities, each row's label
+                probabilities are the shares of this many answers sampled at temperature 1 (that many times
+                the requests).
         """
         if not model or not model.strip():
             raise TeacherError("No model name given: say which model the server should use (e.g. 'gpt-4o-mini').")
         if errors not in ("raise", "return"):
             raise ValueError("errors must be 'raise' or 'return'")
+        if label_endpoint not in LABEL_ENDPOINTS:
+            raise ValueError(f"label_endpoint must be one of {', '.join(LABEL_ENDPOINTS)}")
+        if not 0 <= label_top_logprobs <= MAX_TOP_LOGPROBS:
+            raise ValueError(f"label_top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}")
+        if label_votes < 0:
+            raise ValueError("label_votes must be 0 (off) or more")
         if budget_usd is not None and not (price_prompt_per_1m or price_completion_per_1m):
             # without prices every cost is $0 and the budget could never stop anything
             raise TeacherError("A budget needs the model's prices: give the price per 1M prompt and completion tokens.")
@@ -161,6 +367,15 @@ class OpenAITeacher:
         self.send_repetition_penalty = send_repetition_penalty
         self.token_param = token_param or ("max_completion_tokens" if base_url is None else "max_tokens")
         self.errors = errors
+        auto: Endpoint = "completions" if base_url else "chat"
+        self.label_endpoint: Endpoint = (
+            auto if label_endpoint == "auto" else label_endpoint  # type: ignore[assignment]
+        )
+        self.label_top_logprobs = int(label_top_logprobs)
+        self.label_votes = int(label_votes)
+        # label reads summed over the teacher's life (a caller takes differences around its calls); `method` is
+        # the last call's
+        self.label_stats = RemoteLabelStats(method="logprobs")
         self.usage = Usage(price_prompt_per_1m=price_prompt_per_1m, price_completion_per_1m=price_completion_per_1m)
         self.retries = 0  # transient failures retried, over the teacher's life
         self._usage_lock = threading.Lock()
@@ -199,18 +414,25 @@ class OpenAITeacher:
         self, prompts: list[Prompt], settings: GenerationSettings | None = None, progress: ProgressFn | None = None
     ) -> list[Completion]:
         """One completion per prompt, in order; batches of `min(batch_size, max_concurrency)` requests in flight.
+        With `settings.top_logprobs` set, each completion carries the server's token log-probabilities.
 
         Raises BudgetExceeded before a batch that could pass the budget; the completions finished so far are
         on the exception (`.completions`), so the caller keeps what it paid for.
         """
         settings = (settings or GenerationSettings()).validate()
+        return self._run(prompts, settings, "chat", progress)
+
+    def _run(self, prompts: list[Prompt], settings: GenerationSettings, endpoint: Endpoint,
+             progress: ProgressFn | None = None) -> list[Completion]:
+        """The requests of `generate` (and of the label reads) in order, through one endpoint; prompt i is
+        seeded `settings.seed + i`."""
         width = min(settings.batch_size, self.max_concurrency)
         out: list[Completion] = []
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="openai-teacher") as pool:
             for start in range(0, len(prompts), width):
                 chunk = prompts[start : start + width]
                 self._check_budget(chunk, settings, out)
-                futures = [pool.submit(self._one, p, settings, start + j) for j, p in enumerate(chunk)]
+                futures = [pool.submit(self._one, p, settings, start + j, endpoint) for j, p in enumerate(chunk)]
                 done, pending = wait(futures, return_when=FIRST_EXCEPTION)
                 if any(not f.cancelled() and f.exception() is not None for f in done):
                     for f in pending:
@@ -238,11 +460,25 @@ class OpenAITeacher:
             err.completions = list(done)  # type: ignore[attr-defined]
             raise err
 
-    def _one(self, prompt: Prompt, settings: GenerationSettings, index: int) -> Completion:
+    def _one(self, prompt: Prompt, settings: GenerationSettings, index: int,
+             endpoint: Endpoint = "chat") -> Completion:
+        try:
+            c = self._retrying(lambda: self._request(prompt, settings, index, endpoint))
+        except TeacherError as e:
+            if self.errors == "return" and getattr(e, "recoverable", False):
+                c = Completion("", 0, 0, "error", error=str(e))
+            else:
+                raise
+        with self._usage_lock:
+            self.usage.add([c])
+        return c
+
+    def _retrying(self, send: Callable[[], T]) -> T:
+        """`send()` until it does not fail transiently, waiting per the retry policy; every retry is counted."""
         attempt = 0
         while True:
             try:
-                c = self._request(prompt, settings, index)
+                return send()
             except _Retryable as r:
                 if attempt >= self.retry.max_retries:
                     raise TeacherError(
@@ -253,37 +489,37 @@ class OpenAITeacher:
                 attempt += 1
                 with self._usage_lock:
                     self.retries += 1
-                continue
-            except TeacherError as e:
-                if self.errors == "return" and getattr(e, "recoverable", False):
-                    c = Completion("", 0, 0, "error", error=str(e))
-                else:
-                    raise
-            with self._usage_lock:
-                self.usage.add([c])
-            return c
 
-    def _request(self, prompt: Prompt, settings: GenerationSettings, index: int) -> Completion:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": self.messages(prompt),
-            self.token_param: settings.max_new_tokens,
-            "n": 1,
-        }
+    def _body(self, prompt: Prompt, settings: GenerationSettings, index: int, endpoint: Endpoint) -> dict[str, Any]:
+        """The request body. /v1/completions takes the prompt text, `max_tokens` and `logprobs: k`; chat takes
+        messages, the configured token parameter and `logprobs: true, top_logprobs: k`."""
+        body: dict[str, Any] = {"model": self.model, "n": 1}
+        if endpoint == "chat":
+            body.update(messages=self.messages(prompt), **{self.token_param: settings.max_new_tokens})
+            if settings.top_logprobs is not None:
+                body.update(logprobs=True, top_logprobs=settings.top_logprobs)
+        else:
+            body.update(prompt=prompt_text(prompt), max_tokens=settings.max_new_tokens)
+            if settings.top_logprobs is not None:
+                body["logprobs"] = settings.top_logprobs
         if settings.temperature > 0:
             body.update(temperature=settings.temperature, top_p=settings.top_p)
         else:
             body.update(temperature=0.0)
-        stops = settings.stops_for("chat")[:MAX_STOPS]
+        stops = settings.stops_for(STOP_STYLE[endpoint])[:MAX_STOPS]
         if stops:
             body["stop"] = list(stops)
         if self.send_seed:
             body["seed"] = settings.seed + index  # distinct per prompt: identical prompts must not collapse
+        return body
+
+    def _request(self, prompt: Prompt, settings: GenerationSettings, index: int,
+                 endpoint: Endpoint = "chat") -> Completion:
+        body = self._body(prompt, settings, index, endpoint)
         extra = {"repetition_penalty": settings.repetition_penalty} if self.send_repetition_penalty else None
+        resource = self._client.chat.completions if endpoint == "chat" else self._client.completions
         try:
-            raw = self._client.chat.completions.with_raw_response.create(
-                **body, extra_body=extra, timeout=self.timeout_s
-            )
+            raw = resource.with_raw_response.create(**body, extra_body=extra, timeout=self.timeout_s)
             text = raw.text
         except openai.APITimeoutError:
             raise _Retryable(f"no reply within {self.timeout_s:g} s") from None
@@ -291,7 +527,143 @@ class OpenAITeacher:
             raise _Retryable(f"could not connect to {self.base_url or 'the OpenAI API'}") from None
         except openai.APIStatusError as e:
             raise self._status_error(e) from None
-        return self._parse(text, settings, prompt)
+        return self._parse(text, settings, prompt, endpoint)
+
+    # -- label read-out ------------------------------------------------------------------------------------------
+    def label_loglik(self, prompts: Sequence[str], candidates: Sequence[str], prefix: str = "",
+                     batch_size: int = 16, normalize: bool = False) -> np.ndarray:
+        """Log-probability of each candidate label after each prompt, read from the server: shape
+        (len(prompts), len(candidates)), for `fewshot.label_probs` (whose softmax normalises over candidates).
+
+        The same meaning as `LocalTeacher.label_loglik` for labels their first token tells apart: per row, one
+        token of `prefix + prompt` at temperature 0 with its top `label_top_logprobs` alternatives
+        (`label_endpoint`), each candidate credited with the tokens it starts with (`read_top_tokens`). A
+        server shows one token, so `normalize` (the local per-token average over a candidate's tokens) has
+        nothing to average and changes nothing. Rows go `min(batch_size, max_concurrency)` at a time, with the
+        retries and the budget check of `generate`. How the reads went is added to `self.label_stats`.
+
+        Raises NoLogprobs (a TeacherError) when the server gives no log-probabilities and `label_votes` is 0;
+        BudgetExceeded before requests the budget cannot pay for.
+        """
+        keys = label_keys(candidates)
+        self.label_stats.method = "logprobs"
+        if not len(prompts):
+            return np.zeros((0, len(keys)))
+        asks = [self._label_prompt(prefix + p, candidates) for p in prompts]
+        settings = self._logprob_settings(batch_size)
+        try:  # the first row alone: whether the server gives log-probabilities at all decides the rest
+            first = self._run(asks[:1], settings, self.label_endpoint)[0]
+        except TeacherError as e:
+            refusal = getattr(e, "logprobs_refusal", None)
+            if refusal is None:
+                raise
+            return np.log(self._tally(self._without_logprobs(asks, keys, batch_size, refusal)))
+        if first.logprobs is None and first.finish_reason != "error":
+            return np.log(self._tally(self._without_logprobs(asks, keys, batch_size, None)))
+        replies = [first, *self._run(asks[1:], settings, self.label_endpoint)]
+        return np.log(self._tally([self._logprob_read(c, keys) for c in replies]))
+
+    def soft_label_support(self, prompt: str, candidates: Sequence[str]) -> SoftLabelSupport:
+        """Whether this server gives soft labels, and what a run will do, from one label read of `prompt` (a
+        few-shot row prompt, prefix included, as `label_loglik` sends it), not retried: the Runs page and the
+        CLI show its sentence before a run is started. Whatever the server does (unreachable, 404, a refusal)
+        becomes the sentence, never an exception."""
+        endpoint = self.label_endpoint
+        settings = self._logprob_settings(1)
+        ask = self._label_prompt(prompt, candidates)
+        try:
+            self._check_budget([ask], settings, [])
+            c = self._request(ask, settings, 0, endpoint)
+        except _Retryable as r:
+            return SoftLabelSupport("none", 0, endpoint, f"Could not reach the teacher server to check for soft "
+                                                         f"labels ({r.reason}): check that it runs and the base URL.")
+        except TeacherError as e:
+            refusal = getattr(e, "logprobs_refusal", None)
+            if refusal is not None:
+                return self._support_without_logprobs(endpoint, refusal)
+            return SoftLabelSupport("none", 0, endpoint, f"Could not check the teacher server for soft labels: {e}")
+        with self._usage_lock:
+            self.usage.add([c])
+        if c.logprobs is None:
+            return self._support_without_logprobs(endpoint, None)
+        listed = len(c.logprobs[0].top) if c.logprobs else 0
+        asked = self.label_top_logprobs
+        if listed >= asked:
+            sentence = (f"This server returns log-probabilities (top {listed} tokens): the teacher's belief in "
+                        "each label becomes the student's soft targets.")
+        else:
+            sentence = (f"This server returns log-probabilities, but only the top {listed} of the {asked} tokens "
+                        "asked for: the teacher's belief in each label becomes the student's soft targets, and a "
+                        "label outside them gets a floor probability.")
+        return SoftLabelSupport("logprobs", listed, endpoint, sentence)
+
+    def _support_without_logprobs(self, endpoint: str, refusal: str | None) -> SoftLabelSupport:
+        why = f" ({refusal})" if refusal else ""
+        if self.label_votes:
+            v = self.label_votes
+            return SoftLabelSupport("votes", 0, endpoint, f"This server returns no log-probabilities{why}: the "
+                                    f"student's soft targets will be estimated from {v} sampled answers per text "
+                                    f"({v}× the requests).")
+        return SoftLabelSupport("none", 0, endpoint, f"This server returns no log-probabilities{why}: the student "
+                                "will train on the labels the teacher was asked to write (turn on label votes to "
+                                "estimate soft labels from 5 samples per text, 5× the requests).")
+
+    def _label_prompt(self, text: str, candidates: Sequence[str]) -> Prompt:
+        """A label read as the endpoint takes it: the few-shot text to continue, or one user message that asks
+        a chat model for one of the labels (it would otherwise answer in a sentence)."""
+        if self.label_endpoint == "completions":
+            return text
+        labels = ", ".join(c.strip() for c in candidates)
+        return [{"role": "user", "content": f"{text}\nAnswer with exactly one of: {labels}."}]
+
+    def _logprob_settings(self, batch_size: int) -> GenerationSettings:
+        return GenerationSettings(max_new_tokens=1, temperature=0.0, top_p=1.0, repetition_penalty=1.0, stop=(),
+                                  batch_size=batch_size, top_logprobs=self.label_top_logprobs).validate()
+
+    def _logprob_read(self, c: Completion, keys: Sequence[str]) -> LabelRead | None:
+        """A row's read from its reply's first-token distribution; None when the reply has none to read."""
+        top = first_token_distribution(c.logprobs[0]) if c.logprobs else []
+        return read_top_tokens(top, keys) if top else None
+
+    def _without_logprobs(self, asks: list[Prompt], keys: Sequence[str], batch_size: int,
+                          refusal: str | None) -> list[LabelRead | None]:
+        """The rows' reads from a server that gives no log-probabilities: votes when they are on, else the
+        error that says what to do."""
+        if not self.label_votes:
+            why = refusal or "its replies carry `logprobs: null`"
+            raise NoLogprobs(
+                f"The teacher server gives no log-probabilities ({why}), so it cannot give soft labels: turn on "
+                "label votes (label_votes, e.g. 5 sampled answers per text, 5× the requests) to estimate them, or "
+                "use a server that returns `logprobs`."
+            )
+        self.label_stats.method = "votes"
+        v = self.label_votes
+        settings = GenerationSettings(
+            max_new_tokens=max(estimate_tokens(k) for k in keys) + 2, temperature=1.0, top_p=1.0,
+            repetition_penalty=1.0, stop=default_stop(STOP_STYLE[self.label_endpoint]),
+            batch_size=batch_size,
+        ).validate()
+        replies = self._run([a for a in asks for _ in range(v)], settings, self.label_endpoint)  # seeds differ
+        answers = [[c.text for c in replies[i * v : (i + 1) * v] if c.finish_reason != "error"]
+                   for i in range(len(asks))]
+        return [read_votes(a, keys) if a else None for a in answers]
+
+    def _tally(self, reads: list[LabelRead | None]) -> np.ndarray:
+        """The rows' probabilities, [N, K], added to `label_stats`; a row without a read is uniform."""
+        stats = self.label_stats
+        width = next((len(r.probs) for r in reads if r is not None), 1)
+        rows = []
+        for r in reads:
+            stats.rows += 1
+            if r is None:
+                stats.failed += 1
+                rows.append(np.ones(width))
+                continue
+            stats.floored += r.floored
+            stats.rows_floored += r.floored > 0
+            stats.ambiguous += r.ambiguous
+            rows.append(r.probs)
+        return np.vstack(rows)
 
     def _status_error(self, e: openai.APIStatusError) -> Exception:
         code = e.status_code
@@ -309,9 +681,16 @@ class OpenAITeacher:
                 + (f" and that the base URL ({self.base_url}) ends in /v1." if self.base_url else ".")
             )
         detail = self._scrub(_server_message(e.body) or "")[:300]
-        return TeacherError(f"The server refused the request (HTTP {code})" + (f": {detail}" if detail else "."))
+        err = TeacherError(f"The server refused the request (HTTP {code})" + (f": {detail}" if detail else "."))
+        # a model or engine without log-probabilities often says so with a 400 (o1-style models, llama.cpp under
+        # `gold serve`): for a label read that means "no log-probabilities", not a broken request
+        refuses = code == 400 and bool(_LOGPROB_WORDS.search(detail))
+        err.logprobs_refusal = f"HTTP 400: {detail.rstrip('.')}" if refuses else None  # type: ignore[attr-defined]
+        return err
 
-    def _parse(self, text: str, settings: GenerationSettings, prompt: Prompt) -> Completion:
+    def _parse(self, text: str, settings: GenerationSettings, prompt: Prompt,
+               endpoint: Endpoint = "chat") -> Completion:
+        kind, part = ("chat completion", "message content") if endpoint == "chat" else ("text completion", "text")
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError):
@@ -320,32 +699,38 @@ class OpenAITeacher:
                 "is the base URL an OpenAI-compatible /v1 endpoint?"
             ) from None
         if not isinstance(data, dict):
-            raise _content_error("The server's reply is JSON but not an object; expected a chat completion.")
+            raise _content_error(f"The server's reply is JSON but not an object; expected a {kind}.")
         choices = data.get("choices")
         if not isinstance(choices, list):
-            raise _content_error("The server's reply has no 'choices' list; expected a chat completion.")
+            raise _content_error(f"The server's reply has no 'choices' list; expected a {kind}.")
         if not choices:
             raise _content_error("The server returned no choices (an empty 'choices' list); nothing was generated.")
         choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-        content = message.get("content")
-        if content is None and not message.get("refusal"):
-            raise _content_error("The server's reply has a choice without message content.")
+        content, refused = _choice_text(choice) if endpoint == "chat" else (choice.get("text"), False)
+        if content is None and not refused:
+            raise _content_error(f"The server's reply has a choice without {part}.")
         content = str(content or "")
-        content, hit = truncate_at_stop(content, settings.stops_for("chat"))
+        content, hit = truncate_at_stop(content, settings.stops_for(STOP_STYLE[endpoint]))
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         # a server without usage (some compatible ones) still gets counted, by the conservative estimate
         prompt_tokens = _int(usage.get("prompt_tokens")) or estimate_tokens(prompt_text(prompt))
         completion_tokens = _int(usage.get("completion_tokens"))
         finish = str(choice.get("finish_reason") or ("stop" if hit else "length"))
-        if message.get("refusal") and not content:
+        if refused and not content:
             finish = "error"
         return Completion(
             content,
             prompt_tokens,
             completion_tokens if completion_tokens or not content else estimate_tokens(content),
             "length" if finish == "length" else ("error" if finish == "error" else "stop"),
+            logprobs=parse_logprobs(choice.get("logprobs")) if settings.top_logprobs is not None else None,
         )
+
+
+def _choice_text(choice: dict[str, Any]) -> tuple[object, bool]:
+    """A chat choice's message content, and whether the model refused (a refusal may come without content)."""
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    return message.get("content"), bool(message.get("refusal"))
 
 
 def _content_error(message: str) -> TeacherError:

