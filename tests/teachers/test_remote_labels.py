@@ -17,9 +17,7 @@ import pytest
 
 from gold.serve import send_json
 from gold.teachers.base import BudgetExceeded, NoLogprobs, TokenLogprob
-from gold.teachers.remote import (
-    OpenAITeacher,
-    RetryPolicy,
+from gold.teachers.label_reads import (
     answer_labels,
     label_keys,
     matching_labels,
@@ -27,6 +25,7 @@ from gold.teachers.remote import (
     read_top_tokens,
     read_votes,
 )
+from gold.teachers.remote import OpenAITeacher, RetryPolicy
 
 FAST = RetryPolicy(max_retries=2, base_s=0.01, max_wait_s=1)
 SST2 = [" negative", " positive"]
