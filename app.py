@@ -5,7 +5,9 @@ legacy multipage app until st.navigation has run once on the server, so a deep l
 after a (re)start ran the page file alone — without this script, its navigation, or the worker start.
 
 It declares the pages with st.navigation and draws the overview: the tasks with their seed and evaluation
-counts, and the runs with their status. Each row links to the page that edits it.
+counts, the runs with their status, and the data folder's size. Each task row links to the page that edits it.
+The overview answers at / (the default page) and at /overview (a hidden page that switches to it), so a link
+written either way works.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from gold.runs import human_size
+from gold.store import tree_bytes
 from gold.worker import ensure_worker
 from views._common import get_store
 
@@ -82,8 +86,16 @@ def overview() -> None:
             ),
             hide_index=True, width="stretch",
         )
-    st.caption(f"Data folder: `{store.home}`")
+    st.caption(f"Data folder: `{store.home}` · {human_size(tree_bytes(store.home))} on disk (checkpoints, database, "
+               "exports). The Runs page deletes runs you no longer need.")
 
 
-home_page = st.Page(overview, title="Overview", icon=":material/home:", url_path="overview", default=True)
-st.navigation([home_page, task_page, runs_page, explore_page, export_page]).run()
+def overview_alias() -> None:
+    """/overview: the default page answers only at /, so this hidden page sends a link to /overview there."""
+    st.switch_page(home_page)
+
+
+# The default page is served at /, yet still reserves its own url_path: "home" leaves "overview" to the alias.
+home_page = st.Page(overview, title="Overview", icon=":material/home:", url_path="home", default=True)
+alias_page = st.Page(overview_alias, title="Overview", url_path="overview", visibility="hidden")
+st.navigation([home_page, task_page, runs_page, explore_page, export_page, alias_page]).run()

@@ -8,7 +8,9 @@ SmolLM2 with the product's defaults; only the labeler differs:
   gemma     Gemma-3-270m (base, GGUF Q4_K_M; `make gemma`) reads them;
   ensemble  both read, their calibrated probabilities averaged;
   choose    before round 1 each of the two and their ensemble classify the task's evaluation rows few-shot, and
-            the most accurate labels the run (`LabelerSpec.pick = "choose"`).
+            the most accurate labels the run (`LabelerSpec.pick = "choose"`). Its choice is made here exactly as
+            the run makes it (`gold.labelers.choose` on the same rows), and its student is the cell of the
+            labeler it picks: from round 1 on such a run is that labeler's run (same samples, same reads).
 Beside each student: the labeler's own few-shot accuracy on the same held-out test rows (batch-calibrated
 read-out), and the student's paired difference from `local` on the same seeds.
 
@@ -80,6 +82,22 @@ def teacher_accuracy(task: quality.BenchTask, name: str, seed: int, port: int) -
     return task_metric(task.spec, [task.spec.labels[i] for i in probs.argmax(axis=1)], task.test)
 
 
+def choice_of(task: quality.BenchTask, seed: int, port: int, cache: quality.Cache) -> str:
+    """The ladder name of the labeler "choose on my rows" picks on the task's evaluation rows (cached)."""
+    from gold import labelers
+    from gold.rounds import scoring_teacher
+
+    key = f"{task.key}-labeler_choice-s{seed}-{quality.cell_key(task, quality.Method('choose', 'run', 'gold', labeler_overrides('choose', port)), seed, 256, 4, 0.2).rsplit('-', 1)[-1]}"
+    cached = cache.get(key)
+    if cached is None:
+        settings = quality.run_settings(quality.Method("choose", "run", "gold", labeler_overrides("choose", port)),
+                                        seed, 256, 4, 0.2)
+        made = labelers.choose(task.spec, task.val, settings, lambda: scoring_teacher(settings))
+        cached = made.to_dict()
+        cache.put(key, cached)
+    return {"teacher": "local", GEMMA: "gemma", labelers.ENSEMBLE: "ensemble"}[cached["chosen"]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="sst2,trec,agnews")
@@ -90,6 +108,10 @@ def main() -> None:
     ap.add_argument("--test-rows", type=int, default=200)
     ap.add_argument("--out", default=str(RESULTS / "labelers.json"))
     ap.add_argument("--work", default=str(WORK / "quality"))
+    ap.add_argument("--cached-only", action="store_true",
+                    help="measure no run: build the table from the finished cells (missing ones are listed)")
+    ap.add_argument("--teachers-only", action="store_true",
+                    help="only the labelers' own few-shot accuracy on the test rows (no runs: minutes, not hours)")
     a = ap.parse_args()
     names = [n for n in a.labelers.split(",") if n]
     bad = [n for n in names if n not in LADDER]
@@ -104,6 +126,8 @@ def main() -> None:
             resolve(GEMMA)
         except ModelNotFound as e:
             sys.exit(f"error: {e}")
+    if a.teachers_only:
+        return teachers_only(tasks, names, seeds, a)
     server = start_server(a.port) if "serve" in names else None
     cache = quality.Cache(Path(a.work) / "cells")
     results: dict[str, Any] = {}
@@ -111,10 +135,22 @@ def main() -> None:
     for seed in seeds:  # seed by seed, so a stopped benchmark leaves paired comparisons
         for task in tasks:
             for name in names:
+                if name == "choose":
+                    picked = choice_of(task, seed, a.port, cache)
+                    if seed not in results.get(task.key, {}).get(picked, {}):
+                        print(f"{task.key:<7} choose    seed {seed}: picks {picked}, not measured in this invocation")
+                        continue
+                    results.setdefault(task.key, {}).setdefault(name, {})[seed] = {
+                        **results[task.key][picked][seed], "picked": picked}
+                    print(f"{task.key:<7} choose    seed {seed}: picks {picked}", flush=True)
+                    continue
                 method = quality.Method(f"labeler_{name}" if name != "local" else "gold", "run", "gold",
                                         labeler_overrides(name, a.port))
                 key = quality.cell_key(task, method, seed, a.budget, 4, 0.2)
                 cell = cache.get(key)
+                if cell is None and a.cached_only:
+                    print(f"{task.key:<7} {name:<9} seed {seed}: not measured", flush=True)
+                    continue
                 if cell is None:
                     t0 = time.perf_counter()
                     settings = quality.run_settings(method, seed, a.budget, 4, 0.2)
@@ -145,30 +181,62 @@ def main() -> None:
     print(f"\n{time.perf_counter() - started:.0f} s; written {a.out}")
 
 
+def teachers_only(tasks: list[quality.BenchTask], names: list[str], seeds: list[int], a: argparse.Namespace) -> None:
+    """The ladder's first column alone: each labeler's batch-calibrated few-shot accuracy on the test rows, per
+    seed (the seed shuffles the few-shot prompt), cached like the cells; written under "teachers"."""
+    server = start_server(a.port) if "serve" in names else None
+    cache = quality.Cache(Path(a.work) / "cells")
+    table: dict[str, Any] = {}
+    for task in tasks:
+        for name in names:
+            values = []
+            for seed in seeds:
+                method = quality.Method(f"labeler_{name}" if name != "local" else "gold", "run", "gold",
+                                        labeler_overrides(name, a.port))
+                tkey = f"{quality.cell_key(task, method, seed, a.budget, 4, 0.2)}-teacher"
+                teacher = cache.get(tkey)
+                if teacher is None:
+                    teacher = {"accuracy": teacher_accuracy(task, name, seed, a.port)}
+                    cache.put(tkey, teacher)
+                values.append(teacher["accuracy"])
+            table.setdefault(task.key, {})[name] = {"mean": quality.pct(statistics.mean(values)),
+                                                    "per_seed": [quality.pct(v) for v in values]}
+            print(f"{task.key:<7} {name:<9} few-shot {table[task.key][name]['mean']} "
+                  f"{table[task.key][name]['per_seed']}", flush=True)
+    if server is not None:
+        server.shutdown()
+    data = read_json(Path(a.out))
+    data["teachers"] = {"seeds": seeds, "test_rows": a.test_rows, "table": table,
+                        "command": "bench/labelers.py " + " ".join(sys.argv[1:])}
+    write_json(Path(a.out), data)
+
+
 def results_json(results: dict[str, Any]) -> dict[str, Any]:
     return {t: {n: {str(s): v for s, v in per.items()} for n, per in by.items()} for t, by in results.items()}
 
 
 def summarize(results: dict[str, Any], names: list[str], seeds: list[int]) -> dict[str, Any]:
-    """Per task and labeler: mean student and labeler accuracy over the seeds every labeler has, and the
-    student's paired difference from `local`; plus the mean over tasks."""
+    """Per task and labeler: mean student and labeler accuracy over the seeds measured, and the student's paired
+    difference from `local` on the seeds both have; plus the mean over tasks where a labeler has every task."""
     table: dict[str, Any] = {}
     for task, by in results.items():
-        common = [s for s in seeds if all(s in by.get(n, {}) for n in names)]
         rows = {}
         for n in names:
-            st = [by[n][s]["student"] for s in common]
-            rows[n] = {"student": quality.pct(statistics.mean(st)) if st else None,
+            have = [s for s in seeds if s in by.get(n, {})]
+            st = [by[n][s]["student"] for s in have]
+            rows[n] = {"seeds": have, "student": quality.pct(statistics.mean(st)) if st else None,
                        "per_seed": [quality.pct(x) for x in st],
-                       "teacher": quality.pct(statistics.mean(by[n][s]["teacher"] for s in common)) if common else None}
-            if "local" in by and n != "local" and common:
-                diffs = [by[n][s]["student"] - by["local"][s]["student"] for s in common]
-                rows[n]["minus_local"] = quality.pct(statistics.mean(diffs))
-        table[task] = {"seeds": common, "rows": rows}
+                       "teacher": quality.pct(statistics.mean(by[n][s]["teacher"] for s in have)) if have else None,
+                       "picked": [by[n][s].get("picked") for s in have] if n == "choose" else None}
+            both = [s for s in have if s in by.get("local", {})]
+            if n != "local" and both:
+                rows[n]["minus_local"] = quality.pct(statistics.mean(
+                    by[n][s]["student"] - by["local"][s]["student"] for s in both))
+        table[task] = {"rows": rows}
     means = {}
     for n in names:
-        vals = [table[t]["rows"][n]["student"] for t in table if table[t]["rows"][n]["student"] is not None]
-        means[n] = round(statistics.mean(vals), 1) if len(vals) == len(table) and vals else None
+        vals = [table[t]["rows"][n]["student"] for t in table]
+        means[n] = round(statistics.mean(vals), 1) if vals and None not in vals else None
     table["mean_of_tasks"] = means
     return table
 

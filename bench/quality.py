@@ -189,7 +189,8 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # Settings added after cells were measured, at the value that does exactly what the engine did before they
 # existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
-NEUTRAL = {"steer_labels": False, "relabel_noise": False, "train_on_probes": False, "teacher": {"engine": "transformers"},
+NEUTRAL = {"steer_labels": False, "relabel_noise": False, "train_on_probes": False, "keep_checkpoints": "all",
+           "teacher": {"engine": "transformers"},
            "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
                        "early_stopping": False, "soft_label_calibration": "contextual"},
            "labeler": {"models": [], "pick": "first", "votes": 0}}
@@ -228,11 +229,21 @@ def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: in
              "v": 2 if method.veto or method.kind == "teacher" else 1}
     # v2: the reviewer looks only at samples still in training; teacher cells carry the batch-calibrated read-out
     if method.kind == "run":  # the product's defaults are part of a run's identity: change one, measure again
-        ident["settings"] = settings_identity(run_settings(method, seed, budget, rounds, probe_share))
+        settings = run_settings(method, seed, budget, rounds, probe_share)
+        ident["settings"] = settings_identity(settings)
+        if settings.student.soft_label_weight > 0:
+            ident["label_read"] = READS
+    if method.kind == "teacher":
+        ident["label_read"] = READS
     elif method.kind == "seeds_only":
         ident["student"] = without_neutral({"student": asdict(StudentSpec())})["student"]
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{task.key}-{method.name}-s{seed}-b{budget}-{digest}"
+
+
+# How the teacher reads a label back: the few-shot prompt encoded whole, as a server encodes it. Part of the
+# identity of every cell that reads labels (teacher cells, soft-label runs): cells read otherwise are measured again.
+READS = "whole_prompt"
 
 
 class Cache:

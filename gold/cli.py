@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gold.datafiles import ColumnMapping, DataFileError, guess_mapping, labels_in, read_table, to_examples
 from gold.export import ExportError
-from gold.specs import KINDS, LABELER_PICKS, LOCAL_ENGINES, GoldSettings, LabelerSpec, SpecError, TaskSpec, TeacherSpec
+from gold.specs import KINDS, LABELER_PICKS, LOCAL_ENGINES, GoldSettings, SpecError, TaskSpec, TeacherSpec
 from gold.store import ACTIVE_STATUSES, NotFound, Store, StoreError
 
 
@@ -37,14 +37,19 @@ def _mapping(args: argparse.Namespace, columns: list[str], fields: list[str]) ->
     return mapping
 
 
-def _read(path: str, args: argparse.Namespace, fields: list[str]):
-    p = Path(path)
+def _read_bytes(path: str) -> bytes:
+    """A file the user named, or a CliError that says why it cannot be read."""
     try:
-        data = p.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise CliError(f"There is no file '{path}'.") from None
     except (IsADirectoryError, PermissionError) as e:
         raise CliError(f"'{path}' cannot be read: {e.strerror}.") from None
+
+
+def _read(path: str, args: argparse.Namespace, fields: list[str]):
+    p = Path(path)
+    data = _read_bytes(path)
     table = read_table(data, p.name)
     return to_examples(table, _mapping(args, table.columns, fields), fields)
 
@@ -124,31 +129,154 @@ def _id_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of run ids") from None
 
 
+# Settings flags of `gold run` -> (section, field) in GoldSettings; section None = top level. Their argparse
+# default is None, so a flag the user did not type never overrides --config (or the defaults).
+RUN_FLAGS: dict[str, tuple[str | None, str]] = {
+    "rounds": (None, "rounds"), "per_round": (None, "samples_per_round"), "probe": (None, "probe_size"),
+    "seed": (None, "seed"), "teacher": ("teacher", "backend"), "engine": ("teacher", "engine"),
+    "base_url": ("teacher", "base_url"), "model": ("teacher", "model"), "student_model": ("student", "model"),
+    "epochs": ("student", "epochs"), "min_steps": ("student", "min_steps"), "loss": ("student", "loss"),
+    "labeler": ("labeler", "models"), "pick_labeler": ("labeler", "pick"), "label_votes": ("labeler", "votes"),
+}
+SETTINGS_SECTIONS = ("teacher", "student", "labeler")
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def read_settings_file(path: str) -> dict:
+    """A run's settings file (JSON, or YAML for .yaml/.yml) as a dict; every way it can be unreadable is a
+    CliError naming the file and, for a syntax error, the line."""
+    import json
+
+    import yaml
+
+    p = Path(path)
+    if p.suffix.lower() not in CONFIG_SUFFIXES:
+        raise CliError(f"--config takes a .json, .yaml or .yml file (a run's settings, as the Runs page downloads "
+                       f"them as run.json), not '{path}'.")
+    data = _read_bytes(path)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise CliError(f"'{path}' is {len(data):,} bytes: a settings file is a few kilobytes.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CliError(f"'{path}' is not UTF-8 text.") from None
+    if p.suffix.lower() == ".json":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CliError(f"'{path}' is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from None
+    else:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise CliError(f"'{path}' is not valid YAML{where}: {getattr(e, 'problem', None) or e}.") from None
+    if not isinstance(value, dict):
+        raise CliError(f"'{path}' must hold one object of settings (keys such as rounds, teacher, student), "
+                       f"not {type(value).__name__}.")
+    return value
+
+
+def settings_from_file(path: str) -> GoldSettings:
+    """GoldSettings from a settings file: keys checked by name and type (GoldSettings.from_dict alone would
+    ignore a misspelt key), missing keys taking today's defaults (not the values older stored runs get)."""
+    raw = read_settings_file(path)
+    problems = _settings_shape_problems(raw, GoldSettings().to_dict(), "")
+    if problems:
+        raise CliError(f"'{path}' has settings GOLD Studio cannot use:\n" + "\n".join(f"  - {p}" for p in problems))
+    merged = GoldSettings().to_dict()
+    for key, value in raw.items():
+        if key in SETTINGS_SECTIONS:
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return GoldSettings.from_dict(merged)
+
+
+def _settings_shape_problems(raw: dict, defaults: dict, prefix: str) -> list[str]:
+    """Unknown keys (with the nearest known one) and values of the wrong type, by the defaults' types."""
+    import difflib
+
+    problems = []
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), list(defaults), n=1)
+            problems.append(f"'{name}' is not a setting" + (f" (did you mean '{prefix}{close[0]}'?)" if close else "")
+                            + ".")
+            continue
+        want = defaults[key]
+        if isinstance(want, dict):
+            if not isinstance(value, dict):
+                problems.append(f"'{name}' must be an object of settings, not {_json_type(value)}.")
+            else:
+                problems += _settings_shape_problems(value, want, f"{name}.")
+        elif isinstance(want, bool):
+            if not isinstance(value, bool):
+                problems.append(f"'{name}' must be true or false, not {_json_type(value)}.")
+        elif isinstance(want, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"'{name}' must be a whole number, not {_json_type(value)}.")
+        elif isinstance(want, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                problems.append(f"'{name}' must be a number, not {_json_type(value)}.")
+        elif isinstance(want, str):
+            if not isinstance(value, str):
+                problems.append(f"'{name}' must be a string, not {_json_type(value)}.")
+        elif isinstance(want, list):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append(f"'{name}' must be a list of strings, not {_json_type(value)}.")
+    return problems
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return {"list": "a list", "dict": "an object"}.get(type(value).__name__, type(value).__name__)
+
+
+def run_settings(args: argparse.Namespace) -> GoldSettings:
+    """The run's settings: --config (else the defaults), then every settings flag the user typed on top."""
+    settings = settings_from_file(args.config) if args.config else GoldSettings()
+    for flag, (section, name) in RUN_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        setattr(getattr(settings, section) if section else settings, name, value)
+    if args.baseline:
+        settings.mode = "baseline"
+    if settings.teacher.backend == "openai" and settings.teacher.model == TeacherSpec().model:
+        raise CliError("With --teacher openai, name the server's model with --model"
+                       + (" (or teacher.model in the settings file)." if args.config else "."))
+    problems = settings.problems()
+    if problems:
+        source = f"The settings (from {args.config} and the flags)" if args.config else "The settings"
+        raise CliError(f"{source} cannot start a run:\n" + "\n".join(f"  - {p}" for p in problems))
+    return settings
+
+
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
     """Queue a run (and its baseline twin), then follow it to the end with a progress bar."""
-    from gold.runs import start_run
-    from gold.runs import soft_label_check
-    from gold.specs import StudentSpec
+    from gold.runs import soft_label_check, start_run
 
     task = store.get_task(args.task)
-    teacher = TeacherSpec(backend=args.teacher, engine=args.engine, base_url=args.base_url or "")
-    if args.model:
-        teacher.model = args.model
-    elif args.teacher == "openai":
-        raise CliError("With --teacher openai, name the server's model with --model.")
-    student = StudentSpec(epochs=args.epochs, min_steps=args.min_steps, loss=args.loss)
-    if args.student_model:
-        student.model = args.student_model
-    settings = GoldSettings(mode="baseline" if args.baseline else "gold", rounds=args.rounds,
-                            samples_per_round=args.per_round, probe_size=args.probe, seed=args.seed,
-                            teacher=teacher, student=student,
-                            labeler=LabelerSpec(models=args.labeler or [], pick=args.pick_labeler,
-                                                votes=args.label_votes))
+    settings = run_settings(args)
     if not settings.problems():  # a server that is to read labels back: say before the run whether it can
         for sentence in soft_label_check(store, task.id, settings):
             print(sentence)
     keyed = settings.teacher.backend == "openai" and bool(os.environ.get("OPENAI_API_KEY")) and not args.inline
-    ids = start_run(store, task.id, settings, name=args.name or "", with_baseline=args.with_baseline, held=keyed)
+    try:
+        ids = start_run(store, task.id, settings, name=args.name or "", with_baseline=args.with_baseline, held=keyed)
+    except SpecError as e:
+        raise CliError("The run was not queued:\n" + "\n".join(f"  - {p}" for p in e.problems)) from None
     print(f"Queued run {' and '.join(map(str, ids))} for task '{task.spec.name}'.")
     if keyed:
         from gold.worker import spawn_keyed_worker
@@ -222,15 +350,61 @@ def cmd_cancel(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace, store: Store) -> int:
+    """Delete one run (its rows and its checkpoints; its task and other runs stay), after a yes on stdin unless
+    --yes. Exit 1 when the answer was not yes: nothing was deleted, and a script should know."""
+    from gold.runs import human_size
+    from gold.store import tree_bytes
+
+    run = store.get_run(args.run)  # an unknown run: NotFound, one clear line
+    if run["status"] in ACTIVE_STATUSES:
+        raise CliError(f"Run {args.run} has not ended (it is {run['status']}): stop it with `python -m gold cancel "
+                       f"{args.run}`, and delete it once it has stopped.")
+    size = human_size(tree_bytes(store.run_dir(args.run)))
+    what = (f"run {args.run} '{run['name']}' of task '{run['task_name']}' ({len(store.rounds(args.run))} rounds, "
+            f"{store.sample_counts(args.run)['generated']} samples, {size} on disk)")
+    if not args.yes:
+        print(f"Delete {what}? This cannot be undone. [y/N] ", end="", flush=True)
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            print("Nothing was deleted." + ("" if answer else " (No answer: add --yes to delete without asking.)"))
+            return 1
+    store.delete_run(args.run)
+    print(f"Deleted {what}.")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace, store: Store) -> int:
+    """Write a round's student (plain folder, or int8 ONNX with --onnx) or the run's data (--data)."""
     from gold.export import export_student, export_zip, resolve_run
 
+    if args.data and (args.round is not None or args.no_data):
+        raise CliError("--data exports every kept sample of the run as a dataset: --round and --no-data are for "
+                       "the student, leave them out.")
+    if args.onnx and args.no_data:
+        raise CliError("--no-data is for the plain folder: the ONNX export carries no training set anyway.")
     run_id = resolve_run(store, args.run, task=args.task)
-    write = export_zip if args.zip else export_student
-    result = write(store, run_id, args.out, round_n=args.round, include_data=not args.no_data, overwrite=args.force)
     what = "zip" if args.zip else "folder"
-    print(f"Exported run {run_id}, round {result.round_n} to {what} {result.path} "
-          f"({len(result.files)} files, {result.size_bytes / 1e6:.1f} MB).")
+    if args.data:
+        from gold.datasets_export import export_dataset
+
+        result = export_dataset(store, run_id, args.out, overwrite=args.force, as_zip=args.zip)
+        print(f"Exported the data of run {run_id} as a Hugging Face dataset to {what} {result.path} "
+              f"({len(result.files)} files, {result.size_bytes / 1e6:.1f} MB). Load it with "
+              f"datasets.load_dataset or load_from_disk (see its README.md).")
+        return 0
+    if args.onnx:
+        from gold.onnx_export import export_onnx
+
+        result = export_onnx(store, run_id, args.out, round_n=args.round, overwrite=args.force, as_zip=args.zip)
+        print(f"Exported run {run_id}, round {result.round_n} as int8 ONNX to {what} {result.path} "
+              f"({len(result.files)} files, {result.size_bytes / 1e6:.1f} MB).")
+    else:
+        write = export_zip if args.zip else export_student
+        result = write(store, run_id, args.out, round_n=args.round, include_data=not args.no_data,
+                       overwrite=args.force)
+        print(f"Exported run {run_id}, round {result.round_n} to {what} {result.path} "
+              f"({len(result.files)} files, {result.size_bytes / 1e6:.1f} MB).")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -275,7 +449,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gold", description="GOLD Studio: distill an LLM into a small student.")
+    p = argparse.ArgumentParser(prog="gold", description="GOLD Studio: distill an LLM into a small student.")
     p.add_argument("--home", help="data folder (default: $GOLD_HOME or ./gold_data)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -305,30 +479,41 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--id", dest="worker_id", help="the worker id runs were reserved for (set by the app)")
 
     d = GoldSettings()
-    run = sub.add_parser("run", help="run GOLD on a task through the worker, with a progress bar")
+    run = sub.add_parser("run", help="run GOLD on a task through the worker, with a progress bar",
+                         description="Queue a GOLD run on a task. --config takes a run's settings file (the "
+                                     "Runs page's run.json, or the same keys in YAML); the flags below override "
+                                     "it only where they are given.")
     run.add_argument("task", help="task name or id")
-    run.add_argument("--rounds", type=int, default=d.rounds)
-    run.add_argument("--per-round", type=int, default=d.samples_per_round, help="teacher samples per round")
-    run.add_argument("--probe", type=int, default=d.probe_size, help="probe samples per round (GOLD mode)")
-    run.add_argument("--baseline", action="store_true", help="baseline mode: no feedback, no noise filter")
+    run.add_argument("--config", metavar="FILE",
+                     help="the run's settings as JSON or YAML (.json, .yaml, .yml): GoldSettings keys, as stored "
+                          "with every run; keys left out take the defaults")
+    # Settings flags default to None: only a flag the user typed overrides --config (see RUN_FLAGS).
+    run.add_argument("--rounds", type=int, help=f"GOLD rounds (default: {d.rounds})")
+    run.add_argument("--per-round", type=int, help=f"teacher samples per round (default: {d.samples_per_round})")
+    run.add_argument("--probe", type=int, help=f"probe samples per round, GOLD mode (default: {d.probe_size})")
+    run.add_argument("--baseline", action="store_true", default=None,
+                     help="baseline mode: no feedback, no noise filter")
     run.add_argument("--with-baseline", action="store_true", help="also queue a baseline run with the same budget")
-    run.add_argument("--seed", type=int, default=d.seed)
-    run.add_argument("--teacher", choices=("local", "openai"), default="local")
-    run.add_argument("--engine", choices=LOCAL_ENGINES, default=TeacherSpec().engine,
-                     help="how the local teacher runs: transformers, or llama.cpp (GGUF only, faster on CPU)")
+    run.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
+    run.add_argument("--teacher", choices=("local", "openai"), help=f"teacher backend (default: {d.teacher.backend})")
+    run.add_argument("--engine", choices=LOCAL_ENGINES,
+                     help="how the local teacher runs: transformers, or llama.cpp (GGUF only, faster on CPU; "
+                          f"default: {d.teacher.engine})")
     run.add_argument("--base-url", help="OpenAI-compatible server URL (…/v1); key from OPENAI_API_KEY")
     run.add_argument("--model", help="teacher model: a local folder/.gguf, or the server's model name")
     run.add_argument("--student-model", help="student model folder (default: the embedded MiniLM)")
-    run.add_argument("--epochs", type=int, default=d.student.epochs)
-    run.add_argument("--min-steps", type=int, default=d.student.min_steps)
-    run.add_argument("--loss", choices=("sce", "ce"), default=d.student.loss)
+    run.add_argument("--epochs", type=int, help=f"student epochs per round (default: {d.student.epochs})")
+    run.add_argument("--min-steps", type=int, help=f"student steps per round at least (default: {d.student.min_steps})")
+    run.add_argument("--loss", choices=("sce", "ce"), help=f"student loss (default: {d.student.loss})")
     run.add_argument("--labeler", action="append", metavar="REF",
                      help="who reads labels back for soft labels (repeatable): teacher, a local model such as "
                           "embedded:gemma3-270m, or openai:MODEL@BASE_URL (default: the teacher)")
-    run.add_argument("--pick-labeler", choices=LABELER_PICKS, default=LabelerSpec().pick,
-                     help="with several labelers: first, ensemble, or choose on the task's evaluation rows")
-    run.add_argument("--label-votes", type=int, default=LabelerSpec().votes,
-                     help="servers without log-probabilities: soft labels from this many sampled answers (0: off)")
+    run.add_argument("--pick-labeler", choices=LABELER_PICKS,
+                     help=f"with several labelers: first, ensemble, or choose on the task's evaluation rows "
+                          f"(default: {d.labeler.pick})")
+    run.add_argument("--label-votes", type=int,
+                     help="servers without log-probabilities: soft labels from this many sampled answers "
+                          f"(0: off; default: {d.labeler.votes})")
     run.add_argument("--name")
     how = run.add_mutually_exclusive_group()
     how.add_argument("--inline", action="store_true", help="run it in this process instead of the worker")
@@ -336,8 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("runs", help="list runs")
     c = sub.add_parser("cancel", help="ask a run to stop")
     c.add_argument("run", type=int)
+    dl = sub.add_parser("delete", help="delete a run: its samples, rounds, events and checkpoints (not its task)")
+    dl.add_argument("run", type=int, help="the run id (see `python -m gold runs`)")
+    dl.add_argument("--yes", action="store_true", help="delete without asking for confirmation")
 
-    exp = sub.add_parser("export", help="export a round's student as a plain Hugging Face folder (or zip)")
+    exp = sub.add_parser("export", help="export a round's student as a plain Hugging Face folder (or zip), as "
+                                        "int8 ONNX, or the run's data as a Hugging Face dataset")
     exp.add_argument("run", help="a run id, or 'latest' for the newest finished run")
     exp.add_argument("--task", help="with 'latest': the newest finished run of this task (name or id)")
     exp.add_argument("--round", type=int, help="round to export (default: best evaluation score, else the last)")
@@ -345,6 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--zip", action="store_true", help="write one zip instead of a folder")
     exp.add_argument("--no-data", action="store_true", help="leave out data/train.jsonl (the exact training set)")
     exp.add_argument("--force", action="store_true", help="replace --out if it exists")
+    which = exp.add_mutually_exclusive_group()
+    which.add_argument("--onnx", action="store_true",
+                       help="the classifier student as one int8 ONNX model for onnxruntime, with its tokenizer")
+    which.add_argument("--data", action="store_true",
+                       help="the run's kept samples as a Hugging Face dataset (parquet, save_to_disk, dataset card) "
+                            "instead of the student")
     pr = sub.add_parser("predict", help="run an exported student on texts with plain transformers")
     pr.add_argument("folder", help="an exported folder")
     pr.add_argument("texts", nargs="+", help="texts to classify or answer ('-': one per line from stdin)")
@@ -380,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {problem}", file=sys.stderr)
         if args.command == "export":
             return cmd_export(args, store)
+        if args.command == "delete":
+            return cmd_delete(args, store)
         if args.command in ("run", "runs", "cancel"):
             handler = {"run": cmd_run, "runs": cmd_runs, "cancel": cmd_cancel}[args.command]
         else:

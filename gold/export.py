@@ -16,17 +16,21 @@ Rules kept here: the checkpoint folder is only read, never written; an export is
 folder beside its target and renamed into place, so a failure never leaves half an export; paths are built
 from numeric ids only (`gold-run<id>-round<n>`), never from user-typed names. The zip for the Export page
 is built once per (run, round, content fingerprint) and kept in `artifacts/run-<id>/exports/`, so repeated
-clicks serve the same file and a veto (which changes the model card) builds a fresh one.
+clicks serve the same file and a veto (which changes the model card) builds a fresh one; the int8 ONNX zip
+(gold/onnx_export.py) is cached the same way. The card's YAML metadata names the base model, the bundled
+example's dataset and licence (`example_origin`) and the evaluation result, as the Hub reads them.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import threading
@@ -449,6 +453,82 @@ def hub_id(model: str | None) -> str | None:
     return _HUB_IDS.get(model or "")
 
 
+# The licences the Hub knows the embedded base models by (their model cards), for the card's `license`.
+_BASE_LICENSES = {
+    "embedded:all-minilm-l6-v2": "apache-2.0",
+    "embedded:smollm2-135m-instruct": "apache-2.0",
+    "embedded:gemma3-270m": "gemma",
+}
+
+
+def base_license(model: str | None) -> str | None:
+    """The Hub licence id of an embedded base model, else None (a local folder's licence is unknown here)."""
+    return _BASE_LICENSES.get(model or "")
+
+
+@dataclass(frozen=True)
+class ExampleOrigin:
+    """Where a bundled example task's seeds and evaluation rows come from (gold/example_data/SOURCES.md)."""
+
+    key: str
+    title: str
+    hub_dataset: str  # the public copy's Hub id, for `datasets:` and model-index
+    license: str  # a Hub licence id ("mit", "other")
+    license_note: str  # the licence as the source states it
+    citation: str
+    commercial_use: bool = True
+
+
+EXAMPLE_ORIGINS = {o.key: o for o in (
+    ExampleOrigin("sst2", "Stanford Sentiment Treebank, binary (GLUE SST-2)", "stanfordnlp/sst2", "mit",
+                  "MIT (the repositories the copies were taken from); cite the dataset paper",
+                  "Socher et al., Recursive Deep Models for Semantic Compositionality Over a Sentiment Treebank, "
+                  "EMNLP 2013"),
+    ExampleOrigin("trec", "TREC question classification", "CogComp/trec", "mit",
+                  "MIT (harvardnlp/sent-conv-torch); credit Li and Roth (2002)",
+                  "Li and Roth, Learning Question Classifiers, COLING 2002"),
+    ExampleOrigin("sms_spam", "SMS Spam Collection v.1", "ucirvine/sms_spam", "other",
+                  "free use, copyright Almeida and Gómez Hidalgo, no warranty; cite the paper",
+                  "Almeida, Gómez Hidalgo, Yamakami, Contributions to the Study of SMS Spam Filtering: New Collection "
+                  "and Results, ACM DocEng 2011"),
+    ExampleOrigin("agnews", "AG's News topic classification", "fancyzhx/ag_news", "other",
+                  "research and other non-commercial use only (the dataset's own readme)",
+                  "Zhang, Zhao, LeCun, Character-level Convolutional Networks for Text Classification, NeurIPS 2015",
+                  commercial_use=False),
+    ExampleOrigin("svamp", "SVAMP math word problems", "ChilleD/SVAMP", "mit", "MIT (arkilpatel/SVAMP)",
+                  "Patel, Bhattamishra, Goyal, Are NLP Models really able to Solve Simple Math Word Problems?, "
+                  "NAACL 2021"),
+)}
+
+
+def example_origin(task: TaskSpec) -> ExampleOrigin | None:
+    """The bundled example a task was made from, recognised by its data (names can be changed): same kind,
+    labels and input fields, and every seed one of the example's rows. None for a task of the user's own."""
+    if not task.seeds:
+        return None
+    for key, origin in EXAMPLE_ORIGINS.items():
+        rows = _example_rows(key)
+        if rows is None:
+            continue
+        kind, labels, fields, known = rows
+        if (task.kind, list(task.labels), list(task.input_fields)) != (kind, labels, fields):
+            continue
+        if all((tuple(sorted(ex.inputs.items())), ex.output) in known for ex in task.seeds):
+            return origin
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _example_rows(key: str) -> tuple[str, list[str], list[str], frozenset] | None:
+    from gold.examples import EXAMPLES
+
+    if key not in EXAMPLES:
+        return None
+    spec = EXAMPLES[key].spec()
+    known = frozenset((tuple(sorted(ex.inputs.items())), ex.output) for ex in spec.seeds + spec.eval_set)
+    return spec.kind, list(spec.labels), list(spec.input_fields), known
+
+
 def base_model_name(info: ExportInfo) -> str:
     base = info.notes.get("base") or info.settings.student.model
     if base == "embedded:all-minilm-l6-v2":
@@ -471,7 +551,12 @@ def teacher_name(settings: GoldSettings) -> str:
 def labeler_record(info: ExportInfo) -> dict[str, Any]:
     """Who read the soft labels of the exported student's training data: the labeler of the rounds up to the
     exported one (with the "choose on my rows" table when the run chose), or none."""
-    rounds = [r for r in info.rounds if r["n"] <= info.round["n"]]
+    return labeler_of_rounds([r for r in info.rounds if r["n"] <= info.round["n"]])
+
+
+def labeler_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The labeler of these rounds as the metrics recorded it (see labeler_record); also for a run's dataset,
+    which has no exported round."""
     name = next((r["metrics"]["labeler"] for r in reversed(rounds) if r["metrics"].get("labeler")), None)
     choice = next((r["metrics"]["labeler_choice"] for r in rounds if r["metrics"].get("labeler_choice")), None)
     if name is None:
@@ -529,33 +614,49 @@ def fingerprint(store: Store, run_id: int, round_n: int, include_data: bool) -> 
     return h.hexdigest()[:16]
 
 
-def cached_zip(home: str | os.PathLike, run_id: int, round_n: int | None = None, include_data: bool = True) -> Path:
+ZIP_FORMATS = ("hf", "onnx")  # the plain Hugging Face folder; the int8 ONNX folder (gold/onnx_export.py)
+
+
+def cached_zip(home: str | os.PathLike, run_id: int, round_n: int | None = None, include_data: bool = True,
+               fmt: str = "hf") -> Path:
     """The export zip of (run, round), built on first use and kept under `artifacts/run-<id>/exports/`.
-    Safe to call from any thread (opens its own Store); concurrent calls for the same zip build it once."""
+    `fmt` "onnx": the int8 ONNX export instead (include_data does not apply). Safe to call from any thread
+    (opens its own Store); concurrent calls for the same zip build it once."""
+    if fmt not in ZIP_FORMATS:
+        raise ValueError(f"fmt must be one of {ZIP_FORMATS}, not {fmt!r}")
+    onnx = fmt == "onnx"
+    include_data = include_data and not onnx
     store = Store(home)
     try:
         round_n = pick_round(store, run_id, round_n)["n"]
-        key = (str(store.home), run_id, round_n, include_data)
+        key = (str(store.home), run_id, round_n, include_data, fmt)
         with _ZIP_LOCKS_GUARD:
             lock = _ZIP_LOCKS.setdefault(key, threading.Lock())
         with lock:
             fp = fingerprint(store, run_id, round_n, include_data)
-            stem = f"{folder_name(run_id, round_n)}{'-data' if include_data else ''}"
+            stem = f"{folder_name(run_id, round_n)}{'-data' if include_data else ''}{'-onnx' if onnx else ''}"
             folder = store.run_dir(run_id) / "exports"
             path = folder / f"{stem}-{fp}.zip"
             if path.is_file():
                 return path
-            export_zip(store, run_id, path, round_n, include_data, overwrite=True)
-            for old in folder.glob(f"{stem}-*.zip"):  # earlier versions of this export
-                if old != path:
+            if onnx:
+                from gold.onnx_export import export_onnx
+
+                export_onnx(store, run_id, path, round_n, overwrite=True, as_zip=True)
+            else:
+                export_zip(store, run_id, path, round_n, include_data, overwrite=True)
+            mine = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.zip")
+            for old in folder.glob(f"{stem}-*.zip"):  # earlier versions of this export, not its siblings
+                if old != path and mine.fullmatch(old.name):
                     old.unlink(missing_ok=True)
             return path
     finally:
         store.close()
 
 
-def zip_bytes(home: str | os.PathLike, run_id: int, round_n: int | None = None, include_data: bool = True) -> bytes:
-    return cached_zip(home, run_id, round_n, include_data).read_bytes()
+def zip_bytes(home: str | os.PathLike, run_id: int, round_n: int | None = None, include_data: bool = True,
+              fmt: str = "hf") -> bytes:
+    return cached_zip(home, run_id, round_n, include_data, fmt).read_bytes()
 
 
 def card_preview(store: Store, run_id: int, round_n: int | None = None,
@@ -643,6 +744,22 @@ def _check_target(out: Path, overwrite: bool) -> None:
         if out.is_dir() and not any(out.iterdir()):
             return
         raise ExportError(f"{out} already exists; choose another --out, or remove it first.")
+
+
+def place_output(folder: Path, out: Path, root: str, as_zip: bool, tag: str) -> int:
+    """Put a finished staging folder at `out`: zipped under `root` (through a temporary file, then renamed),
+    or the folder itself moved into place; returns the size on disk. The one way every export lands, so a
+    killed export never leaves a half-written zip or folder behind."""
+    if as_zip:
+        tmp_zip = out.with_name(f".{out.name}.tmp-{tag}")
+        try:
+            zip_folder(folder, tmp_zip, root)
+            os.replace(tmp_zip, out)
+        finally:
+            tmp_zip.unlink(missing_ok=True)
+        return out.stat().st_size
+    _replace(folder, out)
+    return _tree_size(out)
 
 
 def _replace(tmp: Path, out: Path) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 if TYPE_CHECKING:
     from gold.export import ExportInfo
 
@@ -29,6 +31,12 @@ def md(text: Any) -> str:
     """User text for a Markdown line or table cell: one line, every Markdown/HTML special escaped."""
     flat = " ".join(str(text).split())
     return "".join("\\" + c if c in _MD_SPECIALS else c for c in flat)
+
+
+def plain_name(text: Any) -> str:
+    """User text for a YAML metadata value (a name the Hub shows as is): one line, without the characters
+    Markdown or HTML would act on, for renderers that show front matter as text. YAML quoting is yaml's job."""
+    return " ".join("".join(" " if c in _MD_SPECIALS else c for c in str(text)).split()) or "task"
 
 
 def fenced(text: str, lang: str = "text") -> str:
@@ -72,11 +80,6 @@ def render_card(info: "ExportInfo", provenance: dict[str, Any]) -> str:
     metric_name = rnd["metrics"].get("metric_name") or ("accuracy" if classification else "exact_match")
     base_ref = info.notes.get("base") or settings.student.model
     hub = hub_id(base_ref)
-    front = ["library_name: transformers",
-             f"pipeline_tag: {'text-classification' if classification else 'text-generation'}"]
-    if hub:
-        front.append(f"base_model: {hub}")
-    front.append("tags:\n- gold-studio\n- distillation\n- synthetic-data")
 
     files = provenance.get("files")
     if files is None:  # a preview, before any file is written: the checkpoint's files are the same size or close
@@ -93,7 +96,7 @@ def render_card(info: "ExportInfo", provenance: dict[str, Any]) -> str:
         reason = "last finished round" if rnd["n"] == max(r["n"] for r in info.rounds) else "chosen by hand"
 
     values = {
-        "front_matter": "\n".join(front),
+        "front_matter": front_matter(info, metric_name),
         "title": f"GOLD student for “{md(task.name)}” (run {info.run['id']}, round {rnd['n']})",
         "kind_phrase": "text classifier" if classification else "text-to-text generator",
         "mode": "GOLD" if info.run["mode"] == "gold" else "baseline (no feedback, no noise filter)",
@@ -128,6 +131,55 @@ def render_card(info: "ExportInfo", provenance: dict[str, Any]) -> str:
     }
     text = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+
+
+def front_matter(info: "ExportInfo", metric_name: str) -> str:
+    """The card's YAML metadata, in the fields the Hub reads: library and pipeline (the widget and the "use
+    this model" snippet), base model, training datasets and licence (the model page's sidebar), tags, and the
+    exported round's score on the task's evaluation rows as `model-index` (the evaluation results box).
+    Written with yaml.safe_dump, so user text (a task name) is quoted as YAML needs, never parsed as markup."""
+    from gold.export import base_license, example_origin, hub_id
+
+    classification = info.task.kind == "classification"
+    pipeline_tag = "text-classification" if classification else "text-generation"
+    base_ref = info.notes.get("base") or info.settings.student.model
+    origin = example_origin(info.task)
+    meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": pipeline_tag}
+    if hub_id(base_ref):
+        meta["base_model"] = hub_id(base_ref)
+    if origin is not None:
+        meta["datasets"] = [origin.hub_dataset]
+        meta["language"] = ["en"]  # every bundled example is English
+    license_id = base_license(base_ref)
+    if origin is not None and not origin.commercial_use:
+        meta["license"] = "other"  # the data's non-commercial terms bind the student too
+        meta["license_name"] = f"{origin.key}-non-commercial"
+    elif license_id:
+        meta["license"] = license_id
+    meta["tags"] = ["gold-studio", "distillation", "synthetic-data"]
+    result = model_index_result(info, metric_name, pipeline_tag, origin)
+    if result is not None:
+        meta["model-index"] = [{"name": info.root_name, "results": [result]}]
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=10_000).rstrip("\n")
+
+
+def model_index_result(info: "ExportInfo", metric_name: str, pipeline_tag: str, origin) -> dict[str, Any] | None:
+    """One model-index result: the exported round's metric on the task's evaluation rows. None when the round
+    was measured on the seeds (training data: not an evaluation result) or has no score."""
+    m = info.round["metrics"]
+    value = m.get("metric")
+    if m.get("metric_on") != "eval" or not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or value != value:
+        return None
+    rows = m.get("metric_rows")
+    name = plain_name(info.task.name)
+    return {
+        "task": {"type": pipeline_tag, "name": pipeline_tag.replace("-", " ").capitalize()},
+        "dataset": {"name": f"{name}: {rows} evaluation rows" if rows else name,
+                    "type": origin.hub_dataset if origin is not None else "custom"},
+        "metrics": [{"type": metric_name, "value": float(value), "name": metric_name.replace("_", " ").capitalize(),
+                     "verified": False}],
+    }
 
 
 def _usage(info: "ExportInfo", folder: str) -> str:
@@ -200,6 +252,22 @@ def _train_set(info: "ExportInfo", provenance: dict[str, Any]) -> str:
             f"{ts['generated']} samples written by the teacher (kept, not vetoed, not flagged as noise when it trained).")
     if ts["file"]:
         text += f" They are in `{ts['file']}`, one JSON object per line."
+    return text + _data_source(info)
+
+
+def _data_source(info: "ExportInfo") -> str:
+    """Where the seeds and evaluation rows came from, when the task is a bundled example: its licence binds
+    whoever ships the student."""
+    from gold.export import example_origin
+
+    origin = example_origin(info.task)
+    if origin is None:
+        return ""
+    text = (f"\n\nThe seeds and evaluation rows are GOLD Studio's bundled copy of **{md(origin.title)}** "
+            f"(`{origin.hub_dataset}` on the Hub; {md(origin.citation)}), licence as stated by the source: "
+            f"{md(origin.license_note)}.")
+    if not origin.commercial_use:
+        text += " A student distilled from it is for research and evaluation, not for commercial use."
     return text
 
 

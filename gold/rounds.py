@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -112,6 +113,9 @@ def load_checkpoint(store, run_id: int, round_n: int):
     task = store.get_task(run["task_id"]).spec
     ckpt = store.run_dir(run_id) / f"round-{round_n}" / "student"
     if not ckpt.exists():
+        if ((store.round(run_id, round_n) or {}).get("metrics") or {}).get("checkpoint_deleted"):
+            raise RunError(f"Round {round_n}'s student of run {run_id} was deleted to save space (the run keeps "
+                           "only its best and last rounds' checkpoints); pick one of those rounds.")
         raise RunError(f"Round {round_n} of run {run_id} has no saved student.")
     return new_student(task, GoldSettings.from_dict(run["settings"]), ckpt)
 
@@ -295,9 +299,46 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, teacher, 
         name = metrics.get("metric_name")
         ctx.progress(None, f"Round {n} done" + (f": {name} {metrics['metric']:.1%}" if name else "."))
 
+    prune_checkpoints(ctx, settings)
+
     if settings.map_after_round and n not in store.mapped_rounds(run_id):
         ctx.check()
         draw_map(ctx, n, settings.seed)
+
+
+def prune_checkpoints(ctx: RunContext, settings: GoldSettings) -> list[int]:
+    """With `keep_checkpoints` "best_and_last", delete the student folder (round-N/student, ~90 MB) of every
+    finished round that is neither the last finished one (the next round and a retrain warm-start from it) nor
+    the best by the evaluation metric (export.best_round, the round Export picks by default). The round's
+    train_ids.json and metrics stay, and the store records the deletion. Idempotent, so a resumed run finishes
+    an interrupted pruning. Returns the rounds whose checkpoint went."""
+    if settings.keep_checkpoints != "best_and_last":
+        return []
+    from gold.export import best_round
+
+    store, run_id = ctx.store, ctx.run_id
+    done = [r for r in store.rounds(run_id) if r["status"] == "done"]
+    if not done:
+        return []
+    keep = {done[-1]["n"], best_round(done)["n"]}
+    pruned = []
+    for r in done:
+        if r["n"] in keep:
+            continue
+        folder = store.run_dir(run_id) / f"round-{r['n']}" / "student"
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # saving space must never fail the run
+            if folder.exists():
+                ctx.progress(None, f"Round {r['n']}'s checkpoint {folder} could not be deleted; it stays.",
+                             level="warning")
+                continue
+            pruned.append(r["n"])
+        if not r["metrics"].get("checkpoint_deleted"):
+            store.mark_checkpoint_deleted(run_id, r["n"])
+    if pruned:
+        ctx.progress(None, "Deleted the checkpoints of round " + ", ".join(map(str, pruned)) + " to save space "
+                           "(the run keeps its best and last rounds' students).")
+    return pruned
 
 
 def draw_map(ctx: RunContext, n: int, seed: int) -> None:

@@ -227,6 +227,9 @@ def name_problems(name: str) -> list[str]:
 # -- run settings -----------------------------------------------------------------------------------------------
 
 MODES = ("gold", "baseline")
+# Which round checkpoints (~90 MB each) a run keeps on disk. best_and_last: the best round by the evaluation metric
+# (what Export picks by default) and the last finished one (what the next round warm-starts from).
+KEEP_CHECKPOINTS = ("all", "best_and_last")
 TEACHER_BACKENDS = ("local", "openai")
 # How a local teacher runs: transformers (always installed; also scores labels for soft labels and the few-shot
 # teacher) or llama.cpp (optional package; GGUF files only; `bench/teacher_engines.py` measures the two).
@@ -402,6 +405,7 @@ class GoldSettings:
     # its probes. Why: without it GOLD trains on ~20% fewer teacher samples than plain generation at the same budget.
     train_on_probes: bool = False
     map_after_round: bool = True
+    keep_checkpoints: str = "all"  # one of KEEP_CHECKPOINTS
     seed: int = 0
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
     student: StudentSpec = field(default_factory=StudentSpec)
@@ -427,6 +431,8 @@ class GoldSettings:
             p.append("The feedback rate must be between 0 and 1.")
         if self.relabel_noise and not self.noise_filter:
             p.append("Relabeling noise needs the noise filter on: without it no sample is flagged as noise.")
+        if self.keep_checkpoints not in KEEP_CHECKPOINTS:
+            p.append(f"Keep checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, not '{self.keep_checkpoints}'.")
         return p + self.teacher.problems() + self.student.problems() + self.labeler.problems()
 
     def validate(self) -> "GoldSettings":

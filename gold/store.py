@@ -224,6 +224,7 @@ class RunSummary:
     created_at: float
     finished_at: float | None
     error: str | None
+    rounds_done: int = 0  # finished rounds: a run with none has no student to show, explore or export
 
 
 def training_roles(with_probes: bool = False) -> tuple[str, ...]:
@@ -435,7 +436,8 @@ class Store:
     # -- runs (overview; the engine's own run API comes with the worker) -----------------------------------
     def list_runs(self, task_id: int | None = None) -> list[RunSummary]:
         sql = """SELECT r.id, r.task_id, t.name AS task_name, r.name, r.mode, r.status, r.created_at,
-                        r.finished_at, r.error
+                        r.finished_at, r.error,
+                        (SELECT COUNT(*) FROM rounds d WHERE d.run_id = r.id AND d.status = 'done') AS rounds_done
                  FROM runs r JOIN tasks t ON t.id = r.task_id"""
         params: list[Any] = []
         if task_id is not None:
@@ -460,6 +462,26 @@ class Store:
             run_id = int(cur.lastrowid)
             self._event(run_id, f"Run {status} ({mode}).")
         return run_id
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete one run: its rows (rounds, samples, events, map points) and its artifacts folder (checkpoints,
+        cached exports); its task and every other run stay. A run that has not ended is refused, because its
+        worker would go on writing rows and checkpoints for a run that no longer exists. The status is read inside
+        the deleting transaction, so no worker can claim the run in between."""
+        with self.transaction():
+            status = self.get_run(run_id)["status"]  # raises NotFound
+            if status in ACTIVE_STATUSES:
+                raise StoreError(f"Run {run_id} has not ended (it is {status}): cancel it first, and delete it once "
+                                 "it has stopped.")
+            for table in ("map_points", "samples", "events", "rounds"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id=?", [run_id])
+            self.db.execute("UPDATE workers SET run_id=NULL WHERE run_id=?", [run_id])
+            self.db.execute("DELETE FROM runs WHERE id=?", [run_id])
+        folder = self.run_dir(run_id)
+        _remove_tree(folder)
+        if folder.exists():
+            raise StoreError(f"Run {run_id} was deleted, but its folder {folder} could not be removed completely: "
+                             "delete that folder by hand to free its space.")
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         rows = list(self._rows(
@@ -616,6 +638,17 @@ class Store:
                 "UPDATE rounds SET step=?, metrics=?, checkpoint=COALESCE(?, checkpoint) WHERE run_id=? AND n=?",
                 [step, json.dumps(merged), checkpoint, run_id, n],
             )
+
+    def mark_checkpoint_deleted(self, run_id: int, n: int) -> None:
+        """Record that round n's student folder was deleted to save space (`keep_checkpoints`): the round keeps its
+        metrics and training-set record, and pages say the student is gone instead of looking for it."""
+        with self.transaction():
+            current = self.round(run_id, n)
+            if current is None:
+                return
+            metrics = {**current["metrics"], "checkpoint_deleted": True}
+            self.db.execute("UPDATE rounds SET checkpoint=NULL, metrics=? WHERE run_id=? AND n=?",
+                            [json.dumps(metrics), run_id, n])
 
     def finish_round(self, run_id: int, n: int, metrics: dict[str, Any]) -> None:
         with self.transaction():
@@ -819,10 +852,24 @@ class _Transaction:
         return False
 
 
+def tree_bytes(path: str | os.PathLike) -> int:
+    """Bytes held by the files under `path` (0 when it does not exist): what the data folder or one run's
+    artifacts take on disk, so a user sees what deleting runs or keeping fewer checkpoints would free."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # removed while we walked
+                pass
+    return total
+
+
 def _remove_tree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["Store", "StoreError", "NotFound", "SpecError", "TaskSummary", "StoredTask", "RunSummary", "gold_home"]
+__all__ = ["Store", "StoreError", "NotFound", "SpecError", "TaskSummary", "StoredTask", "RunSummary", "gold_home",
+           "tree_bytes"]

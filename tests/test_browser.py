@@ -204,3 +204,138 @@ def test_whole_flow_in_the_browser_with_a_server_restart_mid_run(browser, tmp_pa
     clf = pipeline("text-classification", model=str(model_dir))
     out = clf(["a warm, funny and moving film", "a dull, lifeless mess"])
     assert {o["label"] for o in out} <= set(task_labels(store, task.id))
+
+
+@pytest.fixture
+def fresh_app(tmp_path):
+    """A fresh app server on an empty data folder that holds one example task: (home, base URL, task id, restart)."""
+    from support import tiny_task
+
+    home = tmp_path / "home"
+    store = Store(home)
+    task_id = tiny_task(store)
+    store.close()
+    port = free_port()
+    app = {"proc": start_app(home, port)}
+
+    def restart() -> None:
+        stop(app["proc"])
+        app["proc"] = start_app(home, port)
+
+    yield home, f"http://127.0.0.1:{port}", task_id, restart
+    stop(app["proc"])
+
+
+def test_overview_answers_at_its_name_and_enter_in_a_number_box_starts_nothing(fresh_app, browser):
+    home, base, _, _ = fresh_app
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(base + "/overview", wait_until="networkidle")
+    page.get_by_role("heading", name="GOLD Studio").wait_for(timeout=60_000)
+    assert "Page not found" not in page.content()
+    assert page.url.rstrip("/") == base  # the alias hands over to the default page
+
+    page.goto(base + "/task", wait_until="networkidle")
+    task_box = page.get_by_role("combobox", name="Task", exact=True)
+    task_box.wait_for(timeout=60_000)
+    assert task_box.input_value() == "+ New task"  # plain text: no emoji, which shows as a missing-glyph box
+
+    page.goto(base + "/runs", wait_until="networkidle")
+    rounds = page.get_by_label("Rounds", exact=True)
+    rounds.wait_for(timeout=60_000)
+    for _ in range(2):  # a newcomer pressed Enter twice: that queued two runs
+        rounds.fill("3")
+        rounds.press("Enter")
+    time.sleep(4)
+    no_exception(page)
+    assert Store(home).list_runs() == []
+    assert rounds.input_value() == "3"  # the typing reached the box: the test would have caught a submit
+    page.get_by_role("button", name="Start run").click()
+    page.get_by_text(re.compile(r"^Queued run \d+")).wait_for(timeout=60_000)  # the button still starts one
+    [run] = Store(home).list_runs()
+    assert Store(home).get_run(run.id)["settings"]["rounds"] == 3
+
+
+def finished_rows(store: Store, task_id: int, name: str) -> int:
+    """A run the worker ended, with one finished round (rows only: this test is about which run a URL opens)."""
+    from gold.specs import GoldSettings
+
+    run_id = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name=name)
+    store.start_round(run_id, 1)
+    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.75, "kept": 60})
+    store.finish_run(run_id, "done")
+    return run_id
+
+
+def shown_run(page) -> str:
+    return page.locator("[data-testid=stHeading]").filter(has_text=re.compile(r"^#\d+ ")).first.inner_text()
+
+
+def test_a_link_to_a_run_reopens_it_after_a_server_restart(fresh_app, browser):
+    import json
+
+    home, base, task_id, restart = fresh_app
+    store = Store(home)
+    older, newer = finished_rows(store, task_id, "older"), finished_rows(store, task_id, "newer")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/runs?run={older}", wait_until="networkidle")
+    page.get_by_text(f"#{older} older", exact=True).wait_for(timeout=60_000)
+    assert shown_run(page) == f"#{older} older"  # not the newest run, which opens without a link
+
+    page.get_by_text("Settings (frozen for this run)").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download settings").click()
+    assert download.value.suggested_filename == "run.json"
+    assert json.loads(Path(download.value.path()).read_text()) == store.get_run(older)["settings"]
+
+    restart()
+    page.goto(f"{base}/runs?run={older}", wait_until="networkidle")  # the bookmark, on the new server
+    page.get_by_text(f"#{older} older", exact=True).wait_for(timeout=60_000)
+    assert shown_run(page) == f"#{older} older"
+    no_exception(page)
+
+    page.locator("[data-testid='stSelectbox']").filter(has_text=re.compile(r"^Run")).first.click()
+    page.get_by_role("option", name=re.compile(rf"^#{newer} ")).first.click()
+    page.get_by_text(f"#{newer} newer", exact=True).wait_for(timeout=60_000)
+    deadline = time.time() + 30
+    while f"run={newer}" not in page.url and time.time() < deadline:
+        time.sleep(0.5)
+    assert page.url.endswith(f"/runs?run={newer}")  # the address bar follows the pick
+
+
+def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
+    """A real worker runs a one-round run whose teacher is asked one prompt at a time: the bar must move while
+    the round generates, not sit empty until the round's step is recorded."""
+    from support import start_worker, tiny_settings
+
+    from gold.runs import start_run
+
+    home, base, task_id, _ = fresh_app
+    store = Store(home)
+    settings = tiny_settings(rounds=1, samples_per_round=8, probe_size=0)
+    settings.teacher.batch_size = 1
+    [run_id] = start_run(store, task_id, settings, name="watched")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/runs?run={run_id}", wait_until="networkidle")
+    bar = page.get_by_role("progressbar").first
+    bar.wait_for(timeout=60_000)
+    worker = start_worker(home, "--once")
+    seen: list[tuple[int, str | None]] = []  # (bar value, the round's last finished step) while round 1 runs
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            r = store.round(run_id, 1)
+            if r and r["status"] == "done":
+                break
+            value = bar.get_attribute("aria-valuenow")
+            if r and value is not None:
+                seen.append((int(float(value)), r["step"]))
+            time.sleep(0.3)
+        worker.communicate(timeout=600)
+    finally:
+        if worker.poll() is None:
+            stop(worker)
+    assert store.get_run(run_id)["status"] == "done", store.get_run(run_id)["error"]
+    while_generating = [v for v, step in seen if step is None]
+    assert while_generating and max(while_generating) > 0, seen  # the bar moved before the step was recorded
+    assert len({v for v, _ in seen if v > 0}) >= 2, seen  # and more than once within the round
+    no_exception(page)

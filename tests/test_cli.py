@@ -48,7 +48,7 @@ def test_bad_input_is_a_clear_message_and_stores_nothing(home, tmp_path):
           "--instruction", "i"], "Choose which column holds the label"),
         (["task", "import", str(tmp_path / "nope.csv"), "--name", "f", "--kind", "classification",
           "--instruction", "i"], "There is no file"),
-        (["task", "example", "agnews"], "no example task 'agnews'"),
+        (["task", "example", "imdb"], "no example task 'imdb'"),
         (["run", "taken", "--engine", "llama.cpp", "--model", str(embedded_encoder().folder), "--detach"],
          "runs GGUF files only" if llamacpp.available() else "llama.cpp engine is not installed"),
     ]
@@ -101,3 +101,125 @@ def test_worker_detach_starts_one_worker_per_data_folder(home):
         assert "already running" in second.stdout
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_delete_asks_first_and_removes_only_that_run(home):
+    from gold.examples import example_spec
+    from gold.specs import GoldSettings
+
+    store = Store(home)
+    task_id = store.create_task(example_spec("sst2"))
+    doomed, sibling = (store.create_run(task_id, GoldSettings().to_dict(), name=n) for n in ("doomed", "sibling"))
+    for run_id in (doomed, sibling):
+        store.add_samples(run_id, 1, "train", [{"inputs": {"text": f"text of {run_id}"}, "output": "positive"}])
+        store.request_cancel(run_id)  # queued → cancelled: ended, so deletable
+        (store.run_dir(run_id) / "round-1" / "student").mkdir(parents=True)
+        (store.run_dir(run_id) / "round-1" / "student" / "model.safetensors").write_bytes(b"\0" * 2_000_000)
+
+    def delete(*args: str, answer: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([PYTHON, "-m", "gold", "--home", str(home), "delete", *args], cwd=ROOT, input=answer,
+                              capture_output=True, text=True, timeout=120)
+
+    no = delete(str(doomed), answer="n\n")
+    assert no.returncode == 1 and "This cannot be undone. [y/N]" in no.stdout and "Nothing was deleted" in no.stdout
+    silent = delete(str(doomed))  # no answer at all (stdin closed): nothing deleted, and the way out is named
+    assert silent.returncode == 1 and "--yes" in silent.stdout
+    assert store.get_run(doomed)["name"] == "doomed" and store.run_dir(doomed).exists()
+
+    yes = delete(str(doomed), answer="y\n")
+    assert yes.returncode == 0, yes.stderr
+    assert f"Deleted run {doomed} 'doomed'" in yes.stdout and "2.0 MB on disk" in yes.stdout
+    assert [r.id for r in store.list_runs()] == [sibling] and not store.run_dir(doomed).exists()
+    assert store.samples(sibling) and store.run_dir(sibling).exists()
+
+    unknown = delete(str(doomed), "--yes")
+    assert unknown.returncode == 2 and unknown.stderr.strip() == f"error: There is no run {doomed}."
+    store.resume_run(sibling)  # queued again: not ended
+    running = delete(str(sibling), "--yes")
+    assert running.returncode == 2 and "has not ended (it is queued)" in running.stderr
+    assert "Traceback" not in unknown.stderr + running.stderr and store.get_run(sibling)
+    store.request_cancel(sibling)
+    assert delete(str(sibling), "--yes").returncode == 0 and store.list_runs() == []
+
+
+# -- gold run --config ----------------------------------------------------------------------------------------------
+
+def _settings_file_dict():
+    """A run's settings as the Runs page downloads them (GoldSettings.to_dict), every section changed a little."""
+    from gold.specs import GoldSettings
+
+    s = GoldSettings(rounds=3, samples_per_round=12, probe_size=4, seed=7, noise_filter=False, feedback_rate=0.25)
+    s.teacher.temperature = 0.7
+    s.teacher.max_new_tokens = 32
+    s.student.epochs = 2
+    s.student.loss = "ce"
+    s.student.soft_label_weight = 0.5
+    s.labeler.votes = 3
+    return s.to_dict()
+
+
+def test_run_from_a_config_file_has_exactly_those_settings(home, tmp_path):
+    import json
+
+    import yaml
+
+    from gold.specs import GoldSettings
+
+    gold("task", "example", "sst2", "--name", "s", home=home)
+    wanted = _settings_file_dict()
+    (tmp_path / "run.json").write_text(json.dumps(wanted, indent=2))
+    r = gold("run", "s", "--config", str(tmp_path / "run.json"), "--detach", home=home)
+    assert r.returncode == 0 and "Queued run 1 " in r.stdout, r.stderr
+    store = Store(home)
+    assert store.get_run(1)["settings"] == wanted  # the stored settings are the file, key for key
+
+    # YAML, a partial file (missing keys: today's defaults), and flags: only the ones typed override the file.
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"rounds": 2, "seed": 5, "student": {"epochs": 3}}))
+    r = gold("run", "s", "--config", str(tmp_path / "run.yaml"), "--per-round", "9", "--loss", "ce",
+             "--baseline", "--detach", home=home)
+    assert r.returncode == 0, r.stderr
+    expected = GoldSettings(rounds=2, seed=5, samples_per_round=9, mode="baseline")
+    expected.student.epochs, expected.student.loss = 3, "ce"
+    assert store.get_run(2)["settings"] == expected.to_dict()
+    r = gold("run", "s", "--config", str(tmp_path / "run.json"), "--rounds", "5", "--detach", home=home)
+    assert r.returncode == 0, r.stderr
+    assert store.get_run(3)["settings"] == {**wanted, "rounds": 5}
+
+
+def test_a_bad_config_file_is_a_clear_error_and_queues_nothing(home, tmp_path):
+    import json
+
+    gold("task", "example", "sst2", "--name", "s", home=home)
+
+    def write(name: str, text: str) -> str:
+        (tmp_path / name).write_text(text)
+        return str(tmp_path / name)
+
+    good = _settings_file_dict()
+    (tmp_path / "latin1.json").write_bytes('{"rounds": 2, "name": "caf\xe9"}'.encode("latin-1"))
+    cases = [
+        (str(tmp_path / "missing.json"), "There is no file"),
+        (str(tmp_path), "--config takes a .json, .yaml or .yml file"),
+        (write("run.txt", "{}"), "--config takes a .json, .yaml or .yml file"),
+        (str(tmp_path / "latin1.json"), "is not UTF-8 text"),
+        (write("broken.json", '{"rounds": 2,\n "seed": }'), "is not valid JSON: Expecting value at line 2"),
+        (write("broken.yaml", "rounds: 2\nstudent: [epochs: 3\n"), "is not valid YAML at line"),
+        (write("list.json", "[1, 2]"), "must hold one object of settings"),
+        (write("typo.json", json.dumps({**good, "roundz": 3})), "'roundz' is not a setting (did you mean 'rounds'?)"),
+        (write("nested.json", json.dumps({"student": {"epoch": 3}})),
+         "'student.epoch' is not a setting (did you mean 'student.epochs'?)"),
+        (write("type.json", json.dumps({"rounds": "four"})), "'rounds' must be a whole number, not the string 'four'"),
+        (write("bool.yaml", "noise_filter: 1\n"), "'noise_filter' must be true or false"),
+        (write("section.json", json.dumps({"teacher": "openai"})), "'teacher' must be an object of settings"),
+        (write("value.json", json.dumps({**good, "rounds": 0})), "Rounds must be between 1 and 100"),
+        (write("openai.json", json.dumps({"teacher": {"backend": "openai"}})), "name the server's model"),
+    ]
+    for path, message in cases:
+        r = gold("run", "s", "--config", path, "--detach", home=home)
+        assert r.returncode == 2, (path, r.stdout, r.stderr)
+        assert message in r.stderr and r.stderr.startswith("error: "), (path, r.stderr)
+        assert "Traceback" not in r.stderr
+    # A good file with a bad flag on top: the flag's problem, still nothing queued.
+    r = gold("run", "s", "--config", write("ok.json", json.dumps(good)), "--rounds", "0", "--detach", home=home)
+    assert r.returncode == 2 and "Rounds must be between 1 and 100" in r.stderr
+    assert Store(home).list_runs() == []

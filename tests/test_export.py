@@ -35,11 +35,16 @@ def gold_cli(*args: str, home, timeout: int = 300) -> subprocess.CompletedProces
                           text=True, timeout=timeout)
 
 
+BLOCK_GOLD = 'import sys\nsys.modules["gold"] = None  # not importable, even where `pip install -e .` put it\n'
+
+
 def plain_python(code: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run code where `gold` is not importable (cwd outside the project, no PYTHONPATH)."""
+    """Run code where `gold` is not importable (cwd outside the project, no PYTHONPATH, and blocked in case the
+    venv has it installed), as a user without GOLD Studio would."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GOLD_HOME")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return subprocess.run([PYTHON, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([PYTHON, "-c", BLOCK_GOLD + code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -85,7 +90,7 @@ from transformers import pipeline
 clf = pipeline("text-classification", model={str(result.path)!r})
 texts = json.load(open("texts.json"))
 out = clf(texts, truncation=True)
-assert "gold" not in sys.modules
+assert sys.modules["gold"] is None and not [m for m in sys.modules if m.startswith("gold.")]
 print(json.dumps(out))
 """
     r = plain_python(code, tmp_path)
@@ -158,6 +163,74 @@ def test_model_card_metrics_equal_the_store(gold_export, finished_run):
                     "## Intended use and limits"):
         assert heading in card
     assert "No sample was vetoed by hand." in card
+
+
+def card_metadata(card: str) -> dict:
+    import yaml
+
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("\n---\n", 1)[0][4:])
+
+
+@pytest.mark.slow
+def test_model_card_metadata_is_what_the_hub_reads(gold_export):
+    """The front matter parses as YAML, and its fields are the store's: pipeline, base model, the example's
+    dataset, licence, and the exported round's score on the evaluation rows as model-index."""
+    from huggingface_hub import ModelCard
+
+    store, gold_id, rnd, result = gold_export
+    card = (result.path / "README.md").read_text()
+    meta = card_metadata(card)
+    m = store.round(gold_id, rnd["n"])["metrics"]
+    assert m["metric_on"] == "eval"
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-classification"
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["datasets"] == ["stanfordnlp/sst2"] and meta["language"] == ["en"]  # the SST-2 example task
+    assert meta["license"] == "apache-2.0" and "gold-studio" in meta["tags"]
+    [entry] = meta["model-index"]
+    assert entry["name"] == f"gold-run{gold_id}-round{rnd['n']}"
+    [res] = entry["results"]
+    assert res["task"]["type"] == "text-classification"
+    assert res["dataset"] == {"name": f"Movie review sentiment (SST-2): {m['metric_rows']} evaluation rows",
+                              "type": "stanfordnlp/sst2"}
+    assert res["metrics"] == [{"type": "accuracy", "value": m["metric"], "name": "Accuracy", "verified": False}]
+    [parsed] = ModelCard(card).data.eval_results  # the Hub's own parser reads the same result
+    assert parsed.metric_type == "accuracy" and parsed.metric_value == m["metric"]
+    assert parsed.dataset_type == "stanfordnlp/sst2" and parsed.task_type == "text-classification"
+    assert "Stanford Sentiment Treebank" in card and "licence as stated by the source: MIT" in card
+
+
+def test_model_card_metadata_of_a_users_own_task(store, tmp_path):
+    """A task of the user's own: no datasets, model-index dataset 'custom'; seed-measured rounds get no
+    model-index (the seeds are training data); a task name with YAML/Markdown specials stays a plain string."""
+    from gold.export import ExportInfo
+    from gold.modelcard import front_matter
+    from gold.specs import Example, TaskSpec
+
+    name = "reviews: 'quoted' # not a comment --- [x]"
+    spec = TaskSpec(name=name, kind="classification", instruction="Classify.", labels=["good", "bad"],
+                    seeds=[Example({"text": "fine"}, "good"), Example({"text": "awful"}, "bad")],
+                    eval_set=[Example({"text": "great"}, "good")])
+    task_id = store.create_task(spec)
+    run_id = store.create_run(task_id, GoldSettings(rounds=2).to_dict(), name="own")
+    for n, on in ((1, "eval"), (2, "seeds")):
+        store.start_round(run_id, n)
+        store.finish_round(run_id, n, {"metric_name": "accuracy", "metric": 0.75, "metric_on": on, "metric_rows": 1})
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+
+    def meta_of(round_n: int) -> dict:
+        info = ExportInfo(run=store.get_run(run_id), task=store.get_task(task_id).spec, settings=GoldSettings(),
+                          round=store.round(run_id, round_n), rounds=store.rounds(run_id), checkpoint=ckpt, notes={},
+                          counts=store.sample_counts(run_id), reject_reasons={}, train_ids=None, vetoed=[])
+        return card_metadata("---\n" + front_matter(info, "accuracy") + "\n---\n")
+
+    meta = meta_of(1)
+    assert "datasets" not in meta and meta["license"] == "apache-2.0"
+    dataset = meta["model-index"][0]["results"][0]["dataset"]
+    assert dataset == {"name": "reviews: 'quoted' not a comment --- x: 1 evaluation rows", "type": "custom"}
+    assert "model-index" not in meta_of(2)
 
 
 @pytest.mark.slow
@@ -405,7 +478,7 @@ from transformers import pipeline
 gen = pipeline("text-generation", model={str(folder)!r})
 q = json.load(open("q.json"))
 out = gen("Input: " + q + "\\nOutput:", do_sample=False, return_full_text=False)[0]["generated_text"]
-assert "gold" not in sys.modules
+assert sys.modules["gold"] is None and not [m for m in sys.modules if m.startswith("gold.")]
 print(json.dumps(out.split("\\n")[0].strip()))
 """
     r = plain_python(code, tmp_path)

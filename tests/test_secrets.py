@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 class SampleServer(ThreadingHTTPServer):
-    """Chat completions that answer every request with distinct, valid JSON-lines samples, and 401 without the key."""
+    """Chat completions that answer every request with distinct, valid JSON-lines samples, completions that read a
+    label back with its log-probabilities, and 401 without the key."""
 
     daemon_threads = True
 
@@ -48,6 +49,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {KEY}":
             return self._send(401, {"error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}})
         self.server.authorized += 1
+        if "prompt" in body:  # a label read back (soft labels): one token with its top alternatives
+            top = {" positive": -0.3, " negative": -1.4}
+            return self._send(200, {"id": "t", "object": "text_completion", "created": 0, "model": body["model"],
+                                    "choices": [{"index": 0, "text": " positive", "finish_reason": "length",
+                                                 "logprobs": {"tokens": [" positive"], "token_logprobs": [-0.3],
+                                                              "top_logprobs": [top], "text_offset": [0]}}],
+                                    "usage": {"prompt_tokens": 20, "completion_tokens": 1, "total_tokens": 21}})
         prompt = body["messages"][-1]["content"]
         n = int(prompt.split("Write ", 1)[1].split()[0]) if "Write " in prompt else 1
         lines = [json.dumps({"text": f"sample number {next(self.server.counter)} of a film that was really something"})

@@ -301,9 +301,9 @@ def softmax(ll: np.ndarray) -> np.ndarray:
 def test_remote_label_reads_equal_the_local_teacher(served, local):
     remote = OpenAITeacher(MODEL, api_key=SECRET, base_url=served.base_url, retry=FAST)
     read = softmax(remote.label_loglik(ROWS, LABELS, prefix=PREFIX))
-    # The local reference is given each prompt as one text, as the server gets it: the few-shot prefix
-    # tokenized apart from the row ends in one "\n\n" token where the whole text has "\n", "\n".
-    here = softmax(local.label_loglik([PREFIX + row for row in ROWS], LABELS))
+    # The local teacher reads the prompt encoded whole, as the server does, reusing the prefix's cache: the two
+    # paths read the same soft labels.
+    here = softmax(local.label_loglik(ROWS, LABELS, prefix=PREFIX))
     assert np.abs(read - here).max() < 1e-3  # the rest: label variants (" Negative") the server's top 20 add
     assert remote.label_stats.to_dict() == {"rows": 6, "floored": 0, "rows_floored": 0, "failed": 0,
                                             "method": "logprobs", "ambiguous": 0}

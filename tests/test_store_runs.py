@@ -152,3 +152,66 @@ def test_concurrent_workers_never_take_the_same_run(store, task_id, home):
     claimed = [int(x) for p in procs for x in p.communicate(timeout=120)[0].split()]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(claimed) == sorted(runs)  # all taken, none twice
+
+
+def filled_run(store, task_id: int, name: str) -> int:
+    """A finished run with a row in every per-run table (rounds, samples, events, map points) and an artifacts
+    folder holding a checkpoint-like file."""
+    run_id = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name=name)
+    [sample] = store.add_samples(run_id, 1, "train", [{"inputs": {"text": f"{name} text"}, "output": "positive"}])
+    store.start_round(run_id, 1)
+    store.finish_round(run_id, 1, {"metric": 0.5})
+    store.set_map_points(run_id, 1, [("sample", sample, 0.0, 1.0)])
+    store.add_event("a note", run_id=run_id, progress=0.5)
+    store.finish_run(run_id, "done")
+    student = store.run_dir(run_id) / "round-1" / "student"
+    student.mkdir(parents=True)
+    (student / "model.safetensors").write_bytes(b"\0" * 1000)
+    return run_id
+
+
+def per_run_rows(store, run_id: int) -> dict[str, int]:
+    return {table: store.db.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id=?", [run_id]).fetchone()[0]
+            for table in ("rounds", "samples", "events", "map_points")}
+
+
+def test_delete_run_removes_exactly_its_rows_and_artifacts(store, task_id):
+    doomed, sibling = filled_run(store, task_id, "doomed"), filled_run(store, task_id, "sibling")
+    sibling_before = (per_run_rows(store, sibling), store.get_run(sibling), store.samples(sibling),
+                      store.rounds(sibling), store.map_points(sibling, 1))
+    assert all(per_run_rows(store, doomed).values())
+    store.delete_run(doomed)
+    with pytest.raises(NotFound):
+        store.get_run(doomed)
+    assert per_run_rows(store, doomed) == {"rounds": 0, "samples": 0, "events": 0, "map_points": 0}
+    assert not store.run_dir(doomed).exists()
+    assert (per_run_rows(store, sibling), store.get_run(sibling), store.samples(sibling), store.rounds(sibling),
+            store.map_points(sibling, 1)) == sibling_before
+    assert (store.run_dir(sibling) / "round-1" / "student" / "model.safetensors").is_file()
+    assert [t.n_runs for t in store.list_tasks()] == [1]  # the task stays, with its other run
+    with pytest.raises(NotFound, match="no run"):
+        store.delete_run(doomed)
+
+
+def test_a_run_that_has_not_ended_is_not_deleted(store, task_id):
+    from gold.store import StoreError
+
+    queued = store.create_run(task_id, {}, name="waiting")
+    with pytest.raises(StoreError, match="has not ended .*queued.*cancel it first"):
+        store.delete_run(queued)
+    assert store.claim_run("w") == queued
+    with pytest.raises(StoreError, match="running"):
+        store.delete_run(queued)
+    assert store.get_run(queued)["status"] == "running" and store.events(queued)
+
+
+def test_runs_list_their_finished_rounds_and_a_deleted_checkpoint_is_recorded(store, task_id):
+    from gold.store import tree_bytes
+
+    run_id = filled_run(store, task_id, "r")
+    empty = store.create_run(task_id, {}, name="empty")
+    assert {r.id: r.rounds_done for r in store.list_runs()} == {run_id: 1, empty: 0}
+    assert tree_bytes(store.run_dir(run_id)) == 1000 and tree_bytes(store.run_dir(empty)) == 0
+    store.mark_checkpoint_deleted(run_id, 1)
+    r = store.round(run_id, 1)
+    assert r["checkpoint"] is None and r["metrics"] == {"metric": 0.5, "checkpoint_deleted": True}

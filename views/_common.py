@@ -8,6 +8,7 @@ interleaved by two sessions' script threads.
 from __future__ import annotations
 
 import re
+from typing import Collection
 
 import streamlit as st
 
@@ -77,9 +78,48 @@ def show_problems(problems: list[str], title: str = "Please fix these problems f
     st.error(title + "\n\n" + "\n".join(f"- {md_escape(p)}" for p in problems))
 
 
-def default_run(run_ids: list[int], key: str) -> None:
+def default_run(run_ids: list[int], key: str, fallback: int | None = None) -> None:
     """Keep a page's run choice (session key `key`) valid before its selectbox is drawn: the run opened last on
-    the Runs page when there is one, else the newest."""
+    the Runs page when there is one, else `fallback` (when it is one of them), else the newest."""
     ss = st.session_state
     if ss.get(key) not in run_ids:
-        ss[key] = ss.get("run_id") if ss.get("run_id") in run_ids else run_ids[0]
+        if ss.get("run_id") in run_ids:
+            ss[key] = ss["run_id"]
+        else:
+            ss[key] = fallback if fallback in run_ids else run_ids[0]
+
+
+def follow_url(param: str, key: str, valid: Collection[int], what: str = "run") -> str | None:
+    """Take `?param=ID` from the address bar into session key `key` when the URL brought a new value (a link, a
+    bookmark, a reload, also after the server restarted); from then on the page's own choice rules, and
+    `mirror_url` writes it back. Call before the widget with that key is drawn. Returns a sentence (user text,
+    not yet escaped) when the URL names nothing that exists."""
+    ss = st.session_state
+    raw = st.query_params.get(param)
+    seen = f"_url_{key}"
+    if raw == ss.get(seen):
+        return None
+    ss[seen] = raw
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return f"The address names {what} '{clip(raw, 40)}', which is not an id; showing another {what}."
+    if value not in valid:
+        return f"There is no {what} {value} (it may have been deleted); showing another {what}."
+    ss[key] = value
+    return None
+
+
+def mirror_url(param: str, key: str, value: int | None) -> None:
+    """Write the page's current choice into the address bar (`?param=ID`, removed for None), so the URL always
+    links to what is shown and a reload reopens it."""
+    text = None if value is None else str(value)
+    if st.query_params.get(param) != text:
+        if text is None:
+            del st.query_params[param]
+        else:
+            st.query_params[param] = text
+    st.session_state[f"_url_{key}"] = text
+

@@ -3,6 +3,7 @@
 The map's coordinates are computed by the worker after each round (gold/maps.py), so this page only reads
 them. Selecting points (lasso or box) and pressing "Veto selected" writes vetoes to the store; vetoed samples
 leave training and feedback from the next round on, and the Runs page can retrain the student at once.
+The address bar names the run shown (`/explore?run=ID`), so a link or a reload reopens it.
 All user text is escaped before it reaches plotly's hover labels (which render a subset of HTML), clipped to a
 hover's size, and isolated when it holds direction controls; the full text shows verbatim under "Sample details".
 """
@@ -17,9 +18,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gold.maps import compute_map, map_frame, review_queue, selection_ids
+from gold.runs import default_run_id
 from gold.specs import GoldSettings
 from gold.store import NotFound
-from views._common import clip, default_run, get_store, isolate_bidi, md_escape
+from views._common import clip, default_run, follow_url, get_store, isolate_bidi, md_escape, mirror_url
 
 store = get_store()
 ss = st.session_state
@@ -33,10 +35,28 @@ if not runs:
     st.info("No run has finished a round yet. Start one on the Runs page.")
     st.stop()
 run_ids = [r.id for r in runs]
-default_run(run_ids, "explore_run")
+url_problem = follow_url("run", "explore_run", run_ids)
+if url_problem:
+    st.warning(md_escape(url_problem.replace("There is no run", "There is no run with a round to explore")))
+default_run(run_ids, "explore_run", fallback=default_run_id(runs))
 c1, c2, c3 = st.columns([3, 1, 2])
 run_id = c1.selectbox("Run", run_ids, key="explore_run",
                       format_func=lambda i: next(f"#{r.id} {r.name} · {r.task_name} · {r.mode}" for r in runs if r.id == i))
+mirror_url("run", "explore_run", run_id)
+
+
+def map_now(round_n: int, space: str) -> None:
+    """Embed and lay out a round's map with a spinner; a round whose student is gone (deleted to save space)
+    gets a sentence, not a traceback."""
+    from gold.rounds import RunError  # here: gold.rounds loads torch, which the page needs only to compute a map
+
+    with st.spinner("Embedding samples and fitting UMAP…"):
+        try:
+            compute_map(store, run_id, round_n, space=space)
+        except RunError as e:
+            st.error(md_escape(str(e)))
+            st.stop()
+
 space = c3.radio("Space", ["encoder", "student"], horizontal=True, key="explore_space",
                  help="encoder: sentence embeddings (all-MiniLM-L6-v2), stable across rounds. "
                       "student: the round's student's own representation — how the student sees the data.")
@@ -45,14 +65,18 @@ mapped = store.mapped_rounds(run_id, space)
 if not mapped:
     st.info("This run's map is not computed yet in this space (the worker draws the encoder map after each round).")
     if finished and st.button("Compute the map now", key="compute_map"):
-        with st.spinner("Embedding samples and fitting UMAP…"):
-            compute_map(store, run_id, max(finished), space=space)
+        map_now(max(finished), space)
         st.rerun()
     st.stop()
 round_n = c2.selectbox("Map of round", mapped, index=len(mapped) - 1, key="explore_round")
-if st.button("Recompute map", key="recompute_map", help="Embed new samples and fit UMAP again for this round."):
-    with st.spinner("Embedding samples and fitting UMAP…"):
-        compute_map(store, run_id, round_n, space=space)
+student_gone = space == "student" and bool(((store.round(run_id, round_n) or {}).get("metrics") or {})
+                                           .get("checkpoint_deleted"))
+if student_gone:
+    st.caption(f"Round {round_n}'s student was deleted to save space (the run keeps only its best and last rounds' "
+               "checkpoints): this map stays, but it cannot be recomputed in the student's space.")
+if st.button("Recompute map", key="recompute_map", disabled=student_gone,
+             help="Embed new samples and fit UMAP again for this round."):
+    map_now(round_n, space)
 
 try:
     df = map_frame(store, run_id, round_n, space)

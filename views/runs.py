@@ -2,11 +2,14 @@
 
 The run itself happens in the background worker (gold/worker.py); this page only writes the run's frozen
 settings to the store and reads its progress back, refreshing a fragment every two seconds while it runs.
+The address bar names the run shown (`/runs?run=ID`), so a run can be linked, bookmarked and reopened after a
+server restart; `?task=ID` preselects the task of a new run.
 """
 
 from __future__ import annotations
 
 import html
+import json
 from datetime import datetime
 
 import pandas as pd
@@ -14,8 +17,19 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from gold.runs import RUN_HELP, describe_status, metric_curves, run_overview, soft_label_check, start_run
+from gold.runs import (
+    RUN_HELP,
+    default_run_id,
+    describe_status,
+    human_size,
+    metric_curves,
+    run_overview,
+    runs_table,
+    soft_label_check,
+    start_run,
+)
 from gold.specs import (
+    KEEP_CHECKPOINTS,
     LABELER_PICKS,
     LOCAL_ENGINES,
     SOFT_LABEL_CALIBRATIONS,
@@ -25,9 +39,16 @@ from gold.specs import (
     StudentSpec,
     TeacherSpec,
 )
-from gold.store import ACTIVE_STATUSES, NotFound
+from gold.store import ACTIVE_STATUSES, NotFound, StoreError, tree_bytes
 from gold.worker import ensure_worker, spawn_keyed_worker
-from views._common import clip, get_store, md_escape, show_problems
+from views._common import (
+    clip,
+    follow_url,
+    get_store,
+    md_escape,
+    mirror_url,
+    show_problems,
+)
 
 store = get_store()
 ss = st.session_state
@@ -41,8 +62,17 @@ if not tasks:
     st.info("Define a task first (Task page).")
     st.stop()
 task_names = {t.id: t.name for t in tasks}
+url_problem = follow_url("task", "run_task_id", list(task_names), what="task")
+if url_problem:
+    st.warning(md_escape(url_problem))
+elif ss.get("run_task_id") in task_names and st.query_params.get("task") == str(ss["run_task_id"]):
+    ss["task_id"] = ss["run_task_id"]  # a link to a task's runs: its task is the current one
 if ss.get("task_id") not in task_names:
     ss["task_id"] = tasks[0].id
+if ss.get("run_task_id") not in task_names:
+    ss["run_task_id"] = ss["task_id"]
+if "run_deleted_msg" in ss:
+    st.success(ss.pop("run_deleted_msg"))
 
 if not store.live_workers():
     st.warning("No background worker is running, so queued runs wait. Start one with `python -m gold worker` "
@@ -51,9 +81,9 @@ if not store.live_workers():
 # -- new run ------------------------------------------------------------------------------------------------------
 
 with st.expander("Start a new run", expanded=not store.list_runs()):
-    with st.form("new_run"):
-        task_id = st.selectbox("Task", list(task_names), format_func=task_names.get, key="run_task_id",
-                               index=list(task_names).index(ss["task_id"]))
+    # enter_to_submit=False: Enter in a number box (Rounds…) must not queue a run; only the button does.
+    with st.form("new_run", enter_to_submit=False):
+        task_id = st.selectbox("Task", list(task_names), format_func=task_names.get, key="run_task_id")
         d = GoldSettings()
         c1, c2, c3 = st.columns(3)
         name = c1.text_input("Run name", placeholder="optional", key="run_name")
@@ -130,6 +160,11 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
                             help=RUN_HELP["labeler_pick"])
         votes = c3.number_input("Label votes (servers without log-probabilities)", 0, 20, lab.votes,
                                 help=RUN_HELP["label_votes"])
+        st.markdown("**Advanced**")
+        c1, _ = st.columns([1, 3])
+        keep = c1.selectbox("Keep checkpoints", KEEP_CHECKPOINTS, index=KEEP_CHECKPOINTS.index(d.keep_checkpoints),
+                            format_func=lambda k: {"all": "every round's", "best_and_last": "best and last round's"}[k],
+                            help=RUN_HELP["keep_checkpoints"], key="keep_checkpoints")
         submitted = st.form_submit_button("Start run", type="primary")
 
     if submitted:
@@ -137,7 +172,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             mode=mode, rounds=int(rounds), samples_per_round=int(spr), probe_size=int(probe), seed=int(seed),
             band_lo=float(band[0]), band_hi=float(band[1]), energy_temperature=float(temp),
             feedback_count=int(fb_count), feedback_rate=float(fb_rate), noise_filter=noise, relabel_noise=relabel,
-            feedback_needs_agreement=agree, steer_labels=steer, train_on_probes=probes_train,
+            feedback_needs_agreement=agree, steer_labels=steer, train_on_probes=probes_train, keep_checkpoints=keep,
             teacher=TeacherSpec(backend=backend, engine=engine, model=model, base_url=base_url, max_new_tokens=int(max_new),
                                 temperature=float(t_temp), top_p=float(top_p), price_in_per_m=float(price_in),
                                 price_out_per_m=float(price_out), budget_usd=float(budget),
@@ -171,10 +206,45 @@ runs = store.list_runs()
 if not runs:
     st.stop()
 run_ids = [r.id for r in runs]
+url_problem = follow_url("run", "run_id", run_ids)
+if url_problem:
+    st.warning(md_escape(url_problem))
 if ss.get("run_id") not in run_ids:
-    ss["run_id"] = run_ids[0]
+    linked_task = [r for r in runs if str(r.task_id) == st.query_params.get("task")]
+    ss["run_id"] = default_run_id(linked_task or runs)
+st.subheader(f"Runs ({len(runs)})")
+st.dataframe(runs_table(runs), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(runs)), key="runs_list")
+st.caption(f"Data folder `{store.home}`: {human_size(tree_bytes(store.home))} on disk. Delete a run you no longer "
+           "need (below), or start runs that keep only their best and last checkpoints (Advanced).")
 st.selectbox("Run", run_ids, key="run_id",
              format_func=lambda i: next(f"#{r.id} {r.name} · {r.task_name} · {r.mode} · {r.status}" for r in runs if r.id == i))
+mirror_url("run", "run_id", ss["run_id"])
+
+
+def confirm_delete(run: dict) -> None:
+    """The second step of *Delete run*: say what goes (rows, checkpoints and their size) and what stays, then a
+    yes or a no. On yes, the page reopens on another run and the address bar stops naming the deleted one."""
+    run_id = run["id"]
+    size = human_size(tree_bytes(store.run_dir(run_id)))
+    rounds = len(store.rounds(run_id))
+    samples = store.sample_counts(run_id)["generated"]
+    st.warning(f"Delete run #{run_id} {md_escape(run['name'])} with its {rounds} round(s), {samples} samples and "
+               f"{size} of checkpoints? Its task and the other runs stay. This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete run", key=f"confirm_delete_run_yes_{run_id}", type="primary"):
+        try:
+            store.delete_run(run_id)
+        except StoreError as e:  # it was resumed in another window meanwhile, or its folder would not go
+            st.error(md_escape(str(e)))
+            return
+        ss.pop("confirm_delete_run", None)
+        ss["run_deleted_msg"] = f"Deleted run #{run_id} ({size} freed)."
+        if st.query_params.get("run") == str(run_id):
+            del st.query_params["run"]
+        st.rerun()
+    if no.button("Keep it", key=f"confirm_delete_run_no_{run_id}"):
+        ss.pop("confirm_delete_run", None)
+        st.rerun()
 
 
 @st.fragment(run_every=2.0)
@@ -188,8 +258,15 @@ def live(run_id: int) -> None:
     st.subheader(f"#{run['id']} {md_escape(run['name'])}")
     st.caption(f"Task: {md_escape(run['task_name'])} · mode: {run['mode']} · {describe_status(run)}")
     st.progress(ov.progress, text=md_escape(clip(ov.progress_text, 300)))
-    c1, c2, c3 = st.columns(3)
-    if run["status"] in ACTIVE_STATUSES:
+    c1, c2, c3, c4 = st.columns(4)
+    active = run["status"] in ACTIVE_STATUSES
+    if c4.button("Delete run…", key=f"delete_run_{run_id}", disabled=active,
+                 help="Cancel the run first." if active else "Delete this run's samples, rounds and checkpoints "
+                                                             "(its task and other runs stay); asks first."):
+        ss["confirm_delete_run"] = run_id
+    if ss.get("confirm_delete_run") == run_id and not active:
+        confirm_delete(run)
+    if active:
         if c1.button("Cancel run", key=f"cancel_{run_id}"):
             store.request_cancel(run_id)
             st.rerun()
@@ -230,7 +307,8 @@ def live(run_id: int) -> None:
                    + (f" · estimated cost ${usage.get('cost_usd', 0):.4f}" if usage.get("cost_usd") else ""))
     if ov.rounds_table is not None and len(ov.rounds_table):
         st.markdown("**Per round**")
-        st.dataframe(ov.rounds_table, hide_index=True, width="stretch")
+        # placeholder: a round still running has measured nothing yet, and a column of "None" reads like an error.
+        st.dataframe(ov.rounds_table, hide_index=True, width="stretch", placeholder="–")
         if ov.selected_on_eval:
             st.caption(f"Round {', '.join(map(str, ov.selected_on_eval))}: early stopping chose the student's epoch "
                        f"on the evaluation rows, so its {ov.metric_name or 'metric'} on them is optimistic. Measure "
@@ -270,6 +348,10 @@ def live(run_id: int) -> None:
             ev["time"] = [datetime.fromtimestamp(x).strftime("%H:%M:%S") for x in ev["ts"]]
             st.dataframe(ev[["time", "level", "message"]], hide_index=True, width="stretch")
     with st.expander("Settings (frozen for this run)"):
+        st.download_button("Download settings", data=json.dumps(run["settings"], indent=2, ensure_ascii=False),
+                           file_name="run.json", mime="application/json", on_click="ignore",
+                           icon=":material/download:", key=f"download_settings_{run_id}",
+                           help="These settings as run.json: `python -m gold run --config run.json` repeats the run.")
         st.json(run["settings"])
 
 

@@ -2,7 +2,8 @@
 
 Thin by design: every rule lives in gold/ (TaskSpec validation, datafiles parsing, the store). The page keeps
 the task being edited in st.session_state as a draft, so uploads and table edits survive reruns, and writes
-to the store only on Save, in one transaction.
+to the store only on Save, in one transaction. The address bar names the task open (`/task?task=ID`), so a
+link or a reload reopens it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from gold.datafiles import MAX_UPLOAD_BYTES, DataFileError, guess_mapping, label
 from gold.examples import EXAMPLES, example_spec
 from gold.specs import KINDS, MAX_EVAL_ROWS, MAX_SEEDS, Example, SpecError, TaskSpec
 from gold.store import NotFound
-from views._common import get_store, md_escape, show_problems
+from views._common import follow_url, get_store, md_escape, mirror_url, show_problems
 
-NEW = "➕ New task"
+NEW = "+ New task"  # plain text: an emoji such as U+2795 is a missing-glyph box where no emoji font is installed
 SPLITS = {"seed": "Seed examples", "eval": "Evaluation set"}
 # The most rows a task can hold per split (TaskSpec's limits): a bigger upload is refused before it reaches the
 # table editor, which would otherwise receive every row of a file of up to 100,000 rows at once.
@@ -96,6 +97,9 @@ st.caption("Define what the student should learn: a few seed examples are enough
 tasks = store.list_tasks()
 ids = [None] + [t.id for t in tasks]
 names = {t.id: t.name for t in tasks}
+url_problem = follow_url("task", "task_id", list(names), what="task")
+if url_problem:
+    st.warning(md_escape(url_problem.replace("showing another task", "showing a new one")))
 if ss.get("task_id") not in ids:
     ss["task_id"] = None
 
@@ -119,6 +123,7 @@ chosen = st.selectbox(
     "Task", ids, key="task_id", format_func=lambda i: NEW if i is None else names.get(i, str(i)),
     help="Pick a task to edit, or start a new one.",
 )
+mirror_url("task", "task_id", chosen)
 if chosen != ss.get("draft_task_id"):
     if chosen is None:
         load_draft(TaskSpec(name="", kind="classification", instruction=""), None)

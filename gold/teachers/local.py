@@ -482,17 +482,19 @@ class LocalTeacher:
     ) -> np.ndarray:
         """Log-likelihood of each candidate continuation after each prompt: shape (len(prompts), len(candidates)).
 
-        The text scored is `prefix + prompt + candidate`; tokens of the three parts are encoded separately and
-        concatenated, so each candidate is scored on exactly its own tokens (write candidates with their
-        leading space, e.g. " positive"). `prefix` (e.g. the few-shot examples, identical for every row) is
-        run once and its key/value cache reused (the BOS token, where the model uses one, heads the prefix).
-        `normalize` divides by the candidate's token count, which matters when candidates differ in length.
+        The text scored is `prefix + prompt + candidate`. `prefix + prompt` is encoded as one text, as a server
+        encodes the prompt it is sent (encoding the parts apart splits tokens where they meet, e.g. the prefix's
+        closing blank line, and reads the labels measurably differently from the same model over HTTP); the
+        candidate's tokens are appended, so each candidate is scored on exactly its own tokens (write candidates
+        with their leading space, e.g. " positive"). The tokens every row shares with the encoded `prefix` (the
+        few-shot examples, identical for every row) are run once and their key/value cache reused (the BOS
+        token, where the model uses one, heads them). `normalize` divides by the candidate's token count, which
+        matters when candidates differ in length.
         """
         if not candidates:
             raise ValueError("label_loglik needs at least one candidate.")
         tok = self.tokenizer
-        prefix_ids = self._encode(prefix) if prefix else list(self._bos)
-        prompt_ids = [tok(p, add_special_tokens=False).input_ids for p in prompts]
+        prefix_ids, prompt_ids = self._split_shared(prefix, prompts)
         cand_ids = [tok(c, add_special_tokens=False).input_ids for c in candidates]
         if any(not c for c in cand_ids):
             raise ValueError("A candidate is empty: every candidate needs at least one token.")
@@ -514,6 +516,21 @@ class LocalTeacher:
                 for (i, k, seq, lp), total in zip(chunk, totals):
                     scores[i, k] = total / (len(seq) - lp) if normalize else total
         return scores
+
+    def _split_shared(self, prefix: str, prompts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """(shared ids, each row's own ids): every `prefix + prompt` encoded whole, and the longest run of the
+        encoded prefix's tokens that every row starts with, to be computed once."""
+        if not prefix:
+            return list(self._bos), [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+        prefix_ids = self._encode(prefix)
+        whole = [self._encode(prefix + p) for p in prompts]
+        shared = len(prefix_ids)
+        for ids in whole:
+            n = 0
+            while n < min(shared, len(ids)) and ids[n] == prefix_ids[n]:
+                n += 1
+            shared = n
+        return prefix_ids[:shared], [ids[shared:] for ids in whole]
 
     def _candidate_logliks(self, chunk: list[tuple[int, int, list[int], int]], P: int, prefix_cache: Cache | None,
                            prefix_last: torch.Tensor | None) -> list[float]:

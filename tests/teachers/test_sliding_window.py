@@ -65,10 +65,9 @@ def test_the_prefix_is_longer_than_the_window(teacher):
 def test_label_loglik_with_a_long_prefix_equals_the_uncached_forward_pass(teacher):
     prompts = PROMPTS + [""]  # an empty prompt: its first candidate token is read off the prefix's last logits
     got = teacher.label_loglik(prompts, CANDIDATES, prefix=PREFIX, batch_size=4)  # batches of mixed lengths
-    prefix_ids = _ids(teacher, PREFIX)
     for i, prompt in enumerate(prompts):
-        for k, cand in enumerate(CANDIDATES):
-            head, tail = prefix_ids + _ids(teacher, prompt), _ids(teacher, cand)
+        for k, cand in enumerate(CANDIDATES):  # the prompt is read as the whole text a server would encode
+            head, tail = _ids(teacher, PREFIX + prompt), _ids(teacher, cand)
             logp = _reference_logp(teacher, head + tail)
             want = sum(float(logp[len(head) + t - 1, tok]) for t, tok in enumerate(tail))
             assert got[i, k] == pytest.approx(want, abs=1e-4)

@@ -113,3 +113,60 @@ def test_review_queue_shows_samples_still_in_training_least_believed_label_first
     rest = [i for i in ids[16::-1] if i not in (ids[3], ids[5])]
     assert table_ids() == [ids[3], ids[5]] + rest
     store.set_vetoed([ids[17]], False)
+
+
+@pytest.mark.slow  # a real worker process runs three rounds
+def test_a_run_keeping_best_and_last_checkpoints_prunes_the_others_and_explore_says_so(home):
+    """A real tiny 3-round run (worker process, embedded models): after it, only the best round's and the last
+    round's students are on disk; every round keeps its metrics and train_ids.json; Export offers the kept ones
+    and Explore says a pruned round's student is gone instead of failing on it."""
+    from support import start_worker, tiny_settings
+
+    from gold import export
+    from gold.rounds import RunError, TRAIN_IDS
+    from gold.runs import start_run
+
+    store = Store(home)
+    [run_id] = start_run(store, tiny_task(store, eval_rows=8),
+                         tiny_settings(rounds=3, keep_checkpoints="best_and_last"), name="pruned")
+    out, _ = start_worker(home, "--once").communicate(timeout=1500)
+    assert store.get_run(run_id)["status"] == "done", out[-3000:]
+    rounds = store.rounds(run_id)
+    assert [r["n"] for r in rounds if r["status"] == "done"] == [1, 2, 3]
+    keep = {3, export.best_round(rounds)["n"]}
+    folders = {r["n"]: store.run_dir(run_id) / f"round-{r['n']}" for r in rounds}
+    assert {n for n, f in folders.items() if (f / "student" / "config.json").is_file()} == keep
+    assert all((f / TRAIN_IDS).is_file() for f in folders.values())  # the training sets stay
+    pruned = sorted(set(folders) - keep)
+    assert pruned  # three rounds, at most two kept
+    for r in rounds:
+        assert r["metrics"].get("metric") is not None
+        assert bool(r["metrics"].get("checkpoint_deleted")) == (r["n"] in pruned)
+    assert [r["n"] for r in export.finished_rounds(store, run_id)] == sorted(keep)
+    assert export.pick_round(store, run_id)["n"] == export.best_round(rounds)["n"]
+    with pytest.raises(RunError, match="deleted to save space"):
+        compute_map(store, run_id, pruned[0], space="student")
+
+    # A student-space map drawn before its round was pruned stays viewable (its layout lives in the store).
+    store.set_map_points(run_id, pruned[0], [(p["source"], p["ref_id"], p["x"], p["y"])
+                                             for p in store.map_points(run_id, pruned[0])], space="student")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.radio(key="explore_space").set_value("student").run()
+    at.selectbox(key="explore_round").set_value(pruned[0]).run()
+    assert not at.exception, at.exception
+    assert any("student was deleted to save space" in c.value for c in at.caption)
+    assert at.button(key="recompute_map").disabled
+
+
+def test_the_url_names_the_run_explored(scored_run):
+    store, run_id, _ = scored_run
+    newer = store.create_run(store.get_run(run_id)["task_id"], GoldSettings().to_dict(), name="no map yet")
+    store.start_round(newer, 1)
+    store.finish_round(newer, 1, {"metric": 0.4})
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert at.selectbox(key="explore_run").value == newer and at.query_params["run"] == str(newer)
+    linked = AppTest.from_file(PAGE, default_timeout=120)
+    linked.query_params["run"] = str(run_id)
+    linked.run()
+    assert not linked.exception, linked.exception
+    assert linked.selectbox(key="explore_run").value == run_id and linked.metric[0].value == "19"

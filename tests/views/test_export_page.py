@@ -61,7 +61,8 @@ def test_one_click_zip_is_built_once_and_holds_the_export(finished_run, monkeypa
     best = export.pick_round(store, gold_id)["n"]
     assert at.selectbox(key=f"export_round_{gold_id}").value == best
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download the student (.zip)", "Samples as JSONL", "Samples as CSV"]
+    assert labels == ["Download the student (.zip)", "Samples as JSONL", "Samples as CSV",
+                      "Hugging Face dataset (.zip)"]
     assert not at.error
 
     name = f"gold-run{gold_id}-round{best}"
@@ -98,6 +99,35 @@ def test_one_click_zip_is_built_once_and_holds_the_export(finished_run, monkeypa
     assert len(rows) == len(jsonl)
     assert any(c.language == "markdown" and c.value.startswith("---\nlibrary_name: transformers") for c in at.code)
 
+    # The Hugging Face dataset: a zip whose folder `datasets` loads, one row per kept sample.
+    import datasets
+
+    root = f"gold-run{gold_id}-data"
+    zipfile.ZipFile(io.BytesIO(clicks[f"{root}.zip"]())).extractall(tmp_path / "ds")
+    ds = datasets.load_from_disk(str(tmp_path / "ds" / root))["train"]
+    counts = store.sample_counts(gold_id)
+    assert len(ds) == counts["kept"] + counts["probe"] and ds.features["label"].names == ["negative", "positive"]
+
+
+@pytest.mark.slow
+def test_onnx_is_built_on_a_button_then_downloaded(finished_run, monkeypatch, clicks, tmp_path):
+    home, gold_id, _ = finished_run
+    monkeypatch.setenv("GOLD_HOME", str(home))
+    store = Store(home)
+    best = export.pick_round(store, gold_id)["n"]
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    at.selectbox(key="export_run").set_value(gold_id).run()
+    assert "download_onnx" not in [b.key for b in at.get("download_button")]
+    at.button(key="build_onnx").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download the int8 ONNX student (.zip)" in labels
+    root = f"gold-run{gold_id}-round{best}-onnx"
+    with zipfile.ZipFile(io.BytesIO(clicks[f"{root}.zip"]())) as z:
+        assert {f"{root}/model.onnx", f"{root}/config.json", f"{root}/README.md"} <= set(z.namelist())
+    at.run()  # a rerun serves the built zip: the button stays, nothing is rebuilt
+    assert "Download the int8 ONNX student (.zip)" in [b.proto.label for b in at.get("download_button")]
+
 
 def test_run_without_a_finished_round_shows_an_error(home, clicks):
     store = Store(home)
@@ -108,7 +138,7 @@ def test_run_without_a_finished_round_shows_an_error(home, clicks):
     assert not at.exception, at.exception
     assert len(at.error) == 1 and f"Run {run_id} has no finished round yet" in at.error[0].value
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Samples as JSONL", "Samples as CSV"]  # the data is there even without a student
+    assert labels == ["Samples as JSONL", "Samples as CSV", "Hugging Face dataset (.zip)"]  # data without a student
     assert json.loads(clicks[f"gold-run{run_id}-samples.jsonl"]())["input"] == EVIL
     assert not any("<script>" in m.value for m in at.markdown)
 

@@ -22,3 +22,13 @@ def test_overview_lists_tasks_and_runs(home):
     row = df[df["name"] == "SMS spam"].iloc[0]
     assert (row["seeds"], row["eval rows"], row["runs"]) == (8, 300, 0)
     assert any("Runs (0)" in s.value for s in at.subheader)
+
+
+def test_overview_shows_the_data_folder_size(home):
+    store = Store(home)
+    (store.run_dir(1)).mkdir(parents=True)
+    (store.run_dir(1) / "checkpoint.bin").write_bytes(b"\0" * 12_000_000)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert any(f"`{store.home}`" in c and "12 MB on disk" in c for c in captions), captions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -95,6 +96,11 @@ def test_training_on_probes_is_frozen_with_the_run(page, home):
     assert GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).train_on_probes is (not default)
 
 
+def per_round_table(at):
+    """The per-round table (the runs list is a dataframe too)."""
+    return next(d.value for d in at.dataframe if "train size" in d.value)
+
+
 def running_run(home, name: str, rounds: int, round_1: dict) -> tuple[Store, int]:
     """A run a worker has claimed, whose round 1 finished with these metrics."""
     store = Store(home)
@@ -117,7 +123,7 @@ def test_progress_of_a_run_is_shown(page, home):
     assert not page.exception
     assert page.selectbox(key="run_id").value == run_id
     assert "round 2 of 2" in page.get("progress")[0].proto.text
-    table = page.dataframe[0].value
+    table = per_round_table(page)
     assert list(table["accuracy"])[0] == 0.61 and list(table["train size"]) == [68, 120]
     labels = {m.label: m.value for m in page.metric}
     assert labels["kept"] == "1" and labels["rejected"] == "1"
@@ -168,3 +174,128 @@ def test_a_labeler_that_cannot_be_loaded_is_refused_before_anything_is_queued(pa
     submit(page)
     assert "/nowhere/model" in page.error[0].value
     assert Store(home).list_runs() == []
+
+
+def bar(at) -> int:
+    """The progress bar's value, 0–100, as the browser gets it."""
+    return at.get("progress")[0].proto.value
+
+
+def test_the_bar_moves_within_a_round_and_unmeasured_cells_are_blank(page, home):
+    store, run_id = running_run(home, "moving", 2, {"metric_name": "accuracy", "metric": 0.61, "kept": 60})
+    store.start_round(run_id, 2)
+    page.run()
+    values = [bar(page)]
+    assert values[0] == 50  # round 1 of 2 done; round 2 has not reported anything yet
+    for done in (16, 48, 64):  # the generate step reports its own fraction, as rounds.generate_samples does
+        store.add_event(f"Round 2: generating {done}/64 prompts", run_id=run_id, progress=done / 64)
+        page.run()
+        values.append(bar(page))
+    store.set_round_step(run_id, 2, "generate", {"kept": 60})
+    store.add_event("Round 2: training the student on 128 examples…", run_id=run_id)
+    page.run()
+    values.append(bar(page))
+    assert not page.exception
+    # 16/64 and 48/64 move the bar; 64/64 closes the step and says nothing of the next one until it is recorded.
+    assert values[1] > values[0] and values[2] > values[1] and values[3] == values[0] and values[4] > values[2]
+    assert "generating 48/64" not in page.get("progress")[0].proto.text  # the text follows the newest event
+    # Values not measured yet are missing in the data and drawn as a dash (the grid's default is the word None).
+    [proto] = [d.proto for d in page.dataframe if "train size" in d.value]
+    table = per_round_table(page)
+    running = table[table["round"] == 2].iloc[0]
+    assert running["kept"] == 60 and pd.isna(running["accuracy"]) and pd.isna(running["energy mean"])
+    assert proto.placeholder == "–"
+
+
+def test_a_fraction_from_an_earlier_round_does_not_move_the_bar():
+    from gold.runs import STEP_WEIGHTS, round_fraction
+
+    current = {"step": None, "started_at": 100.0}
+    old = [{"level": "info", "progress": 0.5, "ts": 99.0, "message": "Round 1: probing 1/2 prompts"}]
+    assert round_fraction(current, old) == 0.0
+    now = [{"level": "info", "progress": 0.5, "ts": 101.0, "message": "Round 2: generating 2/4 prompts"}]
+    assert round_fraction(current, now) == STEP_WEIGHTS["generate"] / 2
+    assert round_fraction({"step": "measure", "started_at": 100.0}, now) == pytest.approx(1.0)
+    assert round_fraction(None, now) == 0.0
+
+
+def ended_run(store, task_id: int, name: str, rounds_done: int, status: str = "done") -> int:
+    run_id = store.create_run(task_id, GoldSettings(rounds=max(1, rounds_done)).to_dict(), name=name)
+    for n in range(1, rounds_done + 1):
+        store.start_round(run_id, n)
+        store.finish_round(run_id, n, {"metric_name": "accuracy", "metric": 0.5})
+    store.finish_run(run_id, status)
+    return run_id
+
+
+def test_the_run_shown_is_the_newest_with_a_finished_round_or_the_one_the_url_names(home):
+    store = Store(home)
+    task_id = store.create_task(example_spec("sst2"))
+    finished = ended_run(store, task_id, "finished", 2)
+    cancelled = ended_run(store, task_id, "cancelled early", 0, status="cancelled")
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="run_id").value == finished  # not the newer run, which has nothing to show
+    assert at.query_params["run"] == str(finished)  # the address bar names the run shown
+    listed = next(d.value for d in at.dataframe if "rounds done" in d.value)
+    assert list(zip(listed["id"], listed["status"], listed["rounds done"])) == [
+        (cancelled, "cancelled", 0), (finished, "done", 2)]
+    at.selectbox(key="run_id").set_value(cancelled).run()
+    assert at.query_params["run"] == str(cancelled)  # kept in sync with the user's pick
+
+    linked = AppTest.from_file(PAGE, default_timeout=60)
+    linked.query_params["run"] = str(cancelled)
+    linked.run()
+    assert linked.selectbox(key="run_id").value == cancelled
+    assert not any("There is no run" in w.value for w in linked.warning)
+    gone = AppTest.from_file(PAGE, default_timeout=60)
+    gone.query_params["run"] = "999"
+    gone.run()
+    assert any("There is no run 999" in w.value for w in gone.warning)
+    assert gone.selectbox(key="run_id").value == finished and gone.query_params["run"] == str(finished)
+
+
+def test_delete_run_asks_first_and_leaves_the_other_runs(home):
+    store = Store(home)
+    task_id = store.create_task(example_spec("sst2"))
+    sibling = ended_run(store, task_id, "sibling", 1)
+    doomed = ended_run(store, task_id, "doomed", 1)
+    (store.run_dir(doomed) / "round-1" / "student").mkdir(parents=True)
+    (store.run_dir(doomed) / "round-1" / "student" / "model.safetensors").write_bytes(b"\0" * 3_000_000)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert at.selectbox(key="run_id").value == doomed
+    at.button(key=f"delete_run_{doomed}").click().run()
+    assert any("Delete run #" in w.value and "3.0 MB of checkpoints" in w.value for w in at.warning)
+    assert store.get_run(doomed)  # asking deletes nothing
+    at.button(key=f"confirm_delete_run_no_{doomed}").click().run()
+    assert store.get_run(doomed) and not any("Delete run #" in w.value for w in at.warning)
+
+    at.button(key=f"delete_run_{doomed}").click().run()
+    at.button(key=f"confirm_delete_run_yes_{doomed}").click().run()
+    assert not at.exception, at.exception
+    assert [r.id for r in store.list_runs()] == [sibling] and not store.run_dir(doomed).exists()
+    assert "Deleted run #" in at.success[0].value
+    assert at.selectbox(key="run_id").value == sibling and at.query_params["run"] == str(sibling)
+
+
+def test_a_run_that_has_not_ended_cannot_be_deleted_from_the_page(page, home):
+    store, run_id = running_run(home, "busy", 2, {"metric_name": "accuracy", "metric": 0.5})
+    page.run()
+    assert page.button(key=f"delete_run_{run_id}").disabled
+
+
+def test_keeping_only_the_best_and_last_checkpoints_is_frozen_with_the_run(page, home):
+    keep = page.selectbox(key="keep_checkpoints")
+    assert keep.options == ["every round's", "best and last round's"] and keep.value == "all"
+    keep.set_value("best_and_last")
+    submit(page)
+    [run] = Store(home).list_runs()
+    assert GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).keep_checkpoints == "best_and_last"
+
+
+def test_the_data_folder_size_is_shown(page, home):
+    store, run_id = running_run(home, "sized", 1, {"metric": 0.5})
+    (store.run_dir(run_id)).mkdir(parents=True)
+    (store.run_dir(run_id) / "big.bin").write_bytes(b"\0" * 25_000_000)
+    page.run()
+    assert any("Data folder" in c.value and " MB on disk" in c.value for c in page.caption)

@@ -96,3 +96,30 @@ def test_edit_duplicate_and_delete(page, home):
     assert not page.exception
     assert [t.name for t in store.list_tasks()] == ["Movie review sentiment (SST-2)"]
     assert page.selectbox(key="task_id").value is None
+
+
+def test_the_url_opens_a_task_and_follows_the_pick(home):
+    from gold.examples import example_spec
+
+    store = Store(home)
+    sst2, trec = store.create_task(example_spec("sst2")), store.create_task(example_spec("trec"))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["task"] = str(trec)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="task_id").value == trec and at.text_input(key="f_name").value == "Question type (TREC)"
+    at.selectbox(key="task_id").set_value(sst2).run()
+    assert at.query_params["task"] == str(sst2) and at.text_input(key="f_name").value.startswith("Movie review")
+    at.selectbox(key="task_id").set_value(None).run()
+    assert "task" not in at.query_params  # a new task has no id to link to yet
+    gone = AppTest.from_file(PAGE, default_timeout=60)
+    gone.query_params["task"] = "12345"
+    gone.run()
+    assert any("There is no task 12345" in w.value for w in gone.warning)
+    assert gone.selectbox(key="task_id").value is None
+
+
+def test_the_new_task_choice_is_plain_text(page):
+    # An emoji here (it was U+2795) shows as a missing-glyph box in a browser without an emoji font.
+    [new] = [o for o in page.selectbox(key="task_id").options if "New task" in o]
+    assert new.isascii()
