@@ -87,11 +87,11 @@ def choice_of(task: quality.BenchTask, seed: int, port: int, cache: quality.Cach
     from gold import labelers
     from gold.rounds import scoring_teacher
 
-    key = f"{task.key}-labeler_choice-s{seed}-{quality.cell_key(task, quality.Method('choose', 'run', 'gold', labeler_overrides('choose', port)), seed, 256, 4, 0.2).rsplit('-', 1)[-1]}"
+    method = quality.Method("choose", "run", "gold", labeler_overrides("choose", port))
+    key = f"{quality.cell_key(task, method, seed, 256, 4, 0.2)}-choice"
     cached = cache.get(key)
     if cached is None:
-        settings = quality.run_settings(quality.Method("choose", "run", "gold", labeler_overrides("choose", port)),
-                                        seed, 256, 4, 0.2)
+        settings = quality.run_settings(method, seed, 256, 4, 0.2)
         made = labelers.choose(task.spec, task.val, settings, lambda: scoring_teacher(settings))
         cached = made.to_dict()
         cache.put(key, cached)

@@ -557,13 +557,12 @@ def labeler_record(info: ExportInfo) -> dict[str, Any]:
 def labeler_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The labeler of these rounds as the metrics recorded it (see labeler_record); also for a run's dataset,
     which has no exported round."""
-    name = next((r["metrics"]["labeler"] for r in reversed(rounds) if r["metrics"].get("labeler")), None)
-    choice = next((r["metrics"]["labeler_choice"] for r in rounds if r["metrics"].get("labeler_choice")), None)
-    if name is None:
-        name = "teacher" if any(r["metrics"].get("soft_labeled") for r in rounds) else "none"
+    from gold.labelers import recorded
+
+    name, choice = recorded(rounds)
     if name == "none" or not any(r["metrics"].get("soft_labeled") for r in rounds):
         name = "none (the student learned the labels the teacher was asked to write)"
-    elif name == "teacher":
+    elif name in (None, "teacher"):  # rounds stored before labelers were recorded read with the teacher
         name = "the teacher (generating and reading labels back)"
     return {"name": name, "choice": choice}
 

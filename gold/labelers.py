@@ -175,6 +175,14 @@ def ensemble_name(members: Sequence[LabelerRef]) -> str:
     return "ensemble of " + " + ".join(str(m) for m in members)
 
 
+def recorded(rounds: Sequence[dict[str, Any]]) -> tuple[str | None, dict[str, Any] | None]:
+    """(labeler name, "choose" table) as the rounds' metrics recorded them: the last round that named a labeler,
+    and the round that chose, if any. The Runs page and the exports read them from here."""
+    name = next((r["metrics"]["labeler"] for r in reversed(rounds) if r["metrics"].get("labeler")), None)
+    choice = next((r["metrics"]["labeler_choice"] for r in rounds if r["metrics"].get("labeler_choice")), None)
+    return name, choice
+
+
 def planned_name(settings: GoldSettings) -> str | None:
     """The labeler a run uses without choosing: the first candidate, or "ensemble"; None when it chooses on
     the evaluation rows (the choice is made in round 1 and stored there)."""

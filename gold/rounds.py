@@ -64,7 +64,8 @@ class RunError(RuntimeError):
 
 def get_teacher(settings: GoldSettings):
     t = settings.teacher
-    key = (t.backend, t.engine, t.model, t.base_url, t.price_in_per_m, t.price_out_per_m, t.budget_usd, t.max_concurrency, t.timeout_s)
+    key = (t.backend, t.engine, t.model, t.base_url, t.price_in_per_m, t.price_out_per_m, t.budget_usd, t.max_concurrency,
+           t.timeout_s, settings.labeler.votes)
     if key not in _TEACHERS:
         if t.backend == "openai":
             from gold.teachers.remote import OpenAITeacher

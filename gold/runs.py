@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from gold import labelers
 from gold.specs import GoldSettings, SpecError, name_problems
 from gold.store import ACTIVE_STATUSES, RunSummary, Store
 
@@ -271,14 +272,12 @@ def run_overview(store: Store, run_id: int) -> RunOverview:
     if eta is not None:
         text += f" · about {eta / 60:.0f} min left" if eta >= 60 else f" · about {eta:.0f} s left"
     hists = {r["n"]: r["metrics"]["energy_hist"] for r in rounds if r["metrics"].get("energy_hist")}
+    labeler, labeler_choice = labelers.recorded(rounds)
     return RunOverview(run=run, progress=progress, progress_text=text, counts=store.sample_counts(run_id),
                        rounds_table=table, metric_name=metric_name, reject_reasons=store.reject_reasons(run_id),
                        events=events, usage=run["usage"], eta_s=eta, histograms=hists,
                        selected_on_eval=[r["n"] for r in rounds if r["metrics"].get("selected_on_eval")],
-                       labeler=next((r["metrics"]["labeler"] for r in reversed(rounds) if r["metrics"].get("labeler")),
-                                    None),
-                       labeler_choice=next((r["metrics"]["labeler_choice"] for r in rounds
-                                            if r["metrics"].get("labeler_choice")), None))
+                       labeler=labeler, labeler_choice=labeler_choice)
 
 
 def default_run_id(runs: list[RunSummary]) -> int | None:
@@ -312,11 +311,11 @@ def soft_label_check(store: Store, task_id: int, settings: GoldSettings, api_key
     """One sentence per remote labeler of the run (a server that is to read labels back): whether it gives
     log-probabilities, so soft labels work, and what the run does instead when it does not. One small
     request each, made before the run is queued; the Runs page and `gold run` show the sentences."""
-    from gold import labelers
+    from gold.rounds import wants_soft_labels
     from gold.teachers import fewshot
 
     task = store.get_task(task_id).spec
-    if task.kind != "classification" or settings.student.soft_label_weight <= 0:
+    if not wants_soft_labels(task, settings):
         return []
     remote = []
     for ref in labelers.refs(settings):
