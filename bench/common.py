@@ -1,5 +1,6 @@
-"""What every benchmark script shares: where the repository is, a description of the machine, and writing
-results JSON atomically (a benchmark killed half-way never leaves a truncated file behind)."""
+"""What every benchmark script shares: where the repository is, a description of the machine, writing results
+JSON atomically (a benchmark killed half-way never leaves a truncated file behind), and the finished run the
+export benchmarks measure."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -58,3 +60,57 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
+
+
+# -- the student the export benchmarks measure ------------------------------------------------------------------
+
+@dataclass
+class ExportedRun:
+    """A finished run's round to export, in an open store (close it when done)."""
+
+    store: Any  # gold.store.Store
+    run_id: int
+    round_n: int  # the round Export picks by default
+    source: str  # where the student came from, for the printed table and the results JSON
+
+
+def throwaway_run(home: Path, make_student: Callable[[Any], Any]) -> int:
+    """A store at `home` with the SST-2 example task and one finished round whose student is
+    `make_student(spec)` (a ClassifierStudent), saved where a round saves it, with its training-set record."""
+    from gold.examples import example_spec
+    from gold.layout import checkpoint_dir, train_ids_path
+    from gold.specs import GoldSettings
+    from gold.store import Store
+
+    store = Store(home)
+    spec = example_spec("sst2")
+    task_id = store.create_task(spec)
+    run_id = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name="bench")
+    ckpt = checkpoint_dir(store.run_dir(run_id), 1)
+    make_student(spec).save(ckpt)
+    train_ids_path(store.run_dir(run_id), 1).write_text(json.dumps({"seeds": len(spec.seeds), "sample_ids": []}))
+    store.start_round(run_id, 1)
+    store.set_round_step(run_id, 1, "train", checkpoint=str(ckpt))
+    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": None, "train_size": len(spec.seeds)})
+    store.finish_run(run_id, "done")
+    store.close()
+    return run_id
+
+
+def exported_run(home: Path | None, ref: str, work: Path, make_student: Callable[[Any], Any],
+                 made: str) -> ExportedRun:
+    """Run `ref` ("latest" or an id) of the store at `home`; without a home, a throw-away run under `work`
+    whose student is `make_student(spec)` (`made` says what that student is)."""
+    from gold import export
+    from gold.store import Store
+
+    if home is not None:
+        store = Store(home)
+        run_id = export.resolve_run(store, ref)
+        where = home.resolve()
+        source = f"run {run_id} of {where.relative_to(ROOT) if where.is_relative_to(ROOT) else home}"
+    else:
+        run_id = throwaway_run(work / "home", make_student)
+        store = Store(work / "home")
+        source = f"throw-away run: {made}"
+    return ExportedRun(store, run_id, export.pick_round(store, run_id).n, source)

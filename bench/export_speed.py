@@ -18,42 +18,27 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import RESULTS, ROOT, exported_run  # noqa: I001 — puts the repository on sys.path
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from gold import export  # noqa: E402
-from gold.store import Store  # noqa: E402
+from gold.modelcard import safetensors_parameters  # noqa: E402
 
 DEV = ROOT / "gold" / "example_data" / "sst2" / "dev.jsonl"
-OUT = ROOT / "bench" / "results" / "export_speed.json"
+OUT = RESULTS / "export_speed.json"
 
 
-def throwaway_run(home: Path) -> int:
-    """A store with the SST-2 example task and one finished round whose student is an untrained MiniLM."""
-    from gold.examples import example_spec
-    from gold.specs import GoldSettings
+def untrained_student(spec):
+    """A freshly initialised MiniLM classifier: the same architecture, size and speed as a trained one."""
     from gold.students.classifier import ClassifierStudent
 
-    store = Store(home)
-    spec = example_spec("sst2")
-    task_id = store.create_task(spec)
-    run_id = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name="bench")
-    ckpt = store.run_dir(run_id) / "round-1" / "student"
-    ClassifierStudent(spec.labels).save(ckpt)
-    (ckpt.parent / "train_ids.json").write_text(json.dumps({"seeds": len(spec.seeds), "sample_ids": []}))
-    store.start_round(run_id, 1)
-    store.set_round_step(run_id, 1, "train", checkpoint=str(ckpt))
-    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": None, "train_size": len(spec.seeds)})
-    store.finish_run(run_id, "done")
-    store.close()
-    return run_id
+    return ClassifierStudent(spec.labels)
 
 
 def disk_usage(path: Path) -> tuple[int, int]:
@@ -100,29 +85,21 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="gold-export-bench-"))
     try:
-        if a.home:
-            home = Path(a.home)
-            store = Store(home)
-            run_id = export.resolve_run(store, a.run)
-            source = f"run {run_id} of {home}"
-        else:
-            home = work / "home"
-            run_id = throwaway_run(home)
-            store = Store(home)
-            source = "throw-away run: untrained MiniLM classifier (same size and speed as a trained one)"
-        rnd = export.pick_round(store, run_id)
+        run = exported_run(Path(a.home) if a.home else None, a.run, work, untrained_student,
+                           "untrained MiniLM classifier (same size and speed as a trained one)")
+        store, run_id, round_n, source = run.store, run.run_id, run.round_n, run.source
         rows: list[dict] = []
 
         t = time.perf_counter()
-        folder = export.export_student(store, run_id, work / "student", rnd["n"]).path
+        folder = export.export_student(store, run_id, work / "student", round_n).path
         export_s = time.perf_counter() - t
         t = time.perf_counter()
-        zipped = export.export_zip(store, run_id, work / "student.zip", rnd["n"]).path
+        zipped = export.export_zip(store, run_id, work / "student.zip", round_n).path
         zip_s = time.perf_counter() - t
         size, blocks = disk_usage(folder)
         weights = (folder / "model.safetensors").stat().st_size
-        params = export.safetensors_parameters(folder)
-        print(f"student: {source}, round {rnd['n']}")
+        params = safetensors_parameters(folder)
+        print(f"student: {source}, round {round_n}")
         print(f"{'export folder':<34} {export_s:8.2f} s")
         print(f"{'export zip':<34} {zip_s:8.2f} s")
         print(f"{'folder size on disk':<34} {size / 1e6:8.1f} MB  ({blocks / 1e6:.1f} MB allocated; "
@@ -151,7 +128,7 @@ def main() -> None:
 
         result = {
             "meta": {
-                "student": source, "round": rnd["n"], "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                "student": source, "round": round_n, "cpu_count": os.cpu_count(), "torch": torch.__version__,
                 "transformers": transformers.__version__, "python": platform.python_version(),
                 "texts": f"{len(texts)} SST-2 dev texts (gold/example_data/sst2/dev.jsonl)",
             },

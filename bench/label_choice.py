@@ -1,6 +1,6 @@
 """Would choosing soft or hard labels per run, on the task's evaluation rows, beat one fixed default?
 
-The lead (issue 7): soft labels lift TREC by ~25 points but leave SST-2 level or lower on the evaluation rows,
+The question: soft labels lift TREC by ~25 points but leave SST-2 level or lower on the evaluation rows,
 so a run could train its round-1 student both ways and keep, for the rest of the run, the label source whose
 student scores higher on the evaluation rows (the run sees those rows anyway: per-round metric, early stopping).
 

@@ -68,7 +68,7 @@ def teacher_accuracy(task: quality.BenchTask, name: str, seed: int, port: int) -
 
     from gold import labelers
     from gold.evaluation import task_metric
-    from gold.rounds import scoring_teacher
+    from gold.teachers.cache import scoring_teacher
 
     settings = quality.run_settings(quality.Method(name, "run", "gold", labeler_overrides(name, port)), seed, 256, 4,
                                     0.2)
@@ -85,7 +85,7 @@ def teacher_accuracy(task: quality.BenchTask, name: str, seed: int, port: int) -
 def choice_of(task: quality.BenchTask, seed: int, port: int, cache: quality.Cache) -> str:
     """The ladder name of the labeler "choose on my rows" picks on the task's evaluation rows (cached)."""
     from gold import labelers
-    from gold.rounds import scoring_teacher
+    from gold.teachers.cache import scoring_teacher
 
     method = quality.Method("choose", "run", "gold", labeler_overrides("choose", port))
     key = f"{quality.cell_key(task, method, seed, 256, 4, 0.2)}-choice"

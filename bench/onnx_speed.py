@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT, WORK  # noqa: I001 — puts the repository on sys.path
+from common import RESULTS, ROOT, WORK, exported_run  # noqa: I001 — puts the repository on sys.path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -37,7 +37,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from gold import export, onnx_export  # noqa: E402
-from gold.store import Store  # noqa: E402
 
 DEV = ROOT / "gold" / "example_data" / "sst2" / "dev.jsonl"
 OUT = RESULTS / "onnx_speed.json"
@@ -54,28 +53,15 @@ def find_home() -> Path | None:
     return None
 
 
-def throwaway_run(home: Path) -> int:
-    """A store with the SST-2 example task and one finished round: MiniLM fine-tuned on the 8 seeds."""
-    from gold.examples import example_spec
-    from gold.specs import GoldSettings
+def seed_trained_student(spec):
+    """MiniLM fine-tuned on the 8 SST-2 seeds: weak, but a real trained classifier."""
     from gold.students.base import TrainExample, TrainingArgs
     from gold.students.classifier import ClassifierStudent
 
-    store = Store(home)
-    spec = example_spec("sst2")
-    task_id = store.create_task(spec)
-    run_id = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name="bench")
     student = ClassifierStudent(spec.labels, device="cpu")
-    student.fit([TrainExample(ex.inputs["text"], ex.output) for ex in spec.seeds], TrainingArgs(min_steps=60, seed=0))
-    ckpt = store.run_dir(run_id) / "round-1" / "student"
-    student.save(ckpt)
-    (ckpt.parent / "train_ids.json").write_text(json.dumps({"seeds": len(spec.seeds), "sample_ids": []}))
-    store.start_round(run_id, 1)
-    store.set_round_step(run_id, 1, "train", checkpoint=str(ckpt))
-    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": None, "train_size": len(spec.seeds)})
-    store.finish_run(run_id, "done")
-    store.close()
-    return run_id
+    student.fit([TrainExample(ex.inputs["text"], ex.output) for ex in spec.seeds],
+                TrainingArgs(min_steps=60, seed=0, loss="ce"))
+    return student
 
 
 def folder_bytes(path: Path) -> int:
@@ -135,22 +121,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="gold-onnx-bench-"))
     try:
-        home = Path(a.home) if a.home else find_home()
-        if home is not None:
-            store = Store(home)
-            run_id = export.resolve_run(store, a.run)
-            source = f"run {run_id} of {home.relative_to(ROOT) if home.is_relative_to(ROOT) else home}"
-        else:
-            home = work / "home"
-            run_id = throwaway_run(home)
-            store = Store(home)
-            source = "throw-away run: MiniLM fine-tuned on the 8 SST-2 seeds"
-        rnd = export.pick_round(store, run_id)
+        run = exported_run(Path(a.home) if a.home else find_home(), a.run, work, seed_trained_student,
+                           "MiniLM fine-tuned on the 8 SST-2 seeds")
+        store, run_id, round_n, source = run.store, run.run_id, run.round_n, run.source
         t = time.perf_counter()
-        pt_folder = export.export_student(store, run_id, work / "pytorch", rnd["n"], include_data=False).path
+        pt_folder = export.export_student(store, run_id, work / "pytorch", round_n, include_data=False).path
         export_pt_s = time.perf_counter() - t
         t = time.perf_counter()
-        int8_folder = onnx_export.export_onnx(store, run_id, work / "onnx-int8", rnd["n"]).path
+        int8_folder = onnx_export.export_onnx(store, run_id, work / "onnx-int8", round_n).path
         export_onnx_s = time.perf_counter() - t
         fp32_folder, all_folder = work / "onnx-fp32", work / "onnx-int8-all"
         onnx_export.convert(pt_folder, fp32_folder, quantize=False)
@@ -166,7 +144,7 @@ def main() -> None:
         weights = {name: (f / ("model.safetensors" if name == "pytorch fp32" else "model.onnx")).stat().st_size
                    for name, f in folders.items()}
 
-        print(f"student: {source}, round {rnd['n']}; {len(texts)} SST-2 dev rows; load avg at start "
+        print(f"student: {source}, round {round_n}; {len(texts)} SST-2 dev rows; load avg at start "
               f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         print(f"export: PyTorch folder {export_pt_s:.1f} s, int8 ONNX folder {export_onnx_s:.1f} s "
               "(trace, quantize, check on the task's evaluation rows)")
@@ -215,7 +193,7 @@ def main() -> None:
 
         result = {
             "meta": {
-                "student": source, "round": rnd["n"], "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                "student": source, "round": round_n, "cpu_count": os.cpu_count(), "torch": torch.__version__,
                 "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,
                 "python": platform.python_version(), "repeat": a.repeat,
                 "texts": f"{len(texts)} SST-2 dev rows (gold/example_data/sst2/dev.jsonl), length-sorted batches",

@@ -8,7 +8,7 @@ Usage:
   .venv/bin/python bench/quality.py --seeds-file S.jsonl --eval-file E.jsonl --kind classification \\
         --labels neg,pos --instruction "..."                   # any task: seeds + labeled rows
   .venv/bin/python bench/quality.py --simulated-veto 10,25,50  # + a reviewer vetoing after each round
-  .venv/bin/python bench/quality.py --variant keep_all=gold:noise_filter=false,student.loss=ce
+  .venv/bin/python bench/quality.py --variant keep_all=gold:noise=keep,student.loss=ce
 
 Methods, all with the same seeds, the same teacher budget and the same held-out rows:
   teacher_raw / teacher_calibrated  the teacher classifies each row from a few-shot prompt of the seeds by label
@@ -58,8 +58,13 @@ from tqdm import tqdm
 from gold.datafiles import ColumnMapping, DataFileError, load_examples
 from gold.evaluation import evaluate_student, is_correct
 from gold.examples import EXAMPLES
-from gold.export import best_round
-from gold.specs import Example, GoldSettings, LabelerSpec, SpecError, StudentSpec, TaskSpec, normalize_text
+from gold.checkpoints import best_round, load_checkpoint
+from gold.context import RunContext
+from gold.loop import RunHooks, execute_run
+from gold.records import Round, RoundMetrics
+from gold.settings import BEFORE_THEY_EXISTED
+from gold.specs import (Example, GoldSettings, LabelerSpec, SpecError, StudentSpec, TaskSpec, noise_from_flags,
+                        normalize_text)
 
 SPLIT_SEED = 1234
 RUN_METHODS = ("baseline", "gold")
@@ -159,7 +164,7 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
     per_round = max(1, budget // rounds)
     probe = round(per_round * probe_share) if probe_share > 0 else 0
     settings = GoldSettings(mode=method.mode, rounds=rounds, samples_per_round=per_round - probe, probe_size=probe,
-                            seed=seed, map_after_round=False)
+                            seed=seed)
     top, teacher, student, labeler = {}, {}, {}, {}
     for key, value in method.overrides.items():
         if key.startswith("student."):
@@ -170,6 +175,11 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
             labeler[key[8:]] = str(value).split("|") if key == "labeler.models" else value
         else:
             top[key] = value
+    if "noise_filter" in top or "relabel_noise" in top:  # the two booleans the `noise` setting replaced
+        noise_filter, relabel = bool(top.pop("noise_filter", True)), bool(top.pop("relabel_noise", False))
+        if relabel and not noise_filter:
+            sys.exit(f"error: method '{method.name}': relabel_noise=true needs the noise filter (noise=relabel).")
+        top.setdefault("noise", noise_from_flags(noise_filter, relabel))
     unknown = [k for k in top if k not in GoldSettings.__dataclass_fields__] + \
               [f"student.{k}" for k in student if k not in StudentSpec.__dataclass_fields__] + \
               [f"labeler.{k}" for k in labeler if k not in LabelerSpec.__dataclass_fields__]
@@ -187,20 +197,16 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # -- the cache of finished cells ------------------------------------------------------------------------------------
 
-# Settings added after cells were measured, at the value that does exactly what the engine did before they
-# existed: left out of a cell's identity at that value, so adding a setting does not throw away measured cells.
-NEUTRAL = {"steer_labels": False, "relabel_noise": False, "train_on_probes": False, "keep_checkpoints": "all",
-           "teacher": {"engine": "transformers"},
-           "student": {"label_smoothing": 0.0, "soft_label_weight": 0.0, "final_fresh": False, "final_epochs": 0,
-                       "early_stopping": False, "soft_label_calibration": "contextual"},
-           "labeler": {"models": [], "pick": "first", "votes": 0}}
+# A setting added after cells were measured is left out of a cell's identity while it has the value that does what
+# the engine did before it existed (gold.settings.BEFORE_THEY_EXISTED, the table stored runs are read with too), so
+# adding a setting does not throw away measured cells.
 
 # Settings the engine reads only in GOLD mode (rounds.probing, training_set's probes): a baseline cell's identity
 # leaves them out, so a change of their default does not throw away baseline cells that would run the same.
 GOLD_ONLY = ("train_on_probes",)
 
 
-def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = NEUTRAL) -> dict[str, Any]:
+def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = BEFORE_THEY_EXISTED) -> dict[str, Any]:
     out = {}
     for k, v in settings.items():
         if isinstance(v, dict) and isinstance(neutral.get(k), dict):
@@ -212,10 +218,31 @@ def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = NEUTRAL)
     return out
 
 
+def as_cached(d: dict[str, Any]) -> dict[str, Any]:
+    """The settings as the cell cache keys them: the shape GoldSettings had when the cached cells were measured.
+
+    - `noise` is written as the two booleans it replaced: noise_filter (off for "keep"), and relabel_noise, which
+      appears only when on ("relabel"; a cell of the other strategies was keyed without it);
+    - `feedback` at "energy_band", the one strategy there was, is left out;
+    - map_after_round, which every bench run set to False (the map is a hook now, not a setting), is put back.
+    Any other strategy name stays in under its own key, so a new strategy's cells get keys of their own."""
+    d = dict(d)
+    noise = d.pop("noise")
+    d["noise_filter"] = noise != "keep"
+    if noise == "relabel":
+        d["relabel_noise"] = True
+    elif noise not in ("drop", "keep"):
+        d["noise"] = noise
+    if d.get("feedback") == "energy_band":
+        del d["feedback"]
+    d["map_after_round"] = False
+    return d
+
+
 def settings_identity(settings: GoldSettings) -> dict[str, Any]:
-    """What of a run's settings its result depends on: all of them, less those at their NEUTRAL value and, in
-    baseline mode, less the GOLD-only ones."""
-    d = settings.to_dict()
+    """What of a run's settings its result depends on: all of them (`as_cached`), less those at the value runs got
+    before they existed and, in baseline mode, less the GOLD-only ones."""
+    d = as_cached(settings.to_dict())
     if d["mode"] == "baseline":
         for k in GOLD_ONLY:
             d.pop(k, None)
@@ -275,7 +302,7 @@ def measure_teacher(task: BenchTask, seed: int) -> dict[str, Any]:
 
 
 def train_student(task: TaskSpec, examples: list[Example], spec: StudentSpec, seed: int):
-    from gold.rounds import new_student
+    from gold.checkpoints import new_student
     from gold.students.base import TrainExample
 
     student = new_student(task, GoldSettings(student=spec))  # the engine's own constructor, as a round uses
@@ -291,34 +318,35 @@ def measure_seeds_only(task: BenchTask, seed: int) -> dict[str, Any]:
     return {"seeds_only": evaluate_student(student, task.spec, task.test), "train_s": time.perf_counter() - started}
 
 
-class Reviewer:
+class Reviewer(RunHooks):
     """The simulated human of the Explore page: after a round, looks at K unreviewed samples still in training
-    (highest energy first, or at random) and vetoes those whose label it knows to be wrong."""
+    (highest energy first, or at random) and vetoes those whose label it knows to be wrong. It replaces the
+    product's hook between rounds, so a bench run draws no maps."""
 
     def __init__(self, store, run_id: int, task: BenchTask, oracle, k: int, order: str, seed: int, last_round: int):
         self.store, self.run_id, self.task, self.oracle, self.k, self.order = store, run_id, task, oracle, k, order
         self.rng = random.Random(seed)
         self.last_round = last_round
-        self.with_probes = GoldSettings.from_dict(store.get_run(run_id)["settings"]).train_on_probes
+        self.with_probes = GoldSettings.from_dict(store.get_run(run_id).settings).train_on_probes
         self.reviewed: set[int] = set()
         self.log: list[dict[str, int]] = []
 
-    def __call__(self, n: int) -> None:
-        if n >= self.last_round:  # a veto after the last round would need an extra training pass
+    def after_round(self, ctx, n: int, settings: GoldSettings) -> None:
+        if self.k <= 0 or n >= self.last_round:  # a veto after the last round would need an extra training pass
             return
         # Only samples the next training would use: a noise-flagged one is out of training already, so looking
         # at it costs the reviewer time and buys nothing (measured: most top-energy samples were flagged).
         rows = [r for r in self.store.samples(self.run_id, trainable_only=True, with_probes=self.with_probes)
-                if r["id"] not in self.reviewed and r["energy"] is not None]
+                if r.id not in self.reviewed and r.energy is not None]
         if self.order == "energy":
-            rows.sort(key=lambda r: r["energy"], reverse=True)
+            rows.sort(key=lambda r: r.energy, reverse=True)
         elif self.order == "label_prob":  # the student's belief in the given label, least believed first
-            rows.sort(key=lambda r: r["label_prob"] if r["label_prob"] is not None else 2.0)
+            rows.sort(key=lambda r: r.label_prob if r.label_prob is not None else 2.0)
         else:
             self.rng.shuffle(rows)
         looked = rows[: self.k]
-        self.reviewed.update(r["id"] for r in looked)
-        wrong = [r["id"] for r in looked if not self.oracle.agrees(r["inputs"], r["output"])]
+        self.reviewed.update(r.id for r in looked)
+        wrong = [r.id for r in looked if not self.oracle.agrees(r.inputs, r.output)]
         self.store.set_vetoed(wrong)
         self.log.append({"round": n, "reviewed": len(looked), "vetoed": len(wrong)})
 
@@ -345,9 +373,7 @@ class Oracle:
 def measure_run(task: BenchTask, method: Method, settings: GoldSettings, home: Path, key: str,
                 oracle: Oracle | None) -> dict[str, Any]:
     """One run through the engine (`execute_run`, as the worker does), then every round's student on the test rows."""
-    from gold.rounds import execute_run, load_checkpoint
     from gold.store import Store
-    from gold.worker import RunContext
 
     store = Store(home)
     try:
@@ -356,22 +382,23 @@ def measure_run(task: BenchTask, method: Method, settings: GoldSettings, home: P
             task_id = store.create_task(replace(task.spec, name=key))
         run = next((r for r in store.list_runs(task_id) if r.name == key), None)
         run_id = run.id if run else store.create_run(task_id, settings.to_dict(), name=key, mode=settings.mode)
-        if store.get_run(run_id)["status"] != "done":
+        if store.get_run(run_id).status != "done":
             worker = f"bench-{os.getpid()}"
             store.resume_run(run_id)  # a failed or cancelled cell is queued again (a no-op otherwise)
             if store.claim_run(worker, stale_after=0, only=[run_id]) != run_id:
                 raise RuntimeError(f"Could not claim run {run_id} in {home}.")
-            reviewer = (Reviewer(store, run_id, task, oracle, method.veto, method.veto_order, settings.seed,
-                                 settings.rounds) if method.veto else None)
-            status = execute_run(RunContext(store, run_id, worker), after_round=reviewer)
+            # no reviewer: a hook that does nothing between rounds (no map: the bench never looks at one)
+            reviewer = Reviewer(store, run_id, task, oracle, method.veto, method.veto_order, settings.seed,
+                                settings.rounds)
+            status = execute_run(RunContext(store, run_id, worker), hooks=reviewer)
             store.finish_run(run_id, status)
         else:
             reviewer = None
         rounds = store.rounds(run_id)
-        curve = [evaluate_student(load_checkpoint(store, run_id, r["n"]), task.spec, task.test) for r in rounds]
-        m = [r["metrics"] for r in rounds]
+        curve = [evaluate_student(load_checkpoint(store, run_id, r.n), task.spec, task.test) for r in rounds]
+        m = [r.metrics.to_dict() for r in rounds]
         last = m[-1]
-        flags = [s["flag"] for s in store.samples(run_id, kept_only=True)]
+        flags = [s.flag for s in store.samples(run_id, kept_only=True)]
         prompts_used = sum(x.get("gen_prompts", 0) + x.get("probe_prompts", 0) for x in m)
         return {
             "test": curve[-1], "curve": curve, "val_curve": [x.get("metric") for x in m],
@@ -380,7 +407,7 @@ def measure_run(task: BenchTask, method: Method, settings: GoldSettings, home: P
             "kept": last.get("kept"), "rejected": last.get("rejected"), "noise": flags.count("noise"),
             "feedback": flags.count("feedback"), "train_size": last.get("train_size"),
             "vetoed": last.get("vetoed"), "teacher_samples": prompts_used,
-            "reviewer": reviewer.log if reviewer else None,
+            "reviewer": reviewer.log if reviewer and method.veto else None,
         }
     finally:
         store.close()
@@ -567,13 +594,15 @@ def _cell_line(r: dict[str, Any]) -> str:
 
 def exported_round(cell: dict[str, Any]) -> int | None:
     """The round (1-based) whose student the Export page and `gold export` download by default: the product's own
-    rule, `gold.export.best_round` (best evaluation-row score, the later round on a tie), applied to the cell's
+    rule, `gold.checkpoints.best_round` (best evaluation-row score, the later round on a tie), applied to the cell's
     stored evaluation curve. Why: the tables' headline is the last round's student, but a user downloads this one,
     so the tables also say what that student scores on the test rows."""
     vals = cell.get("val_curve") or []
     if not vals or len(vals) != len(cell.get("curve") or []):
         return None
-    return best_round([{"n": i + 1, "metrics": {"metric": v}} for i, v in enumerate(vals)])["n"]
+    rounds = [Round(id=0, run_id=0, n=i + 1, status="done", step="done", metrics=RoundMetrics(metric=v))
+              for i, v in enumerate(vals)]
+    return best_round(rounds).n
 
 
 def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], results: dict, a, settings_of) -> dict[str, Any]:
@@ -634,7 +663,7 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
     if "gold" in settings_of:
         s = settings_of["gold"]
         entry["gold_settings"] = {"samples_per_round": s.samples_per_round, "probe_size": s.probe_size,
-                                  "band": [s.band_lo, s.band_hi], "noise_filter": s.noise_filter,
+                                  "band": [s.band_lo, s.band_hi], "noise_filter": s.noise != "keep",
                                   "loss": s.student.loss, "epochs": s.student.epochs, "min_steps": s.student.min_steps}
     return entry
 

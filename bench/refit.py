@@ -6,7 +6,7 @@ kept or not) leaves the generated data exactly as it was. Instead of rerunning a
 generation on 2 cores at 256 samples) this script takes each finished cell's store from bench/quality.py,
 rebuilds the final training set and trains a student per recipe (~1 min), read on the same held-out test rows.
 Every data seed is paired with `--train-seeds` training seeds, because training noise alone moves a student
-by several points (DESIGN.md).
+by several points (docs/design.md).
 
 Usage:
   .venv/bin/python bench/quality.py                     # first: the cells (cached under bench/.work/quality)
@@ -16,7 +16,7 @@ Usage:
 
 A recipe is ROWS:key=value,... — ROWS is `trainable` (what the run's last round trained on: seeds + samples
 neither vetoed nor flagged as noise), `all` (every kept sample, noise flags ignored) or `relabel` (trainable +
-the noise-flagged samples under the label the run's last student predicted: `relabel_noise`); keys are StudentSpec
+the noise-flagged samples under the label the run's last student predicted: noise strategy `relabel`); keys are StudentSpec
 fields on top of the product's defaults. Writes bench/results/refit.json and prints a table.
 """
 
@@ -83,37 +83,47 @@ def finished_cells(work: Path, task: str, method: str, budget: int, seed: int) -
 
 
 def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], train_seed: int) -> dict[str, Any]:
-    from gold.rounds import new_student, relabel_candidates
+    """One recipe on one cell: the product's train step (its training set, its recipe for the final round, its
+    student constructor), with the recipe's StudentSpec fields on top and, for training seeds after the first, the
+    seed moved by 7919 per training seed (training seed 0 trains exactly as the run's last round did)."""
+    from gold import layout
+    from gold.checkpoints import new_student
+    from gold.records import Sample
+    from gold.steps.train import training_args, training_set
     from gold.store import Store
     from gold.students.base import TrainExample
 
     store = Store(home)
     try:
         run = store.get_run(store.list_runs()[0].id)
-        settings = GoldSettings.from_dict(run["settings"])
-        task = store.get_task(run["task_id"]).spec
-        if rows_kind == "all":
-            rows = store.samples(run["id"], role="train", kept_only=True)
+        spec = replace(StudentSpec(), **overrides)
+        # ROWS: trainable = the run's own noise strategy; relabel = the noise rows under the last student's label
+        stored = GoldSettings.from_dict(run.settings)
+        settings = replace(stored, student=spec, noise="relabel" if rows_kind == "relabel" else stored.noise)
+        task = store.get_task(run.task_id).spec
+        if rows_kind == "all":  # every kept sample, noise flags ignored
+            train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
+            rows: list[Sample] = store.samples(run.id, role="train", kept_only=True)
+            train += [TrainExample(task.format_input(r.inputs), r.output) for r in rows]
         else:
-            rows = store.samples(run["id"], trainable_only=True)
-        if rows_kind == "relabel":  # what `relabel_noise` trains on: noise rows under the last student's label
-            rows += [{**r, "output": r["prediction"]} for r in relabel_candidates(store, run["id"], task)]
-        soft = {}
+            train = training_set(store, run.id, task, settings).rows
+            rows = store.samples(run.id, trainable_only=True)
         if overrides.get("soft_label_weight"):
             if overrides.get("soft_label_calibration") == "batch":  # over each round's samples, as a run does
-                every = store.samples(run["id"], role="train", kept_only=True)
+                every = store.samples(run.id, role="train", kept_only=True)
                 soft = batch_calibrated(task, every, teacher_probs(home, task, every, settings.seed))
             else:
                 soft = teacher_probs(home, task, rows, settings.seed)
-        train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
-        train += [TrainExample(task.format_input(r["inputs"]), r["output"], soft=soft.get(str(r["id"])))
-                  for r in rows]
-        spec = replace(StudentSpec(), **overrides)
+        else:
+            soft = {}
+        # the recipe's soft labels (the teacher's read-back, cached per cell), never the ones the run stored
+        by_text = {task.format_input(r.inputs): soft.get(str(r.id)) for r in rows}
+        train = [replace(t, soft=by_text.get(t.text)) for t in train]
         last = settings.rounds
-        prev = store.run_dir(run["id"]) / f"round-{last - 1}" / "student"
-        args = spec.training_args(seed=settings.seed * 1000 + last + 7919 * train_seed,
-                                  warm_start=spec.warm_start and prev.exists(), final=True)
-        student = new_student(task, replace(settings, student=spec), prev if args.warm_start else None)
+        prev = layout.checkpoint_dir(store.run_dir(run.id), last - 1)
+        args = training_args(settings, spec.warm_start and prev.exists(), last)
+        args = replace(args, seed=args.seed + 7919 * train_seed)
+        student = new_student(task, settings, prev if args.warm_start else None)
         judge = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.eval_set]
         t0 = time.perf_counter()
         report = student.fit(train, args, eval_examples=judge)
@@ -124,36 +134,37 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
         store.close()
 
 
-def teacher_probs(home: Path, task, rows: list[dict[str, Any]], seed: int) -> dict[str, list[float]]:
+def teacher_probs(home: Path, task, rows: list, seed: int) -> dict[str, list[float]]:
     """The teacher's calibrated label probabilities for a cell's samples (by sample id), computed once per cell."""
     from gold.teachers import fewshot
     from gold.teachers.local import LocalTeacher
 
     path = home.parent.parent / "refit" / f"{home.name}-teacher-probs.json"
     cached = read_json(path)
-    missing = [r for r in rows if str(r["id"]) not in cached]
+    missing = [r for r in rows if str(r.id) not in cached]
     if missing:
-        p = fewshot.label_probs(LocalTeacher.cached(), task, [r["inputs"] for r in missing], seed=seed)
-        cached.update({str(r["id"]): [round(float(x), 5) for x in row] for r, row in zip(missing, p.calibrated)})
+        p = fewshot.label_probs(LocalTeacher.cached(), task, [r.inputs for r in missing], seed=seed)
+        cached.update({str(r.id): [round(float(x), 5) for x in row] for r, row in zip(missing, p.calibrated)})
         write_json(path, cached)
     return cached
 
 
-def batch_calibrated(task, rows: list[dict[str, Any]], soft: dict[str, list[float]]) -> dict[str, list[float]]:
+def batch_calibrated(task, rows: list, soft: dict[str, list[float]]) -> dict[str, list[float]]:
     """The cached (contextually calibrated) probabilities re-calibrated as a run with soft_label_calibration=batch
-    stores them: per round, over every sample that round kept (`rounds.soft_labels_for_batch`; the noise flags
-    come after). Prior matching fixes one weight per label, so contextual or raw probabilities give the same."""
+    stores them: per round, over every sample that round kept (`fewshot.match_prior` to the mix of labels asked
+    for, as the label step does; the noise flags come after). Prior matching fixes one weight per label, so
+    contextual or raw probabilities give the same."""
     import numpy as np
 
-    from gold.rounds import soft_labels_for_batch
+    from gold.teachers import fewshot
 
     out: dict[str, list[float]] = {}
-    for n in sorted({r["round"] for r in rows}):
-        group = [r for r in rows if r["round"] == n and str(r["id"]) in soft]
+    for n in sorted({r.round for r in rows}):
+        group = [r for r in rows if r.round == n and str(r.id) in soft]
         if group:
-            probs = soft_labels_for_batch(task, np.array([soft[str(r["id"])] for r in group]),
-                                          [r["output"] for r in group])
-            out.update({str(r["id"]): q.round(5).tolist() for r, q in zip(group, probs)})
+            probs = fewshot.match_prior(np.array([soft[str(r.id)] for r in group]),
+                                        fewshot.label_mix(task, [r.output for r in group]))
+            out.update({str(r.id): q.round(5).tolist() for r, q in zip(group, probs)})
     return out
 
 

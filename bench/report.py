@@ -20,8 +20,8 @@ LABELS = {
     "seeds_only": "student on the seeds only",
     "baseline": "student, plain generation (baseline; soft labels, as the defaults)",
     "gold": "student, GOLD (product defaults: soft labels, batch-calibrated)",
-    "baseline_hard": "student, plain generation, hard labels (the defaults before session 5)",
-    "gold_hard": "student, GOLD, hard labels (the defaults before session 5)",
+    "baseline_hard": "student, plain generation, hard labels (soft-label weight 0)",
+    "gold_hard": "student, GOLD, hard labels (soft-label weight 0)",
 }
 SPEED = [
     ("teacher_batched_over_single", "teacher generation, batch 16 over batch 1 (tokens/s)", "≥ 4", ">="),

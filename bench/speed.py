@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/speed.py [--quick] [--llama-cpp] [--skip explore,umap10k]
 
-Rows (targets from issue 6 in brackets):
+Rows (targets in brackets):
   teacher      generation tokens/s and samples/s at batch 1 and batched, on the SST-2 generation prompts
                (teacher_batched_over_single ≥ 4); with --llama-cpp and llama-cpp-python installed, the same
                prompts through the llama.cpp engine (llama_cpp_over_batched);
@@ -79,8 +79,8 @@ def bench_llama_cpp(out: dict, prompts_n: int) -> None:
     teacher = llamacpp.LlamaCppTeacher(threads=torch.get_num_threads())
     reqs = prompts.plan_requests(example_spec("sst2"), prompts_n, style="completion", rng=random.Random(0))
     texts = [r.prompt for r in reqs]
-    teacher.generate(texts[:2], GenerationSettings(seed=0))  # warm-up
-    comps, secs = timed(lambda: teacher.generate(texts, GenerationSettings(seed=0)))
+    teacher.generate(texts[:2], GenerationSettings(seed=0, batch_size=8))  # warm-up
+    comps, secs = timed(lambda: teacher.generate(texts, GenerationSettings(seed=0, batch_size=8)))
     tokens = sum(c.completion_tokens for c in comps)
     out["llama_cpp"] = {"batch": 1, "prompts": len(texts), "tokens_per_s": tokens / secs, "samples_per_s": len(texts) / secs}
     if isinstance(out.get("teacher"), dict):
@@ -100,8 +100,8 @@ def bench_student(out: dict, steps: int) -> None:
     texts, labels, task = sst2_texts()
     student = ClassifierStudent(task.labels)
     examples = [TrainExample(t, y) for t, y in zip(texts, labels)]
-    args = TrainingArgs(epochs=1, min_steps=steps, max_steps=steps, batch_size=16, seed=0)
-    student.fit(examples, TrainingArgs(epochs=1, min_steps=2, max_steps=2, batch_size=16))  # warm-up
+    args = TrainingArgs(epochs=1, min_steps=steps, max_steps=steps, batch_size=16, seed=0, loss="ce")
+    student.fit(examples, TrainingArgs(epochs=1, min_steps=2, max_steps=2, batch_size=16, loss="ce"))  # warm-up
     report, secs = timed(lambda: student.fit(examples, args))
     out["student_train_ex_per_s"] = round(steps_examples(len(examples), 16, report.steps) / secs, 1)
     student.predict(texts[:32])
@@ -143,10 +143,10 @@ def bench_umap(out: dict, sizes: list[int]) -> None:
 
 
 def bench_round(out: dict) -> None:
-    from gold.rounds import execute_run
+    from gold.context import RunContext
+    from gold.loop import execute_run
     from gold.specs import GoldSettings
     from gold.store import Store
-    from gold.worker import RunContext
 
     with tempfile.TemporaryDirectory() as home:
         store = Store(home)
@@ -155,10 +155,10 @@ def bench_round(out: dict) -> None:
         run_id = store.create_run(task_id, settings.to_dict(), name="bench")
         store.claim_run("bench", only=[run_id])
         _, secs = timed(lambda: execute_run(RunContext(store, run_id, "bench")))
-        m = store.rounds(run_id)[0]["metrics"]
+        m = store.rounds(run_id)[0].metrics
         out["round_64_s"] = round(secs, 1)
-        out["round_64_parts_s"] = {"generate": m.get("generate_seconds"), "train": m.get("train_seconds")}
-        out["round_64_kept"] = m.get("kept")
+        out["round_64_parts_s"] = {"generate": m.generate_seconds, "train": m.train_seconds}
+        out["round_64_kept"] = m.kept
         store.close()
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 

@@ -66,7 +66,8 @@ def main() -> None:
     texts = (texts * (a.infer // len(texts) + 1))[: a.infer]
     student = clf.ClassifierStudent(labels)
     tok_lens = [len(x) for x in student.tokenizer(texts, truncation=True, max_length=128)["input_ids"]]
-    args = TrainingArgs(epochs=1, min_steps=a.steps, max_steps=a.steps, batch_size=16, seed=0, warm_start=True)
+    args = TrainingArgs(epochs=1, min_steps=a.steps, max_steps=a.steps, batch_size=16, seed=0, warm_start=True,
+                        loss="ce")
 
     fused_adamw, collate = training.adamw, clf.ClassifierStudent._collate
 

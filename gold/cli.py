@@ -13,7 +13,8 @@ from pathlib import Path
 
 from gold.datafiles import ColumnMapping, DataFileError, guess_mapping, labels_in, read_table, to_examples
 from gold.export import ExportError
-from gold.specs import KINDS, LABELER_PICKS, LOCAL_ENGINES, GoldSettings, SpecError, TaskSpec, TeacherSpec
+from gold.settings import add_run_flags, apply_args
+from gold.specs import KINDS, LOCAL_ENGINES, REPLACED, SECTIONS, GoldSettings, SpecError, TaskSpec, TeacherSpec
 from gold.store import ACTIVE_STATUSES, NotFound, Store, StoreError
 
 
@@ -129,16 +130,6 @@ def _id_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of run ids") from None
 
 
-# Settings flags of `gold run` -> (section, field) in GoldSettings; section None = top level. Their argparse
-# default is None, so a flag the user did not type never overrides --config (or the defaults).
-RUN_FLAGS: dict[str, tuple[str | None, str]] = {
-    "rounds": (None, "rounds"), "per_round": (None, "samples_per_round"), "probe": (None, "probe_size"),
-    "seed": (None, "seed"), "teacher": ("teacher", "backend"), "engine": ("teacher", "engine"),
-    "base_url": ("teacher", "base_url"), "model": ("teacher", "model"), "student_model": ("student", "model"),
-    "epochs": ("student", "epochs"), "min_steps": ("student", "min_steps"), "loss": ("student", "loss"),
-    "labeler": ("labeler", "models"), "pick_labeler": ("labeler", "pick"), "label_votes": ("labeler", "votes"),
-}
-SETTINGS_SECTIONS = ("teacher", "student", "labeler")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 MAX_CONFIG_BYTES = 1_000_000
 
@@ -181,14 +172,17 @@ def read_settings_file(path: str) -> dict:
 
 def settings_from_file(path: str) -> GoldSettings:
     """GoldSettings from a settings file: keys checked by name and type (GoldSettings.from_dict alone would
-    ignore a misspelt key), missing keys taking today's defaults (not the values older stored runs get)."""
+    ignore a misspelt key), missing keys taking today's defaults (not the values older stored runs get). A run.json
+    stored before some settings were replaced (noise_filter, relabel_noise, map_after_round) reads as it was meant."""
     raw = read_settings_file(path)
-    problems = _settings_shape_problems(raw, GoldSettings().to_dict(), "")
+    problems = _settings_shape_problems(raw, {**GoldSettings().to_dict(), **REPLACED}, "")
     if problems:
         raise CliError(f"'{path}' has settings GOLD Studio cannot use:\n" + "\n".join(f"  - {p}" for p in problems))
     merged = GoldSettings().to_dict()
+    if any(key in raw for key in REPLACED) and "noise" not in raw:
+        del merged["noise"]  # the file's booleans say which noise strategy it meant
     for key, value in raw.items():
-        if key in SETTINGS_SECTIONS:
+        if key in SECTIONS:
             merged[key].update(value)
         else:
             merged[key] = value
@@ -245,14 +239,7 @@ def _json_type(value) -> str:
 
 def run_settings(args: argparse.Namespace) -> GoldSettings:
     """The run's settings: --config (else the defaults), then every settings flag the user typed on top."""
-    settings = settings_from_file(args.config) if args.config else GoldSettings()
-    for flag, (section, name) in RUN_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        setattr(getattr(settings, section) if section else settings, name, value)
-    if args.baseline:
-        settings.mode = "baseline"
+    settings = apply_args(args, settings_from_file(args.config) if args.config else GoldSettings())
     if settings.teacher.backend == "openai" and settings.teacher.model == TeacherSpec().model:
         raise CliError("With --teacher openai, name the server's model with --model"
                        + (" (or teacher.model in the settings file)." if args.config else "."))
@@ -314,7 +301,7 @@ def _follow(store: Store, ids: list[int]) -> None:
                 ov = run_overview(store, i)
                 bar.n = round(ov.progress * 100)
                 bar.set_postfix_str(ov.progress_text[:70], refresh=True)
-                active += ov.run["status"] in ACTIVE_STATUSES
+                active += ov.run.status in ACTIVE_STATUSES
             if not active:
                 return
             time.sleep(1.0)
@@ -326,13 +313,13 @@ def _follow(store: Store, ids: list[int]) -> None:
 def _report(store: Store, ids: list[int]) -> int:
     for run_id in ids:
         run = store.get_run(run_id)
-        print(f"Run {run_id} ({run['mode']}): {run['status']}" + (f": {run['error']}" if run["error"] else ""))
+        print(f"Run {run_id} ({run.mode}): {run.status}" + (f": {run.error}" if run.error else ""))
         for r in store.rounds(run_id):
-            m = r["metrics"]
-            metric = f", {m.get('metric_name')} {m['metric']:.3f}" if m.get("metric") is not None else ""
-            print(f"  round {r['n']}: kept {m.get('kept')}, rejected {m.get('rejected')}, trained on "
-                  f"{m.get('train_size')}, noise {m.get('noise')}, feedback {m.get('feedback')}{metric}")
-    return 0 if all(store.get_run(i)["status"] == "done" for i in ids) else 1
+            m = r.metrics
+            metric = f", {m.metric_name} {m.metric:.3f}" if m.metric is not None else ""
+            print(f"  round {r.n}: kept {m.kept}, rejected {m.rejected}, trained on "
+                  f"{m.train_size}, noise {m.noise}, feedback {m.feedback}{metric}")
+    return 0 if all(store.get_run(i).status == "done" for i in ids) else 1
 
 
 def cmd_runs(args: argparse.Namespace, store: Store) -> int:
@@ -357,11 +344,11 @@ def cmd_delete(args: argparse.Namespace, store: Store) -> int:
     from gold.store import tree_bytes
 
     run = store.get_run(args.run)  # an unknown run: NotFound, one clear line
-    if run["status"] in ACTIVE_STATUSES:
-        raise CliError(f"Run {args.run} has not ended (it is {run['status']}): stop it with `python -m gold cancel "
+    if run.status in ACTIVE_STATUSES:
+        raise CliError(f"Run {args.run} has not ended (it is {run.status}): stop it with `python -m gold cancel "
                        f"{args.run}`, and delete it once it has stopped.")
     size = human_size(tree_bytes(store.run_dir(args.run)))
-    what = (f"run {args.run} '{run['name']}' of task '{run['task_name']}' ({len(store.rounds(args.run))} rounds, "
+    what = (f"run {args.run} '{run.name}' of task '{run.task_name}' ({len(store.rounds(args.run))} rounds, "
             f"{store.sample_counts(args.run)['generated']} samples, {size} on disk)")
     if not args.yes:
         print(f"Delete {what}? This cannot be undone. [y/N] ", end="", flush=True)
@@ -478,7 +465,6 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--only", type=_id_list, help="serve only these run ids (comma-separated)")
     w.add_argument("--id", dest="worker_id", help="the worker id runs were reserved for (set by the app)")
 
-    d = GoldSettings()
     run = sub.add_parser("run", help="run GOLD on a task through the worker, with a progress bar",
                          description="Queue a GOLD run on a task. --config takes a run's settings file (the "
                                      "Runs page's run.json, or the same keys in YAML); the flags below override "
@@ -487,33 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE",
                      help="the run's settings as JSON or YAML (.json, .yaml, .yml): GoldSettings keys, as stored "
                           "with every run; keys left out take the defaults")
-    # Settings flags default to None: only a flag the user typed overrides --config (see RUN_FLAGS).
-    run.add_argument("--rounds", type=int, help=f"GOLD rounds (default: {d.rounds})")
-    run.add_argument("--per-round", type=int, help=f"teacher samples per round (default: {d.samples_per_round})")
-    run.add_argument("--probe", type=int, help=f"probe samples per round, GOLD mode (default: {d.probe_size})")
-    run.add_argument("--baseline", action="store_true", default=None,
-                     help="baseline mode: no feedback, no noise filter")
     run.add_argument("--with-baseline", action="store_true", help="also queue a baseline run with the same budget")
-    run.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
-    run.add_argument("--teacher", choices=("local", "openai"), help=f"teacher backend (default: {d.teacher.backend})")
-    run.add_argument("--engine", choices=LOCAL_ENGINES,
-                     help="how the local teacher runs: transformers, or llama.cpp (GGUF only, faster on CPU; "
-                          f"default: {d.teacher.engine})")
-    run.add_argument("--base-url", help="OpenAI-compatible server URL (…/v1); key from OPENAI_API_KEY")
-    run.add_argument("--model", help="teacher model: a local folder/.gguf, or the server's model name")
-    run.add_argument("--student-model", help="student model folder (default: the embedded MiniLM)")
-    run.add_argument("--epochs", type=int, help=f"student epochs per round (default: {d.student.epochs})")
-    run.add_argument("--min-steps", type=int, help=f"student steps per round at least (default: {d.student.min_steps})")
-    run.add_argument("--loss", choices=("sce", "ce"), help=f"student loss (default: {d.student.loss})")
-    run.add_argument("--labeler", action="append", metavar="REF",
-                     help="who reads labels back for soft labels (repeatable): teacher, a local model such as "
-                          "embedded:gemma3-270m, or openai:MODEL@BASE_URL (default: the teacher)")
-    run.add_argument("--pick-labeler", choices=LABELER_PICKS,
-                     help=f"with several labelers: first, ensemble, or choose on the task's evaluation rows "
-                          f"(default: {d.labeler.pick})")
-    run.add_argument("--label-votes", type=int,
-                     help="servers without log-probabilities: soft labels from this many sampled answers "
-                          f"(0: off; default: {d.labeler.votes})")
+    # One flag per setting (gold.settings), each defaulting to None: only a flag typed overrides --config.
+    add_run_flags(run)
     run.add_argument("--name")
     how = run.add_mutually_exclusive_group()
     how.add_argument("--inline", action="store_true", help="run it in this process instead of the worker")

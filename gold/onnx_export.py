@@ -46,9 +46,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from gold.export import (
-    RUN_JSON, TOKENIZER_FILES, ExportError, ExportResult, _check_target, collect, folder_name, place_output,
-    write_folder,
+    RUN_JSON, ExportError, ExportResult, _check_target, collect, folder_name, place_output, write_folder,
 )
+from gold.modelcard import TOKENIZER_FILES, fenced, md
+from gold.records import ExportInfo
 from gold.store import Store
 
 ONNX_FILE = "model.onnx"
@@ -296,19 +297,19 @@ def export_onnx(store: Store, run_id: int, out: str | os.PathLike, round_n: int 
                               "exported. Use the plain Hugging Face folder.")
         (onnx_dir / NOTE).write_text(render_note(info, conversion, check), encoding="utf-8")
         files = sorted(str(p.relative_to(onnx_dir)) for p in onnx_dir.rglob("*") if p.is_file())
-        size = place_output(onnx_dir, out, onnx_root(run_id, info.round["n"]), as_zip, tag)
+        size = place_output(onnx_dir, out, onnx_root(run_id, info.round.n), as_zip, tag)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ExportResult(out, run_id, info.round["n"], files, size, info.warnings)
+    return ExportResult(out, run_id, info.round.n, files, size, info.warnings)
 
 
-def check_rows(info) -> tuple[list[str], list[str | None]]:
+def check_rows(info: ExportInfo) -> tuple[list[str], list[str | None]]:
     """Texts and gold labels the export is checked on: the task's evaluation rows, else its seeds."""
     rows = (info.task.eval_set or info.task.seeds)[:CHECK_ROWS]
     return [info.task.format_input(r.inputs) for r in rows], [r.output for r in rows]
 
 
-def check_against_torch(hf_folder: Path, onnx_folder: Path, info) -> Agreement:
+def check_against_torch(hf_folder: Path, onnx_folder: Path, info: ExportInfo) -> Agreement:
     """Run both on the check rows, with the same tokenizer and the same length-sorted batches."""
     from gold.students.classifier import ClassifierStudent
 
@@ -319,11 +320,9 @@ def check_against_torch(hf_folder: Path, onnx_folder: Path, info) -> Agreement:
     return compare(torch_probs, onnx_model.probabilities(texts), onnx_model.labels, gold)
 
 
-def render_note(info, conversion: Conversion, check: Agreement) -> str:
+def render_note(info: ExportInfo, conversion: Conversion, check: Agreement) -> str:
     """The ONNX folder's README.md: what it is, how close it is to the PyTorch student, how to run it."""
-    from gold.modelcard import fenced, md
-
-    root = onnx_root(info.run["id"], info.round["n"])
+    root = onnx_root(info.run.id, info.round.n)
     example = check_rows(info)[0][:1] or ["your text here"]
     if check.torch_accuracy is not None:
         accuracy = (f" Accuracy on those rows: {check.onnx_accuracy:.4f} (int8 ONNX) vs {check.torch_accuracy:.4f} "
@@ -332,8 +331,8 @@ def render_note(info, conversion: Conversion, check: Agreement) -> str:
         accuracy = ""
     where = "evaluation rows" if info.task.eval_set else "seed examples (the task has no evaluation set)"
     values = {
-        "title": (f"GOLD student for “{md(info.task.name)}” as int8 ONNX (run {info.run['id']}, "
-                  f"round {info.round['n']})"),
+        "title": (f"GOLD student for “{md(info.task.name)}” as int8 ONNX (run {info.run.id}, "
+                  f"round {info.round.n})"),
         "labels": ", ".join(md(label) for label in info.task.labels),
         "fp32_mb": f"{conversion.fp32_bytes / 1e6:.1f}",
         "int8_mb": f"{conversion.int8_bytes / 1e6:.1f}",

@@ -1,13 +1,12 @@
 """Teacher prompts built from a task's seeds and feedback, and strict parsing of the replies into samples.
 
-Two prompt forms, because the teachers differ (DESIGN.md):
-- completion form, for small local models: a same-label list of examples that the model simply continues.
-  The recipe that won the prototype is, per label, "Here are some {label} movie reviews.\\n\\n" + that label's
-  seeds (shuffled) as "Review: …" lines, ending in "Review:"; the reply's first line is one new sample. Here it
-  is generic over tasks: the header comes from `PromptOptions.subject` when given (which reproduces the recipe
-  exactly) or from the task's instruction; the line titles come from the input field names. A multi-field
-  input (premise/hypothesis) or a seq2seq pair (question/answer) is a block of "Title: value" lines; the model
-  continues after the first title and the block ends at a blank line or at the next block's first title.
+Two prompt forms, because the teachers differ (docs/design.md):
+- completion form, for small local models: a same-label list of examples that the model simply continues:
+  the task's instruction, "Here are some examples labeled "{label}"." and that label's seeds (shuffled) as
+  "Title: …" lines, ending in "Title:"; the reply's first line is one new sample. The line titles come from
+  the input field names. A multi-field input (premise/hypothesis) or a seq2seq pair (question/answer) is a
+  block of "Title: value" lines; the model continues after the first title and the block ends at a blank line
+  or at the next block's first title.
 - chat form, for API models: a message asking for N examples as JSON lines.
 Classification always asks per label, so classes stay balanced. Probe prompts push toward the tails (other
 authors, styles, perspectives, subjects) — tempered in completion form, because a 135M teacher told "a
@@ -56,18 +55,16 @@ _FENCE = re.compile(r"^\s*```")
 
 @dataclass(frozen=True)
 class PromptOptions:
-    """How prompts read. Defaults work for any task; the two text options reproduce a hand-tuned recipe.
+    """How prompts read. Defaults work for any task.
 
     Attributes:
-        subject: what the inputs are, in the plural ("movie reviews"). Given, the header is "Here are some
-            {label} {subject}." (the prototype's recipe); empty, the header is the task's instruction.
         field_titles: the line title per input field (and for the output name), e.g. {"text": "Review"};
-            default: the field name, capitalised ("premise" -> "Premise").
+            default: the field name, capitalised ("premise" -> "Premise"). Parsing a reply reads the titles its
+            request was written with (`parse_request`).
         max_seeds: seed examples per prompt at most (per label for classification).
         per_reply: chat form: examples asked for in one reply.
     """
 
-    subject: str = ""
     field_titles: Mapping[str, str] = field(default_factory=dict)
     max_seeds: int = 8
     per_reply: int = 5
@@ -125,18 +122,11 @@ def _values(task: TaskSpec, ex: Example, fields: list[str]) -> list[str]:
 
 # -- completion form -----------------------------------------------------------------------------------------
 
-def completion_header(task: TaskSpec, label: str | None, options: PromptOptions, direction: str | None = None) -> str:
-    """The first paragraph of a completion prompt.
-
-    With a subject: "Here are some negative movie reviews." — the recipe. Without: the instruction, then
-    "Here are some examples labeled "negative"." A probe direction is appended as a short clause.
+def completion_header(task: TaskSpec, label: str | None, direction: str | None = None) -> str:
+    """The first paragraph of a completion prompt: the instruction, then "Here are some examples labeled
+    "negative"." (or "Here are some examples."). A probe direction is appended as a short clause.
     """
     tail = f", {direction}" if direction else ""
-    out_title = field_title(task, task.output_name, options).lower()
-    if options.subject:
-        if task.kind == "classification" and label is not None:
-            return f"Here are some {label} {options.subject}{tail}.\n\n"
-        return f"Here are some {options.subject}{tail}, each with its {out_title}.\n\n"
     if task.kind == "classification" and label is not None:
         return f"{task.instruction}\n\nHere are some examples labeled \"{label}\"{tail}.\n\n"
     return f"{task.instruction}\n\nHere are some examples{tail}.\n\n"
@@ -156,7 +146,7 @@ def completion_prompt(
     options = options or PromptOptions()
     fields = record_fields(task, label)
     titles = [field_title(task, f, options) for f in fields]
-    parts = [completion_header(task, label, options, direction)]
+    parts = [completion_header(task, label, direction)]
     if len(fields) == 1:
         parts += [f"{titles[0]}: {_values(task, ex, fields)[0]}\n" for ex in demos]
         return "".join(parts) + f"{titles[0]}:", ("\n",)

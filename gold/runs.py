@@ -1,5 +1,5 @@
 """Runs as a user sees them: starting one (validated settings, optional paired baseline), and an overview
-of its progress for the Runs page and the CLI. The loop itself is gold/rounds.py; the process is gold/worker.py.
+of its progress for the Runs page and the CLI. The loop itself is gold/loop.py; the process is gold/worker.py.
 """
 
 from __future__ import annotations
@@ -13,84 +13,11 @@ from typing import Any
 import pandas as pd
 
 from gold import labelers
+from gold.records import Round, Run, RunSummary
 from gold.specs import GoldSettings, SpecError, name_problems
-from gold.store import ACTIVE_STATUSES, RunSummary, Store
+from gold.steps import STEPS
+from gold.store import ACTIVE_STATUSES, Store
 
-# One line of help per setting, shown beside its widget.
-RUN_HELP: dict[str, str] = {
-    "mode": "gold: feed high-energy (out-of-distribution) samples back to the teacher and filter noise. "
-            "baseline: same budget, plain generation from the seeds (no feedback, no noise filter).",
-    "rounds": "How many generate → train → probe → score → select cycles.",
-    "samples_per_round": "Teacher samples asked for per round (split evenly across labels).",
-    "probe_size": "Extra samples per round, asked for toward other styles and perspectives; the student scores "
-                  "them and the feedback band is chosen among all of the round's samples.",
-    "seed": "Random seed for prompts, sampling and training: the same seed repeats a run.",
-    "band": "Samples between these energy percentiles become the next round's in-context examples; samples "
-            "above the upper one are flagged as noise (paper: 50–80).",
-    "energy_temperature": "T in E(x) = -T·logsumexp(f(x)/T) (paper: 1).",
-    "feedback_count": "Feedback examples placed in each prompt that gets feedback (paper: 3).",
-    "feedback_rate": "Share of prompts that get feedback examples (official code: every second batch, 0.5).",
-    "noise_filter": "Samples above the band's upper percentile stay out of training (shown, restorable).",
-    "relabel_noise": "Classification, with the noise filter: instead of staying out, noise-flagged samples train "
-                     "under the label the student predicts for them (a vetoed sample still stays out).",
-    "feedback_needs_agreement": "Only samples whose teacher label the student predicts too may become feedback: "
-                                "keeps mislabeled samples from being fed back (measured best detector in DESIGN.md).",
-    "steer_labels": "GOLD, classification: split each round's samples across labels by the student's energy on the "
-                    "evaluation rows of each label (higher energy = less covered → more samples), instead of evenly.",
-    "train_on_probes": "GOLD: probes (the samples pushed toward other styles) join training from the next round, "
-                       "read back by the teacher when soft labels are on, and the last round spends its probe "
-                       "budget on samples, since no round follows to use its probes. GOLD then trains on as many "
-                       "teacher samples as plain generation at the same budget.",
-    "backend": "local: a transformers model on this machine (default: the embedded SmolLM2-135M). "
-               "openai: any OpenAI-compatible server (OpenAI, vLLM, TGI, llama.cpp server, Ollama).",
-    "engine": "How the local backend runs its model. transformers: always installed, any model folder or GGUF. "
-              "llama.cpp: GGUF files only, several times faster on a CPU (README benchmarks); needs the optional "
-              "llama-cpp-python package (`make llama`). Soft labels are still scored with transformers.",
-    "teacher_model": "embedded:smollm2-135m-instruct, a local folder or .gguf file, or the server's model name.",
-    "max_concurrency": "For the openai backend: requests in flight at once, for generating and for reading labels "
-                       "back. Match the server's parallelism (vLLM: dozens; llama-server: its -np slots).",
-    "base_url": "For the openai backend: the server's /v1 URL. Empty = the OpenAI API.",
-    "api_key": "Read from OPENAI_API_KEY, or typed here: kept in memory only, never stored or logged.",
-    "budget": "Stop the run cleanly before the teacher's estimated cost exceeds this (needs prices).",
-    "student_model": "embedded:all-minilm-l6-v2 or a local encoder folder.",
-    "min_steps": "Train at least this many steps each round, so mid-loop students converge (flat energy otherwise).",
-    "loss": "sce: symmetric cross-entropy, robust to noisy labels (paper: alpha 0.1, beta 1). ce: plain.",
-    "final_fresh": "Train the final student (last round, retrain) from the pretrained model instead of continuing "
-                   "the previous round's: mid-loop students are trained to convergence for their energy, and carry "
-                   "that fit of the earlier rounds' noisy labels along.",
-    "early_stopping": "Score the final student on the task's evaluation rows after every epoch and keep the best "
-                      "epoch: the one clean signal against memorising the teacher's label noise. Its metric on "
-                      "those rows is then optimistic (they chose the epoch); the Runs page says so.",
-    "final_epochs": "Epochs for the final student (0 = the same as every round). With early stopping, the most "
-                    "it may train.",
-    "soft_label_weight": "Classification with a local teacher: after generating, the teacher reads each sample back "
-                         "as a few-shot classifier (calibrated), and the student learns (1 − w)·the label it was "
-                         "asked to write + w·what the teacher believes. 1 (default) = what the teacher believes "
-                         "only; 0 = the given labels only. A small teacher often writes a text that does not fit "
-                         "the label it was asked for (README: +25 points on TREC at 256 samples).",
-    "soft_label_calibration": "How the teacher's read-back is debiased. contextual: divide out what it says for "
-                              "empty inputs. batch: rescale each label so that a round's samples together carry "
-                              "the labels the teacher was asked to write (README: its bias on real texts differs "
-                              "from its bias on empty ones).",
-    "labelers": "Who reads each generated text back for the soft labels, one per line: teacher (the model that "
-                "generates), a local model (embedded:gemma3-270m after `make gemma`, a folder, a .gguf file), or an "
-                "OpenAI-compatible server as openai:MODEL@BASE_URL (its labels come from the server's log-"
-                "probabilities). Empty = the teacher.",
-    "labeler_pick": "With several labelers. first: the first reads. ensemble: all read and their calibrated "
-                    "probabilities are averaged. choose: before round 1 each labeler and the ensemble classify "
-                    "your evaluation rows few-shot, and the most accurate labels the run (the Runs page shows "
-                    "the table).",
-    "label_votes": "For a server that gives no log-probabilities: sample its answer this many times per text and "
-                   "use the vote shares as soft labels (0 = off: train on the labels it was asked to write).",
-    "label_smoothing": "Share of each one-hot label spread over all labels (0 = none): a wrong generated label pulls "
-                       "the student less.",
-    "keep_checkpoints": "Which rounds' students stay on disk (about 90 MB each). all: every round's, so any round "
-                        "can be exported or mapped in the student's space. best_and_last: after each round, only the "
-                        "best round's by the evaluation metric (what Export picks) and the last one's (what the next "
-                        "round starts from); the others' metrics and training sets are kept.",
-}
-
-STEPS = ("generate", "label", "train", "probe", "score", "select", "measure")
 # Rough share of a round's time per step, so the bar moves at about the pace of the work: a 64-sample round with the
 # embedded teacher on 2 CPU cores took 177 s, of which 84 s generating and 62 s training (bench/results/speed.json).
 STEP_WEIGHTS = {"generate": 0.45, "label": 0.1, "train": 0.3, "probe": 0.1, "score": 0.02, "select": 0.01,
@@ -156,10 +83,10 @@ def _llamacpp_problem(model: str) -> list[str]:
     return []
 
 
-def describe_status(run: dict[str, Any]) -> str:
-    status = run["status"]
-    if status == "running" and run.get("heartbeat"):
-        return f"running (heartbeat {time.time() - run['heartbeat']:.0f} s ago)"
+def describe_status(run: Run) -> str:
+    status = run.status
+    if status == "running" and run.heartbeat:
+        return f"running (heartbeat {time.time() - run.heartbeat:.0f} s ago)"
     if status == "running":
         return "running (waiting for a worker)"
     if status in ("held", "reserved"):
@@ -169,7 +96,7 @@ def describe_status(run: dict[str, Any]) -> str:
 
 @dataclass
 class RunOverview:
-    run: dict[str, Any]
+    run: Run
     progress: float
     progress_text: str
     counts: dict[str, int]
@@ -185,15 +112,15 @@ class RunOverview:
     labeler_choice: dict[str, Any] | None = None  # the "choose on my rows" table, when the run chose
 
 
-def eta_seconds(rounds: list[dict[str, Any]], total_rounds: int, now: float | None = None) -> float | None:
+def eta_seconds(rounds: list[Round], total_rounds: int, now: float | None = None) -> float | None:
     """Remaining time from the mean duration of finished rounds (None until one has finished)."""
     now = now or time.time()
-    done = [r for r in rounds if r["status"] == "done" and r["started_at"] and r["finished_at"]]
+    done = [r for r in rounds if r.status == "done" and r.started_at and r.finished_at]
     if not done:
         return None
-    per_round = sum(r["finished_at"] - r["started_at"] for r in done) / len(done)
-    current = next((r for r in rounds if r["status"] != "done"), None)
-    elapsed = now - current["started_at"] if current and current["started_at"] else 0.0
+    per_round = sum(r.finished_at - r.started_at for r in done) / len(done)
+    current = next((r for r in rounds if r.status != "done"), None)
+    elapsed = now - current.started_at if current and current.started_at else 0.0
     remaining = max(0, total_rounds - len(done))
     return max(0.0, remaining * per_round - elapsed)
 
@@ -202,22 +129,22 @@ def metric_curves(store: Store, run_id: int) -> pd.DataFrame:
     """Evaluation metric per round for this run and its siblings of the same task (GOLD and baseline runs
     with the same budget), so both show on one chart. Columns: run, mode, round, metric."""
     run = store.get_run(run_id)
-    settings = GoldSettings.from_dict(run["settings"])
+    settings = GoldSettings.from_dict(run.settings)
     rows = []
-    for other in store.list_runs(task_id=run["task_id"]):
-        o = GoldSettings.from_dict(store.get_run(other.id)["settings"])
+    for other in store.list_runs(task_id=run.task_id):
+        o = GoldSettings.from_dict(store.get_run(other.id).settings)
         same_budget = (o.rounds, o.samples_per_round, o.probe_size) == (settings.rounds, settings.samples_per_round,
                                                                          settings.probe_size)
         if other.id != run_id and not same_budget:
             continue
         for r in store.rounds(other.id):
-            if r["metrics"].get("metric") is not None:
-                rows.append({"run": f"#{other.id} {other.name}", "mode": other.mode, "round": r["n"],
-                             "metric": r["metrics"]["metric"]})
+            if r.metrics.metric is not None:
+                rows.append({"run": f"#{other.id} {other.name}", "mode": other.mode, "round": r.n,
+                             "metric": r.metrics.metric})
     return pd.DataFrame(rows, columns=["run", "mode", "round", "metric"])
 
 
-def round_fraction(current: dict[str, Any] | None, events: list[dict[str, Any]]) -> float:
+def round_fraction(current: Round | None, events: list[dict[str, Any]]) -> float:
     """How far the round in progress is, from 0 to 1: the weights of its finished steps, plus the running step's
     weight times that step's own fraction, read from the newest event ("generating 48/64 prompts" carries 0.75).
     Why the newest event only: a later event without a fraction (a step announcing its start) means the step it
@@ -225,58 +152,57 @@ def round_fraction(current: dict[str, Any] | None, events: list[dict[str, Any]])
     round started belongs to an earlier round. `events` is newest first, as Store.events returns them."""
     if current is None:
         return 0.0
-    position = STEPS.index(current["step"]) + 1 if current["step"] in STEPS else 0
+    position = STEPS.index(current.step) + 1 if current.step in STEPS else 0
     finished = sum(STEP_WEIGHTS[s] for s in STEPS[:position])
     if position >= len(STEPS):
         return finished
     last = next((e for e in events if e["level"] != "debug"), None)
     fraction = 0.0
-    if last and last["progress"] is not None and last["ts"] >= (current["started_at"] or 0):
+    if last and last["progress"] is not None and last["ts"] >= (current.started_at or 0):
         fraction = float(last["progress"]) if 0 <= last["progress"] < 1 else 0.0
     return finished + STEP_WEIGHTS[STEPS[position]] * fraction
 
 
 def run_overview(store: Store, run_id: int) -> RunOverview:
     run = store.get_run(run_id)
-    settings = GoldSettings.from_dict(run["settings"])
+    settings = GoldSettings.from_dict(run.settings)
     rounds = store.rounds(run_id)
-    done = sum(1 for r in rounds if r["status"] == "done")
-    current = next((r for r in rounds if r["status"] != "done"), None)
+    done = sum(1 for r in rounds if r.status == "done")
+    current = next((r for r in rounds if r.status != "done"), None)
     events = store.events(run_id, limit=200)
     progress = 1.0
-    if run["status"] != "done":
+    if run.status != "done":
         progress = min(1.0, (done + round_fraction(current, events)) / max(1, settings.rounds))
     last = next((e for e in events if e["level"] != "debug"), None)
     text = f"round {min(done + 1, settings.rounds)} of {settings.rounds}"
-    if run["status"] == "done":
+    if run.status == "done":
         text = f"done: {settings.rounds} rounds"
     elif last:
         text += f" · {last['message']}"
     rows = []
     metric_name = None
     for r in rounds:
-        m = r["metrics"]
-        metric_name = metric_name or m.get("metric_name")
+        m = r.metrics
+        metric_name = metric_name or m.metric_name
         rows.append({
-            "round": r["n"], "status": r["status"], "step": r["step"],
-            "generated": m.get("generated"), "kept": m.get("kept"), "train size": m.get("train_size"),
-            "noise": m.get("noise"), "feedback": m.get("feedback"),
-            **({m["metric_name"]: m.get("metric")} if m.get("metric_name") else {}),
-            "energy mean": m.get("energy_mean"), "energy std": m.get("energy_std"),
-            "train s": m.get("train_seconds"), "generate s": m.get("generate_seconds"),
+            "round": r.n, "status": r.status, "step": r.step,
+            "generated": m.generated, "kept": m.kept, "train size": m.train_size, "noise": m.noise,
+            "feedback": m.feedback, **({m.metric_name: m.metric} if m.metric_name else {}),
+            "energy mean": m.energy_mean, "energy std": m.energy_std,
+            "train s": m.train_seconds, "generate s": m.generate_seconds,
         })
     table = pd.DataFrame(rows) if rows else None
     if table is not None and metric_name and metric_name not in table:
         table[metric_name] = None
-    eta = eta_seconds(rounds, settings.rounds) if run["status"] in ACTIVE_STATUSES else None
+    eta = eta_seconds(rounds, settings.rounds) if run.status in ACTIVE_STATUSES else None
     if eta is not None:
         text += f" · about {eta / 60:.0f} min left" if eta >= 60 else f" · about {eta:.0f} s left"
-    hists = {r["n"]: r["metrics"]["energy_hist"] for r in rounds if r["metrics"].get("energy_hist")}
+    hists = {r.n: r.metrics.energy_hist for r in rounds if r.metrics.energy_hist}
     labeler, labeler_choice = labelers.recorded(rounds)
     return RunOverview(run=run, progress=progress, progress_text=text, counts=store.sample_counts(run_id),
                        rounds_table=table, metric_name=metric_name, reject_reasons=store.reject_reasons(run_id),
-                       events=events, usage=run["usage"], eta_s=eta, histograms=hists,
-                       selected_on_eval=[r["n"] for r in rounds if r["metrics"].get("selected_on_eval")],
+                       events=events, usage=run.usage, eta_s=eta, histograms=hists,
+                       selected_on_eval=[r.n for r in rounds if r.metrics.selected_on_eval],
                        labeler=labeler, labeler_choice=labeler_choice)
 
 
@@ -311,7 +237,7 @@ def soft_label_check(store: Store, task_id: int, settings: GoldSettings, api_key
     """One sentence per remote labeler of the run (a server that is to read labels back): whether it gives
     log-probabilities, so soft labels work, and what the run does instead when it does not. One small
     request each, made before the run is queued; the Runs page and `gold run` show the sentences."""
-    from gold.rounds import wants_soft_labels
+    from gold.steps.label import wants_soft_labels
     from gold.teachers import fewshot
 
     task = store.get_task(task_id).spec

@@ -1,4 +1,4 @@
-"""Specs: the dataclasses that describe a task, and their validation.
+"""Specs: the dataclasses that describe a task and a run's settings, and their validation.
 
 Validation never raises on the first problem: a user fixing an upload wants the whole list at once, each
 problem as a sentence they can act on. `TaskSpec.problems()` returns that list; `TaskSpec.validate()` raises
@@ -8,9 +8,15 @@ valid task is.
 
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from typing import Any, Callable
+
+from gold.labeler_refs import LabelerRef
+from gold.strategies import FEEDBACK, NOISE
+from gold.students.base import TrainingArgs
+from gold.teachers.base import GenerationSettings
 
 KINDS = ("classification", "seq2seq")
 
@@ -225,6 +231,15 @@ def name_problems(name: str) -> list[str]:
 
 
 # -- run settings -----------------------------------------------------------------------------------------------
+#
+# Every field of the run settings below is declared with `setting(...)`: its default plus what the rest of the
+# product needs to know about it — a label, one help text, its range or choices, the group and standing
+# (core / advanced / experimental) it is shown under, and the value a run stored before the setting existed gets.
+# `gold.settings` walks this metadata: the Runs form, the CLI flags, RUN_HELP and the range checks below are all
+# generated from it, so a new setting is one `setting(...)` line (and its test).
+#
+# Training and sampling fields shared with `TrainingArgs` / `GenerationSettings` take their defaults from those
+# dataclasses (the recipe lives with the code that trains and samples), so the two can never disagree.
 
 MODES = ("gold", "baseline")
 # Which round checkpoints (~90 MB each) a run keeps on disk. best_and_last: the best round by the evaluation metric
@@ -235,108 +250,11 @@ TEACHER_BACKENDS = ("local", "openai")
 # teacher) or llama.cpp (optional package; GGUF files only; `bench/teacher_engines.py` measures the two).
 LOCAL_ENGINES = ("transformers", "llama.cpp")
 LOSSES = ("sce", "ce")
-
-
-@dataclass
-class TeacherSpec:
-    """Which LLM writes the data. The API key is deliberately not a field: it is read from OPENAI_API_KEY or
-    typed into the page and held in memory only, so it can never reach the database, events or exports."""
-
-    backend: str = "local"
-    model: str = "embedded:smollm2-135m-instruct"
-    engine: str = "transformers"  # the local backend's engine: one of LOCAL_ENGINES
-    base_url: str = ""
-    max_new_tokens: int = 40
-    temperature: float = 0.9
-    top_p: float = 0.95
-    repetition_penalty: float = 1.2
-    batch_size: int = 16
-    max_concurrency: int = 4
-    timeout_s: float = 60.0
-    price_in_per_m: float = 0.0
-    price_out_per_m: float = 0.0
-    budget_usd: float = 0.0  # 0 = no cap
-
-    def problems(self) -> list[str]:
-        p = []
-        if self.backend not in TEACHER_BACKENDS:
-            p.append(f"The teacher backend must be one of {', '.join(TEACHER_BACKENDS)}.")
-        if self.engine not in LOCAL_ENGINES:
-            p.append(f"The local teacher's engine must be one of {', '.join(LOCAL_ENGINES)}.")
-        if not self.model.strip():
-            p.append("Name the teacher model.")
-        if self.backend == "openai" and self.base_url and not self.base_url.startswith(("http://", "https://")):
-            p.append("The teacher's base URL must start with http:// or https://.")
-        if not 1 <= self.max_new_tokens <= 4096:
-            p.append("Max new tokens must be between 1 and 4096.")
-        if not 0 <= self.temperature <= 2:
-            p.append("The teacher temperature must be between 0 and 2.")
-        if not 0 < self.top_p <= 1:
-            p.append("top_p must be in (0, 1].")
-        if self.budget_usd < 0 or self.price_in_per_m < 0 or self.price_out_per_m < 0:
-            p.append("Prices and the budget cannot be negative.")
-        if self.batch_size < 1 or self.max_concurrency < 1:
-            p.append("Batch size and concurrency must be at least 1.")
-        return p
-
-
 # How the teacher's label probabilities for generated samples are debiased (soft labels):
 #   contextual  divide out its prior for content-free inputs (Zhao et al., 2021), sample by sample;
 #   batch       rescale each label so that the round's samples, together, carry the mix of labels the teacher
 #               was asked to write (`fewshot.match_prior`).
 SOFT_LABEL_CALIBRATIONS = ("contextual", "batch")
-
-
-@dataclass
-class StudentSpec:
-    """Which small model is distilled into, and how it is trained each round (see TrainingArgs)."""
-
-    model: str = "embedded:all-minilm-l6-v2"
-    epochs: int = 5
-    min_steps: int = 60
-    max_steps: int = 0
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 128
-    loss: str = "sce"
-    sce_alpha: float = 0.1
-    sce_beta: float = 1.0
-    warm_start: bool = True
-    label_smoothing: float = 0.0
-    # Classification with a local teacher: the student learns what the teacher believes of each generated text
-    # (w = 1) rather than the label it was asked to write (w = 0). Default 1, batch-calibrated: the largest gain
-    # measured (README, Benchmarks: TREC +25 points at 256 samples; SST-2 level).
-    soft_label_weight: float = 1.0
-    soft_label_calibration: str = "batch"  # how the teacher's read-back is debiased: SOFT_LABEL_CALIBRATIONS
-    # The final student (last round, and a retrain): how it is trained. Mid-loop students must converge for
-    # their energy to mean anything; the final one must not memorise the generated labels' noise.
-    final_fresh: bool = False  # train it from the pretrained encoder instead of warm-starting
-    final_epochs: int = 0  # 0 = `epochs`
-    early_stopping: bool = False  # keep its best epoch on the task's evaluation rows (when it has some)
-
-    def training_args(self, seed: int = 0, warm_start: bool = False, final: bool = False):
-        """The TrainingArgs a round trains with: one source for the values and for their validation.
-        `final` = the run's last training (last round or retrain), where final_* and early_stopping apply."""
-        from gold.students.base import TrainingArgs
-
-        return TrainingArgs(
-            epochs=(self.final_epochs or self.epochs) if final else self.epochs, min_steps=self.min_steps,
-            max_steps=self.max_steps, learning_rate=self.learning_rate, batch_size=self.batch_size,
-            max_length=self.max_length, loss=self.loss, sce_alpha=self.sce_alpha, sce_beta=self.sce_beta, seed=seed,
-            warm_start=warm_start and not (final and self.final_fresh), label_smoothing=self.label_smoothing,
-            soft_label_weight=self.soft_label_weight,
-            early_stopping=final and self.early_stopping,
-        )
-
-    def problems(self) -> list[str]:
-        p = [] if self.model.strip() else ["Name the student model."]
-        if self.final_epochs < 0:
-            p.append("Final epochs must be 0 (same as epochs) or more.")
-        if self.soft_label_calibration not in SOFT_LABEL_CALIBRATIONS:
-            p.append(f"The soft-label calibration must be one of {', '.join(SOFT_LABEL_CALIBRATIONS)}.")
-        return p + [f"Student: {problem}" for problem in self.training_args().problems()]
-
-
 # How the labeler of a run is picked among its candidates (LabelerSpec.models):
 #   first     the first candidate reads every label;
 #   ensemble  every candidate reads, and their calibrated probabilities are averaged;
@@ -344,37 +262,269 @@ class StudentSpec:
 #             (no generation, so it is cheap) and the most accurate labels the run; the ensemble only when it
 #             is strictly better than every single candidate.
 LABELER_PICKS = ("first", "ensemble", "choose")
+FEEDBACK_STRATEGIES: tuple[str, ...] = tuple(FEEDBACK)
+NOISE_STRATEGIES: tuple[str, ...] = tuple(NOISE)
+
+STANDINGS = ("core", "advanced", "experimental")
+# The groups settings are shown in, in this order (the Runs form, `gold run --help`).
+GROUPS = ("GOLD loop", "Teacher", "Student", "Labels", "Storage")
+SETTING = "setting"  # the key of a field's metadata that `setting()` fills
+
+
+def setting(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, label: str, help: str, group: str,
+            standing: str = "advanced", lo: float | None = None, hi: float | None = None,
+            choices: tuple[str, ...] | None = None, choice_labels: dict[str, str] | None = None,
+            cli: str | None = None, widget: str | None = None, step: float | None = None, fmt: str | None = None,
+            placeholder: str | None = None, before: Any = MISSING) -> Any:
+    """A settings field: `dataclasses.field` with the registry's metadata (see `gold.settings.Setting`).
+
+    lo / hi: the inclusive range of a number; choices: the values a string may take (choice_labels: how the form
+    shows them); cli: the `gold run` flag when it is not the generated one; widget: "radio" to show choices as
+    radio buttons; before: the value a run stored before this setting existed gets (when it is not the default).
+    """
+    assert standing in STANDINGS and group in GROUPS, (standing, group)
+    meta = {"label": label, "help": help, "group": group, "standing": standing, "lo": lo, "hi": hi,
+            "choices": choices, "choice_labels": choice_labels or {}, "cli": cli, "widget": widget, "step": step,
+            "fmt": fmt, "placeholder": placeholder, "before": before}
+    if factory is not None:
+        return field(default_factory=factory, metadata={SETTING: meta})
+    return field(default=default, metadata={SETTING: meta})
+
+
+def setting_meta(f: Field) -> dict[str, Any] | None:
+    """The registry metadata of a dataclass field (None for a field that is not a setting)."""
+    return f.metadata.get(SETTING)
+
+
+def _number(x: float) -> str:
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def value_problems(meta: dict[str, Any], value: Any, subject: str) -> list[str]:
+    """One setting's value against its own range and choices, as sentences (`subject` names it)."""
+    choices, lo, hi = meta["choices"], meta["lo"], meta["hi"]
+    if choices is not None and value not in choices:
+        return [f"{subject} must be one of {', '.join(choices)}, not '{value}'."]
+    if lo is None and hi is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return [f"{subject} must be a number, not {value!r}."]
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        return [f"{subject} must be between {_number(lo)} and {_number(hi)}, not {_number(value)}."]
+    if lo is not None and value < lo:
+        return [f"{subject} must be at least {_number(lo)}, not {_number(value)}."]
+    if hi is not None and value > hi:
+        return [f"{subject} must be at most {_number(hi)}, not {_number(value)}."]
+    return []
+
+
+def field_problems(obj: Any, prefix: str = "") -> list[str]:
+    """Every setting of one settings dataclass (not its nested sections) against its range and choices."""
+    p = []
+    for f in fields(obj):
+        meta = setting_meta(f)
+        if meta is not None:
+            p += value_problems(meta, getattr(obj, f.name), f"{prefix}{meta['label']}")
+    return p
+
+
+_TRAIN = TrainingArgs()
+_SAMPLE = GenerationSettings()
+
+
+@dataclass
+class TeacherSpec:
+    """Which LLM writes the data. The API key is deliberately not a field: it is read from OPENAI_API_KEY or
+    typed into the page and held in memory only, so it can never reach the database, events or exports."""
+
+    backend: str = setting(
+        "local", label="Backend", group="Teacher", standing="core", choices=TEACHER_BACKENDS, widget="radio",
+        cli="--teacher",
+        help="local: a transformers model on this machine (default: the embedded SmolLM2-135M). openai: any "
+             "OpenAI-compatible server (OpenAI, vLLM, TGI, llama.cpp server, Ollama).")
+    model: str = setting(
+        "embedded:smollm2-135m-instruct", label="Model", group="Teacher", standing="core", cli="--model",
+        help="embedded:smollm2-135m-instruct, a local folder or .gguf file, or the server's model name.")
+    engine: str = setting(
+        "transformers", label="Local engine", group="Teacher", choices=LOCAL_ENGINES, cli="--engine",
+        before="transformers",
+        help="How the local backend runs its model. transformers: always installed, any model folder or GGUF. "
+             "llama.cpp: GGUF files only; loads in 0.3 s instead of 16 s and writes samples 1.1–1.2× as fast on a "
+             "2-core CPU (docs/benchmarks.md); needs the optional "
+             "llama-cpp-python package (`make llama`). Soft labels are still scored with transformers.")
+    base_url: str = setting(
+        "", label="Base URL (OpenAI-compatible)", group="Teacher", standing="core", cli="--base-url",
+        placeholder="https://api.openai.com/v1",
+        help="For the openai backend: the server's /v1 URL. Empty = the OpenAI API.")
+    max_new_tokens: int = setting(
+        _SAMPLE.max_new_tokens, label="Max new tokens", group="Teacher", lo=1, hi=4096,
+        help="Tokens per teacher reply at most: a generated sample is one line of about this length.")
+    temperature: float = setting(
+        _SAMPLE.temperature, label="Sampling temperature", group="Teacher", lo=0.0, hi=2.0, step=0.05,
+        help="The teacher's sampling temperature: higher gives more varied samples; 0 is greedy, which makes small "
+             "models repeat themselves.")
+    top_p: float = setting(
+        _SAMPLE.top_p, label="top_p", group="Teacher", lo=0.01, hi=1.0, step=0.01,
+        help="Nucleus sampling: the teacher samples from the most likely tokens that together hold this much "
+             "probability.")
+    repetition_penalty: float = setting(
+        _SAMPLE.repetition_penalty, label="Repetition penalty", group="Teacher", lo=0.1, hi=5.0, step=0.05,
+        help="Above 1 discourages the teacher from repeating itself. Servers ignore it unless they accept it "
+             "(vLLM, TGI and llama.cpp do; the OpenAI API does not).")
+    batch_size: int = setting(
+        _SAMPLE.batch_size, label="Teacher batch size", group="Teacher", lo=1, hi=1024,
+        help="Prompts per forward pass of a local teacher.")
+    max_concurrency: int = setting(
+        4, label="Concurrent requests (server)", group="Teacher", lo=1, hi=256,
+        help="For the openai backend: requests in flight at once, for generating and for reading labels back. "
+             "Match the server's parallelism (vLLM: dozens; llama-server: its -np slots).")
+    timeout_s: float = setting(
+        60.0, label="Request timeout (s)", group="Teacher", lo=1.0, hi=3600.0,
+        help="For the openai backend: seconds to wait for one reply before it is retried.")
+    price_in_per_m: float = setting(
+        0.0, label="$ per 1M prompt tokens", group="Teacher", lo=0.0, hi=1000.0,
+        help="The server's price for prompt tokens, to estimate the cost and enforce the budget cap.")
+    price_out_per_m: float = setting(
+        0.0, label="$ per 1M completion tokens", group="Teacher", lo=0.0, hi=1000.0,
+        help="The server's price for completion tokens, to estimate the cost and enforce the budget cap.")
+    budget_usd: float = setting(
+        0.0, label="Budget cap ($, 0 = none)", group="Teacher", lo=0.0, hi=100_000.0,
+        help="Stop the run cleanly before the teacher's estimated cost exceeds this (needs prices; 0 = no cap).")
+
+    def problems(self) -> list[str]:
+        p = field_problems(self, "Teacher: ")
+        if not self.model.strip():
+            p.append("Name the teacher model.")
+        if self.backend == "openai" and self.base_url and not self.base_url.startswith(("http://", "https://")):
+            p.append("The teacher's base URL must start with http:// or https://.")
+        return p
+
+    def generation_settings(self, seed: int = 0) -> GenerationSettings:
+        """How the teacher samples in a round: these settings, with that round's seed."""
+        return GenerationSettings(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                                  repetition_penalty=self.repetition_penalty, seed=seed, batch_size=self.batch_size)
+
+
+@dataclass
+class StudentSpec:
+    """Which small model is distilled into, and how it is trained each round (`training_args`)."""
+
+    model: str = setting(
+        "embedded:all-minilm-l6-v2", label="Student model", group="Student", cli="--student-model",
+        help="embedded:all-minilm-l6-v2 or a local encoder folder.")
+    epochs: int = setting(
+        _TRAIN.epochs, label="Epochs", group="Student", lo=1, hi=100, cli="--epochs",
+        help="Passes over the training set each round.")
+    min_steps: int = setting(
+        _TRAIN.min_steps, label="Min steps", group="Student", lo=0, hi=100_000, cli="--min-steps",
+        help="Train at least this many steps each round, so mid-loop students converge (their energy is flat "
+             "otherwise, and the feedback band is random).")
+    max_steps: int = setting(
+        _TRAIN.max_steps, label="Max steps (0 = none)", group="Student", lo=0, hi=1_000_000,
+        help="At most this many optimizer steps per round (0 = no cap): keeps a round's time bounded on a CPU.")
+    learning_rate: float = setting(
+        _TRAIN.learning_rate, label="Learning rate", group="Student", lo=1e-7, hi=1.0, fmt="%.1e", step=1e-5,
+        help="AdamW's peak learning rate (10% warm-up, then linear decay).")
+    batch_size: int = setting(
+        _TRAIN.batch_size, label="Student batch size", group="Student", lo=1, hi=1024,
+        help="Training examples per optimizer step.")
+    max_length: int = setting(
+        _TRAIN.max_length, label="Max length (tokens)", group="Student", lo=8, hi=4096,
+        help="Tokens per input the student reads; longer inputs are truncated.")
+    loss: str = setting(
+        _TRAIN.loss, label="Loss", group="Student", choices=LOSSES, cli="--loss",
+        help="sce: symmetric cross-entropy, robust to noisy labels (paper: alpha 0.1, beta 1). ce: plain "
+             "cross-entropy.")
+    sce_alpha: float = setting(
+        _TRAIN.sce_alpha, label="SCE alpha", group="Student", lo=0.0, hi=10.0, step=0.05,
+        help="The weight of cross-entropy in the SCE loss (paper: 0.1).")
+    sce_beta: float = setting(
+        _TRAIN.sce_beta, label="SCE beta", group="Student", lo=0.0, hi=10.0, step=0.05,
+        help="The weight of reverse cross-entropy in the SCE loss (paper: 1).")
+    warm_start: bool = setting(
+        True, label="Warm-start each round", group="Student",
+        help="Each round's student continues from the previous round's weights instead of starting again from the "
+             "pretrained model.")
+    label_smoothing: float = setting(
+        _TRAIN.label_smoothing, label="Label smoothing", group="Student", standing="experimental", lo=0.0, hi=0.9,
+        step=0.05, before=0.0,
+        help="Share of each one-hot label spread over all labels (0 = none): a wrong generated label pulls the "
+             "student less.")
+    soft_label_weight: float = setting(
+        _TRAIN.soft_label_weight, label="Soft-label weight", group="Student", lo=0.0, hi=1.0, step=0.1, before=0.0,
+        help="Classification with a local teacher: after generating, the teacher reads each sample back as a "
+             "few-shot classifier (calibrated), and the student learns (1 − w)·the label it was asked to write + "
+             "w·what the teacher believes. 1 (default) = what the teacher believes only; 0 = the given labels only. "
+             "A small teacher often writes a text that does not fit the label it was asked for (docs/benchmarks.md: "
+             "+25 points on TREC at 256 samples).")
+    soft_label_calibration: str = setting(
+        "batch", label="Soft-label calibration", group="Student", choices=SOFT_LABEL_CALIBRATIONS,
+        before="contextual",
+        help="How the teacher's read-back is debiased. contextual: divide out what it says for empty inputs. batch: "
+             "rescale each label so that a round's samples together carry the labels the teacher was asked to write "
+             "(docs/benchmarks.md: its bias on real texts differs from its bias on empty ones).")
+    final_fresh: bool = setting(
+        False, label="Fresh final student", group="Student", standing="experimental", before=False,
+        help="Train the final student (last round, retrain) from the pretrained model instead of continuing the "
+             "previous round's: mid-loop students are trained to convergence for their energy, and carry that fit "
+             "of the earlier rounds' noisy labels along.")
+    final_epochs: int = setting(
+        0, label="Final epochs", group="Student", lo=0, hi=100, before=0,
+        help="Epochs for the final student (last round, retrain; 0 = the same as every round). With early "
+             "stopping, the most it may train.")
+    early_stopping: bool = setting(
+        False, label="Early stopping", group="Student", standing="experimental", before=False,
+        help="Score the final student on the task's evaluation rows after every epoch and keep the best epoch: "
+             "the one clean signal against memorising the teacher's label noise. Its metric on those rows is then "
+             "optimistic (they chose the epoch); the Runs page says so.")
+
+    def training_args(self, seed: int = 0, warm_start: bool = False, final: bool = False) -> TrainingArgs:
+        """The TrainingArgs a round trains with. `final` = the run's last training (last round or retrain), where
+        final_epochs, final_fresh and early_stopping apply."""
+        return TrainingArgs(
+            epochs=(self.final_epochs or self.epochs) if final else self.epochs, min_steps=self.min_steps,
+            max_steps=self.max_steps, learning_rate=self.learning_rate, batch_size=self.batch_size,
+            max_length=self.max_length, loss=self.loss, sce_alpha=self.sce_alpha, sce_beta=self.sce_beta, seed=seed,
+            warm_start=warm_start and not (final and self.final_fresh), label_smoothing=self.label_smoothing,
+            soft_label_weight=self.soft_label_weight, early_stopping=final and self.early_stopping,
+        )
+
+    def problems(self) -> list[str]:
+        p = field_problems(self, "Student: ")
+        if not self.model.strip():
+            p.insert(0, "Name the student model.")
+        return p
 
 
 @dataclass
 class LabelerSpec:
     """Who reads the generated texts back as a few-shot classifier for the student's soft labels
     (classification, soft-label weight > 0). The generating teacher by default; a run may generate with a fast
-    teacher and read labels with a better one.
+    teacher and read labels with a better one. `models` holds references `LabelerRef` parses."""
 
-    Attributes:
-        models: candidate labelers, each a reference `gold.labelers.LabelerRef` parses: "teacher" (the model
-            that generates), a local model ("embedded:gemma3-270m", a folder or a .gguf file), or an
-            OpenAI-compatible server as "openai:MODEL@BASE_URL" ("openai:MODEL" alone = the OpenAI API).
-            Empty = ["teacher"].
-        pick: how the labeler is picked among several: one of LABELER_PICKS.
-        votes: remote labelers whose server gives no log-probabilities: sample the answer this many times per
-            text and use the vote shares as soft labels (0 = off: the student then trains on the labels the
-            teacher was asked to write). Costs `votes` requests per text.
-    """
-
-    models: list[str] = field(default_factory=list)
-    pick: str = "first"
-    votes: int = 0
+    models: list[str] = setting(
+        factory=list, label="Labelers, one per line", group="Labels", cli="--labeler", placeholder="teacher",
+        before=[],
+        help="Who reads each generated text back for the soft labels, one per line: teacher (the model that "
+             "generates), a local model (embedded:gemma3-270m after `make gemma`, a folder, a .gguf file), or an "
+             "OpenAI-compatible server as openai:MODEL@BASE_URL (openai:MODEL alone = the OpenAI API; its labels "
+             "come from the server's log-probabilities). Empty = the teacher.")
+    pick: str = setting(
+        "first", label="Pick the labeler", group="Labels", choices=LABELER_PICKS, cli="--pick-labeler",
+        before="first",
+        help="With several labelers. first: the first reads. ensemble: all read and their calibrated probabilities "
+             "are averaged. choose: before round 1 each labeler and the ensemble classify your evaluation rows "
+             "few-shot, and the most accurate labels the run (the Runs page shows the table).")
+    votes: int = setting(
+        0, label="Label votes", group="Labels", lo=0, hi=20, cli="--label-votes", before=0,
+        help="For a server that gives no log-probabilities: sample its answer this many times per text and use the "
+             "vote shares as soft labels (0 = off: train on the labels it was asked to write). Costs that many "
+             "requests per text.")
 
     def problems(self) -> list[str]:
-        from gold.labelers import LabelerRef
-
-        p = []
-        if self.pick not in LABELER_PICKS:
-            p.append(f"The labeler pick must be one of {', '.join(LABELER_PICKS)}.")
-        if not 0 <= self.votes <= 20:
-            p.append("Label votes must be between 0 (off) and 20.")
+        p = field_problems(self)
         for ref in self.models:
             p += LabelerRef.parse(ref).problems()
         if self.pick in ("ensemble", "choose") and len(self.models) < 2:
@@ -387,52 +537,81 @@ class GoldSettings:
     """One run's GOLD loop. Defaults follow the paper and its official code where they apply (energy T 1,
     the 50th–80th percentile band, 3 feedback examples, feedback on every second prompt, SCE loss)."""
 
-    mode: str = "gold"
-    rounds: int = 4
-    samples_per_round: int = 64
-    probe_size: int = 16
-    energy_temperature: float = 1.0
-    band_lo: float = 50.0
-    band_hi: float = 80.0
-    feedback_count: int = 3
-    feedback_rate: float = 0.5
-    noise_filter: bool = True
-    relabel_noise: bool = False  # classification: noise-flagged samples train under the student's label instead
-    feedback_needs_agreement: bool = True
-    steer_labels: bool = False  # GOLD, classification: split each round's samples by the student's energy per label
-    # GOLD: probes are training data too, from the round after they are written (labeled by the teacher's read-back
-    # when soft labels are on), and the last round spends its probe budget on samples, as no round follows to use
-    # its probes. Why: without it GOLD trains on ~20% fewer teacher samples than plain generation at the same budget.
-    train_on_probes: bool = False
-    map_after_round: bool = True
-    keep_checkpoints: str = "all"  # one of KEEP_CHECKPOINTS
-    seed: int = 0
+    mode: str = setting(
+        "gold", label="Mode", group="GOLD loop", standing="core", choices=MODES, widget="radio",
+        help="gold: feed high-energy (out-of-distribution) samples back to the teacher and filter noise. baseline: "
+             "the same budget, plain generation from the seeds (no feedback, no noise filter).")
+    rounds: int = setting(
+        4, label="Rounds", group="GOLD loop", standing="core", lo=1, hi=100, cli="--rounds",
+        help="How many generate → train → probe → score → select cycles.")
+    samples_per_round: int = setting(
+        64, label="Samples per round", group="GOLD loop", standing="core", lo=1, hi=100_000, cli="--per-round",
+        help="Teacher samples asked for per round (split evenly across labels).")
+    probe_size: int = setting(
+        16, label="Probe size", group="GOLD loop", lo=0, hi=100_000, cli="--probe",
+        help="Extra samples per round, asked for toward other styles and perspectives; the student scores them and "
+             "the feedback band is chosen among all of the round's samples.")
+    energy_temperature: float = setting(
+        1.0, label="Energy temperature T", group="GOLD loop", lo=0.01, hi=100.0, step=0.1,
+        help="T in E(x) = -T·logsumexp(f(x)/T) (paper: 1).")
+    band_lo: float = setting(
+        50.0, label="Band low percentile", group="GOLD loop", lo=0.0, hi=100.0, step=5.0,
+        help="Samples between the band's two energy percentiles become the next round's in-context examples "
+             "(paper: 50–80); this is the lower one.")
+    band_hi: float = setting(
+        80.0, label="Band high percentile", group="GOLD loop", lo=0.0, hi=100.0, step=5.0,
+        help="The band's upper energy percentile (paper: 80): samples above it are flagged as noise.")
+    feedback_count: int = setting(
+        3, label="Feedback examples per prompt", group="GOLD loop", lo=0, hi=50,
+        help="Feedback examples placed in each prompt that gets feedback (paper: 3).")
+    feedback_rate: float = setting(
+        0.5, label="Feedback rate", group="GOLD loop", lo=0.0, hi=1.0, step=0.05,
+        help="Share of prompts that get feedback examples (official code: every second batch, 0.5).")
+    feedback: str = setting(
+        "energy_band", label="Feedback strategy", group="GOLD loop", choices=FEEDBACK_STRATEGIES,
+        before="energy_band",
+        help="How the round's samples that go back to the teacher are chosen. energy_band: those between the "
+             "band's percentiles of the student's energy.")
+    noise: str = setting(
+        "drop", label="Noise", group="GOLD loop", choices=NOISE_STRATEGIES,
+        choice_labels={"drop": "drop: out of training", "relabel": "relabel (experimental)",
+                       "keep": "keep: no noise filter"},
+        help="What happens to samples above the band's upper percentile. drop: they are flagged as noise and stay "
+             "out of training (shown, restorable). relabel (experimental, classification): flagged, they train under "
+             "the label the student predicts for them (a vetoed sample still stays out). keep: nothing is flagged.")
+    feedback_needs_agreement: bool = setting(
+        True, label="Feedback needs agreement", group="GOLD loop",
+        help="Only samples whose teacher label the student predicts too may become feedback: keeps mislabeled "
+             "samples from being fed back (the best detector of mislabeled samples measured, docs/design.md).")
+    steer_labels: bool = setting(
+        False, label="Steer label shares", group="GOLD loop", standing="experimental", before=False,
+        help="GOLD, classification: split each round's samples across labels by the student's energy on the "
+             "evaluation rows of each label (higher energy = less covered → more samples), instead of evenly.")
+    train_on_probes: bool = setting(
+        False, label="Train on probes too", group="GOLD loop", standing="experimental", before=False,
+        help="GOLD: probes (the samples pushed toward other styles) join training from the next round, read back "
+             "by the teacher when soft labels are on, and the last round spends its probe budget on samples, since "
+             "no round follows to use its probes. GOLD then trains on as many teacher samples as plain generation "
+             "at the same budget.")
+    keep_checkpoints: str = setting(
+        "all", label="Keep checkpoints", group="Storage", choices=KEEP_CHECKPOINTS, before="all",
+        choice_labels={"all": "every round's", "best_and_last": "best and last round's"},
+        help="Which rounds' students stay on disk (about 90 MB each). all: every round's, so any round can be "
+             "exported or mapped in the student's space. best_and_last: after each round, only the best round's by "
+             "the evaluation metric (what Export picks) and the last one's (what the next round starts from); the "
+             "others' metrics and training sets are kept.")
+    seed: int = setting(
+        0, label="Random seed", group="GOLD loop", lo=0, hi=2**31 - 1, cli="--seed",
+        help="Random seed for prompts, sampling and training: the same seed repeats a run.")
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
     student: StudentSpec = field(default_factory=StudentSpec)
     labeler: LabelerSpec = field(default_factory=LabelerSpec)
 
     def problems(self) -> list[str]:
-        p = []
-        if self.mode not in MODES:
-            p.append("The mode must be 'gold' or 'baseline'.")
-        if not 1 <= self.rounds <= 100:
-            p.append("Rounds must be between 1 and 100.")
-        if not 1 <= self.samples_per_round <= 100_000:
-            p.append("Samples per round must be between 1 and 100,000.")
-        if not 0 <= self.probe_size <= 100_000:
-            p.append("The probe size must be between 0 and 100,000.")
-        if self.energy_temperature <= 0:
-            p.append("The energy temperature must be above 0.")
-        if not 0 <= self.band_lo < self.band_hi <= 100:
+        p = field_problems(self)
+        if self.band_lo >= self.band_hi:
             p.append("The feedback band needs 0 ≤ lo < hi ≤ 100 (percentiles of energy).")
-        if self.feedback_count < 0:
-            p.append("The feedback count cannot be negative.")
-        if not 0 <= self.feedback_rate <= 1:
-            p.append("The feedback rate must be between 0 and 1.")
-        if self.relabel_noise and not self.noise_filter:
-            p.append("Relabeling noise needs the noise filter on: without it no sample is flagged as noise.")
-        if self.keep_checkpoints not in KEEP_CHECKPOINTS:
-            p.append(f"Keep checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, not '{self.keep_checkpoints}'.")
+        # noise="relabel" flags samples as noise and relabels them, so relabeling always has flags to act on.
         return p + self.teacher.problems() + self.student.problems() + self.labeler.problems()
 
     def validate(self) -> "GoldSettings":
@@ -446,30 +625,58 @@ class GoldSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GoldSettings":
-        """Tolerant of settings written by older versions: unknown keys are ignored, missing ones take the value
-        the engine used before they existed (BEFORE_THEY_EXISTED), else their default."""
-        d = dict(d or {})
-        teacher = _known(TeacherSpec, d.pop("teacher", {}) or {})
-        student = _known(StudentSpec, {**BEFORE_THEY_EXISTED["student"], **(d.pop("student", {}) or {})})
+        """Settings as stored with a run, whenever it was stored: keys of settings that were replaced are read as
+        their replacement (`upgrade_settings_dict`), unknown keys are ignored, and a missing key takes the value
+        runs got before that setting existed (its `before`), else its default."""
+        d = upgrade_settings_dict(d)
+        teacher = _stored(TeacherSpec, d.pop("teacher", {}) or {})
+        student = _stored(StudentSpec, d.pop("student", {}) or {})
         if "labeler" in d:
-            labeler = _known(LabelerSpec, d.pop("labeler") or {})
+            labeler = _stored(LabelerSpec, d.pop("labeler") or {})
             labeler.models = [str(m) for m in labeler.models or []]
         else:  # before labelers existed only a local teacher read labels back; a remote one gave none
             labeler = LabelerSpec(models=["none"] if teacher.backend == "openai" else [])
-        return cls(**_known_kwargs(cls, d), teacher=teacher, student=student, labeler=labeler)
+        d = {k: v for k, v in d.items() if k not in SECTIONS}
+        return _stored(cls, d, teacher=teacher, student=student, labeler=labeler)
 
 
-# Settings whose default is not what the engine did before they existed: a run stored without them gets these
-# values, so resuming or retraining it does what it did when it was queued.
-BEFORE_THEY_EXISTED: dict[str, dict[str, Any]] = {
-    "student": {"soft_label_weight": 0.0, "soft_label_calibration": "contextual"},
-}
+SECTIONS = ("teacher", "student", "labeler")  # GoldSettings' nested settings, by field name
+
+# Keys a stored run may hold for settings that were replaced, with the value they had when left out:
+#   noise_filter / relabel_noise  two booleans, now the `noise` strategy (False/any = keep, True/False = drop,
+#                                 True/True = relabel);
+#   map_after_round               drawing the round's map, now a hook of the loop (not a setting): ignored.
+REPLACED: dict[str, Any] = {"noise_filter": True, "relabel_noise": False, "map_after_round": True}
 
 
-def _known_kwargs(cls, d: dict[str, Any]) -> dict[str, Any]:
-    names = set(cls.__dataclass_fields__) - {"teacher", "student", "labeler"}
-    return {k: v for k, v in d.items() if k in names}
+def noise_from_flags(noise_filter: bool, relabel_noise: bool) -> str:
+    """The `noise` strategy the two booleans it replaced meant."""
+    if not noise_filter:
+        return "keep"
+    return "relabel" if relabel_noise else "drop"
 
 
-def _known(cls, d: dict[str, Any]):
-    return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+def upgrade_settings_dict(d: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of stored settings with replaced keys (REPLACED) read as today's settings; a `noise` key wins over
+    the booleans it replaced."""
+    d = dict(d or {})
+    flags = {k: d.pop(k) for k in list(REPLACED) if k in d}
+    if "noise" not in d and ("noise_filter" in flags or "relabel_noise" in flags):
+        d["noise"] = noise_from_flags(bool(flags.get("noise_filter", REPLACED["noise_filter"])),
+                                      bool(flags.get("relabel_noise", REPLACED["relabel_noise"])))
+    return d
+
+
+def before_values(cls) -> dict[str, Any]:
+    """The values a run stored before these settings existed gets, for the fields of `cls` that have one."""
+    out = {}
+    for f in fields(cls):
+        meta = setting_meta(f)
+        if meta is not None and meta["before"] is not MISSING:
+            out[f.name] = copy.deepcopy(meta["before"])
+    return out
+
+
+def _stored(cls, d: dict[str, Any], **sections: Any):
+    names = {f.name for f in fields(cls)}
+    return cls(**{**before_values(cls), **{k: v for k, v in d.items() if k in names}, **sections})

@@ -16,12 +16,12 @@ import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
+from gold.records import Round, RoundMetrics, Run, RunSummary, Sample, StoredTask, TaskSummary, from_row
 from gold.specs import Example, SpecError, TaskSpec
 
 DEFAULT_HOME = "gold_data"
@@ -189,42 +189,6 @@ def _m3_teacher_probs(db: sqlite_utils.Database) -> None:
 # Append only: a migration, once released, is never edited; fix forward with a new one.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_workers, _m3_teacher_probs]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-# -- records returned to callers ------------------------------------------------------------------------
-
-@dataclass
-class TaskSummary:
-    id: int
-    name: str
-    kind: str
-    labels: list[str]
-    n_seeds: int
-    n_eval: int
-    n_runs: int
-    updated_at: float
-
-
-@dataclass
-class StoredTask:
-    id: int
-    spec: TaskSpec
-    created_at: float
-    updated_at: float
-
-
-@dataclass
-class RunSummary:
-    id: int
-    task_id: int
-    task_name: str
-    name: str
-    mode: str
-    status: str
-    created_at: float
-    finished_at: float | None
-    error: str | None
-    rounds_done: int = 0  # finished rounds: a run with none has no student to show, explore or export
 
 
 def training_roles(with_probes: bool = False) -> tuple[str, ...]:
@@ -469,7 +433,7 @@ class Store:
         worker would go on writing rows and checkpoints for a run that no longer exists. The status is read inside
         the deleting transaction, so no worker can claim the run in between."""
         with self.transaction():
-            status = self.get_run(run_id)["status"]  # raises NotFound
+            status = self.get_run(run_id).status  # raises NotFound
             if status in ACTIVE_STATUSES:
                 raise StoreError(f"Run {run_id} has not ended (it is {status}): cancel it first, and delete it once "
                                  "it has stopped.")
@@ -483,7 +447,7 @@ class Store:
             raise StoreError(f"Run {run_id} was deleted, but its folder {folder} could not be removed completely: "
                              "delete that folder by hand to free its space.")
 
-    def get_run(self, run_id: int) -> dict[str, Any]:
+    def get_run(self, run_id: int) -> Run:
         rows = list(self._rows(
             "SELECT r.*, t.name AS task_name FROM runs r JOIN tasks t ON t.id = r.task_id WHERE r.id=?", [int(run_id)]
         ))
@@ -492,7 +456,9 @@ class Store:
         run = rows[0]
         run["settings"] = json.loads(run["settings"])
         run["usage"] = json.loads(run.get("usage") or "{}")
-        return run
+        run["cancel_requested"] = bool(run["cancel_requested"])
+        run["retrain_requested"] = bool(run.get("retrain_requested"))
+        return from_row(Run, run)
 
     def claim_run(self, worker_id: str, stale_after: float = 60.0, only: list[int] | None = None) -> int | None:
         """Atomically take the oldest queued run, or a 'running' run whose worker stopped heart-beating
@@ -549,7 +515,7 @@ class Store:
 
     def request_cancel(self, run_id: int) -> None:
         with self.transaction():
-            status = self.get_run(run_id)["status"]
+            status = self.get_run(run_id).status
             if status == "queued":
                 self.db.execute("UPDATE runs SET status='cancelled', cancel_requested=1, finished_at=? WHERE id=?",
                                 [time.time(), run_id])
@@ -566,7 +532,7 @@ class Store:
         """Queue a stopped, failed or cancelled run again; it continues from its last finished step.
         held=True: for a worker of its own (see create_run)."""
         with self.transaction():
-            status = self.get_run(run_id)["status"]
+            status = self.get_run(run_id).status
             if status in ACTIVE_STATUSES:
                 return
             self.db.execute(
@@ -579,7 +545,7 @@ class Store:
         """Queue one more training of the student on the current data (vetoes and flags applied), without
         generating anything: the result is an extra round, so export and the map pick it up."""
         with self.transaction():
-            status = self.get_run(run_id)["status"]
+            status = self.get_run(run_id).status
             if status in ACTIVE_STATUSES:
                 raise StoreError("The run has not ended: its next round already trains with your vetoes.")
             self.db.execute(
@@ -600,25 +566,19 @@ class Store:
     def add_usage(self, run_id: int, **counts: float) -> dict[str, float]:
         """Add token/cost counts to the run's running totals; returns the new totals."""
         with self.transaction():
-            usage = self.get_run(run_id)["usage"]
+            usage = self.get_run(run_id).usage
             for k, v in counts.items():
                 usage[k] = usage.get(k, 0) + v
             self.db.execute("UPDATE runs SET usage=? WHERE id=?", [json.dumps(usage), run_id])
         return usage
 
     # -- rounds -------------------------------------------------------------------------------------------
-    def round(self, run_id: int, n: int) -> dict[str, Any] | None:
-        rows = list(self._rows("SELECT * FROM rounds WHERE run_id=? AND n=?", [run_id, n]))
-        if not rows:
-            return None
-        rows[0]["metrics"] = json.loads(rows[0]["metrics"])
-        return rows[0]
+    def round(self, run_id: int, n: int) -> Round | None:
+        rows = [_round(r) for r in self._rows("SELECT * FROM rounds WHERE run_id=? AND n=?", [run_id, n])]
+        return rows[0] if rows else None
 
-    def rounds(self, run_id: int) -> list[dict[str, Any]]:
-        out = list(self._rows("SELECT * FROM rounds WHERE run_id=? ORDER BY n", [run_id]))
-        for r in out:
-            r["metrics"] = json.loads(r["metrics"])
-        return out
+    def rounds(self, run_id: int) -> list[Round]:
+        return [_round(r) for r in self._rows("SELECT * FROM rounds WHERE run_id=? ORDER BY n", [run_id])]
 
     def start_round(self, run_id: int, n: int) -> None:
         with self.transaction():
@@ -628,12 +588,14 @@ class Store:
                 [run_id, n, time.time()],
             )
 
-    def set_round_step(self, run_id: int, n: int, step: str, metrics: dict[str, Any] | None = None,
+    def set_round_step(self, run_id: int, n: int, step: str, metrics: RoundMetrics | dict[str, Any] | None = None,
                        checkpoint: str | None = None) -> None:
         """Record that `step` of round n is finished (the resume point), merging metrics."""
+        if isinstance(metrics, RoundMetrics):
+            metrics = metrics.to_dict()
         with self.transaction():
             current = self.round(run_id, n)
-            merged = {**(current["metrics"] if current else {}), **(metrics or {})}
+            merged = {**(current.metrics.to_dict() if current else {}), **(metrics or {})}
             self.db.execute(
                 "UPDATE rounds SET step=?, metrics=?, checkpoint=COALESCE(?, checkpoint) WHERE run_id=? AND n=?",
                 [step, json.dumps(merged), checkpoint, run_id, n],
@@ -646,11 +608,11 @@ class Store:
             current = self.round(run_id, n)
             if current is None:
                 return
-            metrics = {**current["metrics"], "checkpoint_deleted": True}
+            metrics = {**current.metrics.to_dict(), "checkpoint_deleted": True}
             self.db.execute("UPDATE rounds SET checkpoint=NULL, metrics=? WHERE run_id=? AND n=?",
                             [json.dumps(metrics), run_id, n])
 
-    def finish_round(self, run_id: int, n: int, metrics: dict[str, Any]) -> None:
+    def finish_round(self, run_id: int, n: int, metrics: RoundMetrics | dict[str, Any]) -> None:
         with self.transaction():
             self.set_round_step(run_id, n, "done", metrics)
             self.db.execute("UPDATE rounds SET status='done', finished_at=? WHERE run_id=? AND n=?",
@@ -678,7 +640,7 @@ class Store:
             self.db.execute("DELETE FROM samples WHERE run_id=? AND round=? AND role=?", [run_id, round_n, role])
 
     def samples(self, run_id: int, round_n: int | None = None, role: str | None = None, kept_only: bool = False,
-                trainable_only: bool = False, with_probes: bool = False) -> list[dict[str, Any]]:
+                trainable_only: bool = False, with_probes: bool = False) -> list[Sample]:
         """Samples of a run. kept_only: parsed ones (no reject reason). trainable_only: kept, role 'train' (or
         'probe' too, with_probes: a run with `train_on_probes`), not vetoed by a person and not flagged as noise —
         exactly what the student trains on."""
@@ -695,10 +657,12 @@ class Store:
             roles = training_roles(with_probes)
             sql += f" AND role IN ({','.join('?' * len(roles))}) AND vetoed=0 AND flag!='noise'"
             params.extend(roles)
-        rows = list(self._rows(sql + " ORDER BY id", params))
-        for r in rows:
+        rows = []
+        for r in self._rows(sql + " ORDER BY id", params):
             r["inputs"] = json.loads(r["inputs"])
             r["teacher_probs"] = json.loads(r["teacher_probs"]) if r.get("teacher_probs") else None
+            r["vetoed"] = bool(r["vetoed"])
+            rows.append(from_row(Sample, r))
         return rows
 
     def set_teacher_probs(self, probs: dict[int, list[float]]) -> None:
@@ -826,6 +790,11 @@ class Store:
         if run_id is None:
             return list(self._rows("SELECT * FROM events ORDER BY id DESC LIMIT ?", [limit]))
         return list(self._rows("SELECT * FROM events WHERE run_id=? ORDER BY id DESC LIMIT ?", [run_id, limit]))
+
+
+def _round(row: dict[str, Any]) -> Round:
+    row["metrics"] = RoundMetrics.from_dict(json.loads(row["metrics"] or "{}"))
+    return from_row(Round, row)
 
 
 class _Transaction:

@@ -1,6 +1,6 @@
 """The background worker: `python -m gold worker`.
 
-It claims queued runs from the store and executes them round by round (gold/rounds.py). It survives page
+It claims queued runs from the store and executes them round by round (gold/loop.py). It survives page
 reloads (it is its own process), its own crash (another worker resumes a run whose heartbeat went stale) and
 restarts (each round step is checkpointed in the store). A heartbeat thread keeps the run's and the worker's
 heartbeats fresh while a long step (loading a model, training) blocks the main thread; cancellation is
@@ -20,51 +20,15 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
+from gold.context import Cancelled, DiskFull, RunContext, RunError, Superseded
 from gold.store import Store
 
 HEARTBEAT_S = float(os.environ.get("GOLD_HEARTBEAT_S", "5"))
 # A run whose heartbeat is older than this is presumed orphaned (its worker died) and is resumed.
 STALE_AFTER_S = float(os.environ.get("GOLD_WORKER_STALE_S", "30"))
 POLL_S = 1.0
-
-
-class Cancelled(Exception):
-    """Raised inside a run when the user asked to cancel it; the run ends as 'cancelled'."""
-
-
-class DiskFull(RuntimeError):
-    """The data folder's disk is nearly full: the run stops before writing more (a message the user acts on)."""
-
-
-class Superseded(Exception):
-    """Raised when another worker has taken this run over (we were presumed dead); stop quietly."""
-
-
-@dataclass
-class RunContext:
-    """What a running run may ask of its worker: report progress, and learn it must stop."""
-
-    store: Store
-    run_id: int
-    worker_id: str
-
-    def check(self) -> None:
-        """Call between steps and batches: raises Cancelled or Superseded when the run must stop, DiskFull
-        when the data folder's disk is nearly full (the run fails cleanly and resumes once there is space)."""
-        problem = self.store.free_space_problem()
-        if problem:
-            raise DiskFull(problem + " Then press Resume.")
-        run = self.store.get_run(self.run_id)
-        if run["worker"] != self.worker_id:
-            raise Superseded()
-        if run["cancel_requested"]:
-            raise Cancelled()
-
-    def progress(self, fraction: float | None, message: str, level: str = "info") -> None:
-        self.store.add_event(message, run_id=self.run_id, level=level, progress=fraction)
 
 
 class _Heartbeat(threading.Thread):
@@ -96,8 +60,8 @@ def run_worker(home: str | Path | None = None, once: bool = False, idle_exit_s: 
     """Serve runs until interrupted. once=True: process what is queued now, then exit (tests, CLI).
     only: serve just these run ids (`python -m gold run --inline`). worker_id: the id runs were reserved
     for (`spawn_keyed_worker`); by default a fresh one."""
+    from gold.loop import execute_run  # imported here: torch loads only in the worker
     from gold.models import ModelNotFound
-    from gold.rounds import RunError, execute_run  # imported here: torch loads only in the worker
     from gold.teachers.base import TeacherError
 
     USER_ERRORS = (RunError, TeacherError, ModelNotFound, DiskFull)

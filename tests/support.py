@@ -23,8 +23,21 @@ def tiny_settings(**overrides):
     s.student.epochs = 1
     s.student.batch_size = 8
     for k, v in overrides.items():
+        if not hasattr(s, k):  # a setting that no longer exists must fail here, not be silently ignored
+            raise AttributeError(f"GoldSettings has no setting {k!r}")
         setattr(s, k, v)
     return s
+
+
+def without_maps():
+    """Run hooks that draw no map after a round, for tests that call the loop directly and read no map."""
+    from gold.loop import RunHooks
+
+    class NoMaps(RunHooks):
+        def after_round(self, ctx, n, settings) -> None:
+            pass
+
+    return NoMaps()
 
 
 def tiny_task(store, key: str = "sst2", eval_rows: int = 16) -> int:

@@ -102,9 +102,9 @@ def lasso_then_veto(page, store: Store, run_id: int, before_veto=None) -> int:
         before_veto()
     page.get_by_role("button", name="Veto selected").click()
     deadline = time.time() + 30
-    while time.time() < deadline and sum(r["vetoed"] for r in store.samples(run_id)) < n:
+    while time.time() < deadline and sum(r.vetoed for r in store.samples(run_id)) < n:
         time.sleep(0.5)
-    assert sum(r["vetoed"] for r in store.samples(run_id)) == n
+    assert sum(r.vetoed for r in store.samples(run_id)) == n
     return n
 
 
@@ -145,6 +145,7 @@ def test_whole_flow_in_the_browser_with_a_server_restart_mid_run(browser, tmp_pa
 
         page.goto(base + "/runs", wait_until="networkidle")
         page.get_by_role("button", name="Start run").wait_for(timeout=60_000)
+        page.get_by_text("Advanced settings", exact=True).click()  # Probe size, Epochs, … are advanced settings
         for label, value in (("Rounds", "2"), ("Samples per round", "4"), ("Probe size", "2"), ("Epochs", "1"),
                              ("Min steps", "4"), ("Max new tokens", "24"), ("Run name", "browser run")):
             box = page.get_by_label(label, exact=True)
@@ -153,24 +154,24 @@ def test_whole_flow_in_the_browser_with_a_server_restart_mid_run(browser, tmp_pa
         page.get_by_role("button", name="Start run").click()
         page.get_by_text(re.compile(r"^Queued run \d+")).wait_for(timeout=60_000)
         [run] = store.list_runs()
-        settings = store.get_run(run.id)["settings"]
+        settings = store.get_run(run.id).settings
         assert (settings["rounds"], settings["samples_per_round"], settings["student"]["min_steps"]) == (2, 4, 4)
 
         # The server restarts while the worker runs round 1: the run goes on, the page shows its history.
         deadline = time.time() + 300
-        while store.get_run(run.id)["status"] != "running" and time.time() < deadline:
+        while store.get_run(run.id).status != "running" and time.time() < deadline:
             time.sleep(0.5)
         stop(app)
-        assert store.get_run(run.id)["status"] in ("running", "done")
+        assert store.get_run(run.id).status in ("running", "done")
         app = start_app(home, port)
         page.goto(base + "/runs", wait_until="networkidle")
         page.get_by_text(f"#{run.id} browser run").first.wait_for(timeout=60_000)
         page.get_by_role("progressbar").first.wait_for(timeout=60_000)  # the live progress is back
 
         deadline = time.time() + 900
-        while store.get_run(run.id)["status"] in ACTIVE_STATUSES and time.time() < deadline:
+        while store.get_run(run.id).status in ACTIVE_STATUSES and time.time() < deadline:
             time.sleep(1)
-        assert store.get_run(run.id)["status"] == "done", store.get_run(run.id)["error"]
+        assert store.get_run(run.id).status == "done", store.get_run(run.id).error
         page.get_by_text(re.compile(r"mode: gold · done")).first.wait_for(timeout=60_000)  # the fragment caught up
         page.get_by_text("Per round", exact=True).wait_for(timeout=60_000)  # with both rounds' history
         no_exception(page)
@@ -252,7 +253,7 @@ def test_overview_answers_at_its_name_and_enter_in_a_number_box_starts_nothing(f
     page.get_by_role("button", name="Start run").click()
     page.get_by_text(re.compile(r"^Queued run \d+")).wait_for(timeout=60_000)  # the button still starts one
     [run] = Store(home).list_runs()
-    assert Store(home).get_run(run.id)["settings"]["rounds"] == 3
+    assert Store(home).get_run(run.id).settings["rounds"] == 3
 
 
 def finished_rows(store: Store, task_id: int, name: str) -> int:
@@ -285,7 +286,7 @@ def test_a_link_to_a_run_reopens_it_after_a_server_restart(fresh_app, browser):
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download settings").click()
     assert download.value.suggested_filename == "run.json"
-    assert json.loads(Path(download.value.path()).read_text()) == store.get_run(older)["settings"]
+    assert json.loads(Path(download.value.path()).read_text()) == store.get_run(older).settings
 
     restart()
     page.goto(f"{base}/runs?run={older}", wait_until="networkidle")  # the bookmark, on the new server
@@ -324,17 +325,17 @@ def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
         deadline = time.time() + 900
         while time.time() < deadline:
             r = store.round(run_id, 1)
-            if r and r["status"] == "done":
+            if r and r.status == "done":
                 break
             value = bar.get_attribute("aria-valuenow")
             if r and value is not None:
-                seen.append((int(float(value)), r["step"]))
+                seen.append((int(float(value)), r.step))
             time.sleep(0.3)
         worker.communicate(timeout=600)
     finally:
         if worker.poll() is None:
             stop(worker)
-    assert store.get_run(run_id)["status"] == "done", store.get_run(run_id)["error"]
+    assert store.get_run(run_id).status == "done", store.get_run(run_id).error
     while_generating = [v for v, step in seen if step is None]
     assert while_generating and max(while_generating) > 0, seen  # the bar moved before the step was recorded
     assert len({v for v, _ in seen if v > 0}) >= 2, seen  # and more than once within the round

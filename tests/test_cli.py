@@ -75,7 +75,7 @@ def test_run_queue_list_cancel(home):
     assert "gold" in r.stdout and "baseline" in r.stdout and "queued" in r.stdout
     r = gold("cancel", "1", home=home)
     assert r.returncode == 0
-    assert Store(home).get_run(1)["status"] == "cancelled"
+    assert Store(home).get_run(1).status == "cancelled"
     bad = gold("run", "s", "--teacher", "openai", "--detach", home=home)
     assert bad.returncode == 2 and "--model" in bad.stderr
     missing = gold("run", "s", "--model", "/nope/model.gguf", "--detach", home=home)
@@ -124,7 +124,7 @@ def test_delete_asks_first_and_removes_only_that_run(home):
     assert no.returncode == 1 and "This cannot be undone. [y/N]" in no.stdout and "Nothing was deleted" in no.stdout
     silent = delete(str(doomed))  # no answer at all (stdin closed): nothing deleted, and the way out is named
     assert silent.returncode == 1 and "--yes" in silent.stdout
-    assert store.get_run(doomed)["name"] == "doomed" and store.run_dir(doomed).exists()
+    assert store.get_run(doomed).name == "doomed" and store.run_dir(doomed).exists()
 
     yes = delete(str(doomed), answer="y\n")
     assert yes.returncode == 0, yes.stderr
@@ -148,7 +148,7 @@ def _settings_file_dict():
     """A run's settings as the Runs page downloads them (GoldSettings.to_dict), every section changed a little."""
     from gold.specs import GoldSettings
 
-    s = GoldSettings(rounds=3, samples_per_round=12, probe_size=4, seed=7, noise_filter=False, feedback_rate=0.25)
+    s = GoldSettings(rounds=3, samples_per_round=12, probe_size=4, seed=7, noise="keep", feedback_rate=0.25)
     s.teacher.temperature = 0.7
     s.teacher.max_new_tokens = 32
     s.student.epochs = 2
@@ -171,7 +171,7 @@ def test_run_from_a_config_file_has_exactly_those_settings(home, tmp_path):
     r = gold("run", "s", "--config", str(tmp_path / "run.json"), "--detach", home=home)
     assert r.returncode == 0 and "Queued run 1 " in r.stdout, r.stderr
     store = Store(home)
-    assert store.get_run(1)["settings"] == wanted  # the stored settings are the file, key for key
+    assert store.get_run(1).settings == wanted  # the stored settings are the file, key for key
 
     # YAML, a partial file (missing keys: today's defaults), and flags: only the ones typed override the file.
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({"rounds": 2, "seed": 5, "student": {"epochs": 3}}))
@@ -180,10 +180,10 @@ def test_run_from_a_config_file_has_exactly_those_settings(home, tmp_path):
     assert r.returncode == 0, r.stderr
     expected = GoldSettings(rounds=2, seed=5, samples_per_round=9, mode="baseline")
     expected.student.epochs, expected.student.loss = 3, "ce"
-    assert store.get_run(2)["settings"] == expected.to_dict()
+    assert store.get_run(2).settings == expected.to_dict()
     r = gold("run", "s", "--config", str(tmp_path / "run.json"), "--rounds", "5", "--detach", home=home)
     assert r.returncode == 0, r.stderr
-    assert store.get_run(3)["settings"] == {**wanted, "rounds": 5}
+    assert store.get_run(3).settings == {**wanted, "rounds": 5}
 
 
 def test_a_bad_config_file_is_a_clear_error_and_queues_nothing(home, tmp_path):
@@ -223,3 +223,49 @@ def test_a_bad_config_file_is_a_clear_error_and_queues_nothing(home, tmp_path):
     r = gold("run", "s", "--config", write("ok.json", json.dumps(good)), "--rounds", "0", "--detach", home=home)
     assert r.returncode == 2 and "Rounds must be between 1 and 100" in r.stderr
     assert Store(home).list_runs() == []
+
+
+def test_a_run_json_stored_before_the_noise_strategies_still_starts_the_run_it_describes(home, tmp_path):
+    """A run.json downloaded when noise handling was two booleans (and the map a setting) means the same run."""
+    import json
+
+    from gold.specs import GoldSettings
+
+    gold("task", "example", "sst2", "--name", "s", home=home)
+    old = GoldSettings(rounds=2, seed=3).to_dict()
+    del old["noise"], old["feedback"]
+    for n, (flags, noise) in enumerate([({"noise_filter": False, "relabel_noise": False}, "keep"),
+                                        ({"noise_filter": True, "relabel_noise": True}, "relabel"),
+                                        ({"noise_filter": True}, "drop")], start=1):
+        (tmp_path / f"old{n}.json").write_text(json.dumps({**old, **flags, "map_after_round": False}))
+        r = gold("run", "s", "--config", str(tmp_path / f"old{n}.json"), "--detach", home=home)
+        assert r.returncode == 0, r.stderr
+        assert Store(home).get_run(n).settings == GoldSettings(rounds=2, seed=3, noise=noise).to_dict()
+
+
+def test_every_setting_has_a_run_flag_and_the_old_flag_names_still_work():
+    from gold import settings as registry
+    from gold.cli import build_parser, run_settings
+    from gold.specs import GoldSettings
+
+    parser = build_parser()
+    [run] = [a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "run"]
+    flags = {opt for action in run[1]._actions for opt in action.option_strings}
+    for s in registry.settings():
+        assert s.cli in flags, s.path
+    assert len({s.cli for s in registry.settings()}) == len(registry.settings())
+    for old in ("--rounds", "--per-round", "--probe", "--baseline", "--seed", "--teacher", "--engine", "--base-url",
+                "--model", "--student-model", "--epochs", "--min-steps", "--loss", "--labeler", "--pick-labeler",
+                "--label-votes", "--with-baseline", "--config", "--name", "--inline", "--detach"):
+        assert old in flags, old
+    args = parser.parse_args(["run", "t", "--student-learning-rate", "1e-4", "--per-round", "9", "--probe", "2",
+                              "--noise", "keep", "--no-student-warm-start", "--steer-labels", "--teacher-top-p",
+                              "0.5", "--labeler", "teacher", "--labeler", "teacher", "--pick-labeler", "ensemble",
+                              "--baseline", "--keep-checkpoints", "best_and_last"])
+    s = run_settings(args)
+    expected = GoldSettings(samples_per_round=9, probe_size=2, noise="keep", steer_labels=True, mode="baseline",
+                            keep_checkpoints="best_and_last")
+    expected.student.learning_rate, expected.student.warm_start, expected.teacher.top_p = 1e-4, False, 0.5
+    expected.labeler.models, expected.labeler.pick = ["teacher", "teacher"], "ensemble"
+    assert s == expected
+    assert run_settings(parser.parse_args(["run", "t"])) == GoldSettings()  # no flag typed: the defaults

@@ -15,7 +15,7 @@ import yaml
 
 from support import PYTHON, ROOT, tiny_task
 
-from gold import datasets_export
+from gold import datasets_export, downloads
 from gold.export import ExportError
 from gold.specs import GoldSettings
 from gold.store import Store
@@ -112,7 +112,7 @@ def test_dataset_folder_loads_with_datasets_and_its_card_says_what_the_store_say
 
 def test_zip_and_cli_and_refusals(store, home, small_run, tmp_path):
     run_id, _, _ = small_run
-    data = datasets_export.dataset_zip_bytes(home, run_id)
+    data = downloads.dataset_zip_bytes(home, run_id)
     root = datasets_export.dataset_root(run_id)
     (tmp_path / "z.zip").write_bytes(data)
     with zipfile.ZipFile(tmp_path / "z.zip") as z:
@@ -124,7 +124,7 @@ def test_zip_and_cli_and_refusals(store, home, small_run, tmp_path):
     r = gold_cli("export", str(run_id), "--data", "--out", str(tmp_path / "cli"), home=home)
     assert r.returncode == 0, r.stderr
     assert "as a Hugging Face dataset to folder" in r.stdout and (tmp_path / "cli" / "README.md").is_file()
-    empty = store.create_run(store.get_run(run_id)["task_id"], GoldSettings(rounds=1).to_dict(), name="empty")
+    empty = store.create_run(store.get_run(run_id).task_id, GoldSettings(rounds=1).to_dict(), name="empty")
     outdir = tmp_path / "refused"
     outdir.mkdir()
     for args, message in (
@@ -182,16 +182,16 @@ def test_finished_run_dataset_counts_equal_the_store(finished_run, tmp_path):
         meta = front_matter(card)
         assert meta["dataset_info"]["splits"][0]["num_examples"] == len(ds)
         for label in names:
-            mine = [s for s in kept if s["output"] == label]
-            n_train = sum(s["role"] == "train" for s in mine)
+            mine = [s for s in kept if s.output == label]
+            n_train = sum(s.role == "train" for s in mine)
             assert f"| {label} | {len(mine)} | {n_train} | {len(mine) - n_train} |" in card
-        with_probs = [s for s in kept if s["teacher_probs"]]
+        with_probs = [s for s in kept if s.teacher_probs]
         assert with_probs  # the tiny run reads soft labels back (the default)
         rows = {r["sample_id"]: r for r in ds.to_list()}
         for s in with_probs:
-            assert rows[s["id"]]["soft_label"] == pytest.approx(s["teacher_probs"], abs=1e-6)
-        assert [r["energy"] for r in ds.to_list()] == pytest.approx([s["energy"] for s in kept], abs=1e-5)
-        rounds = [r for r in store.rounds(gold_id) if r["status"] == "done"]
+            assert rows[s.id]["soft_label"] == pytest.approx(s.teacher_probs, abs=1e-6)
+        assert [r["energy"] for r in ds.to_list()] == pytest.approx([s.energy for s in kept], abs=1e-5)
+        rounds = [r for r in store.rounds(gold_id) if r.status == "done"]
         assert f"**Rounds:** {len(rounds)} finished of 2 planned" in card
         assert json.loads((folder / "dataset_dict.json").read_text())["splits"] == ["train"]
     finally:

@@ -43,7 +43,7 @@ def test_worker_stops_the_run_cleanly_and_it_resumes_later(home, store, monkeypa
     finally:
         signal.signal(signal.SIGTERM, handler)
     run = store.get_run(run_id)
-    assert run["status"] == "failed" and "MB free" in run["error"] and "Resume" in run["error"]
+    assert run.status == "failed" and "MB free" in run.error and "Resume" in run.error
     assert store.samples(run_id) == [] and store.rounds(run_id) == []
     store.resume_run(run_id)
-    assert store.get_run(run_id)["status"] == "queued"  # ready for a worker once there is room
+    assert store.get_run(run_id).status == "queued"  # ready for a worker once there is room

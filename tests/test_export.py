@@ -20,8 +20,9 @@ import pytest
 
 from support import PYTHON, ROOT, tiny_task
 
-from gold import export
+from gold import downloads, export
 from gold.export import ExportError
+from gold.layout import checkpoint_dir, train_ids_path
 from gold.modelcard import fenced, md
 from gold.specs import GoldSettings
 from gold.store import Store
@@ -57,7 +58,7 @@ def gold_export(finished_run, tmp_path_factory):
     home, gold_id, _ = finished_run
     store = Store(home)
     rnd = export.pick_round(store, gold_id)
-    ckpt_dir = Path(rnd["checkpoint"]).parent
+    ckpt_dir = Path(rnd.checkpoint).parent
     before = snapshot(ckpt_dir)
     out = tmp_path_factory.mktemp("export") / "student"
     result = export.export_student(store, gold_id, out)
@@ -73,10 +74,10 @@ def test_folder_loads_with_plain_pipeline_and_predicts_like_the_student(gold_exp
     from gold.students.classifier import ClassifierStudent
 
     store, gold_id, rnd, result = gold_export
-    task = store.get_task(store.get_run(gold_id)["task_id"]).spec
+    task = store.get_task(store.get_run(gold_id).task_id).spec
     texts = [task.format_input(ex.inputs) for ex in task.eval_set]
     assert len(texts) == 16
-    in_app = ClassifierStudent.load(rnd["checkpoint"]).predict(texts)
+    in_app = ClassifierStudent.load(rnd.checkpoint).predict(texts)
 
     (tmp_path / "texts.json").write_text(json.dumps(texts))
     code = f"""
@@ -113,22 +114,23 @@ def test_folder_has_labels_and_provenance(gold_export):
     assert tok["model_max_length"] == 128 and "local_files_only" not in tok
     prov = json.loads((folder / "gold_run.json").read_text())
     run = store.get_run(gold_id)
-    assert prov["run"]["id"] == gold_id and prov["round"] == rnd["n"]
-    assert prov["settings"] == run["settings"]
-    assert GoldSettings.from_dict(prov["settings"]) == GoldSettings.from_dict(run["settings"])
-    assert prov["round_metrics"] == store.round(gold_id, rnd["n"])["metrics"]
+    assert prov["run"]["id"] == gold_id and prov["round"] == rnd.n
+    assert prov["settings"] == run.settings
+    assert GoldSettings.from_dict(prov["settings"]) == GoldSettings.from_dict(run.settings)
+    assert prov["round_metrics"] == store.round(gold_id, rnd.n).metrics.to_dict()
+    assert [r["metrics"] for r in prov["rounds"]] == [r.metrics.to_dict() for r in store.rounds(gold_id)]
     assert prov["data"]["generated"] == store.sample_counts(gold_id)["generated"]
     assert prov["teacher"].startswith("SmolLM2-135M-Instruct")  # who wrote the examples, and who read them back
     assert prov["labeler"] == {"name": "the teacher (generating and reading labels back)", "choice": None}
     assert "| Labeler (read the soft labels) | the teacher" in (folder / "README.md").read_text()
     assert prov["files"]["model.safetensors"]["bytes"] == (folder / "model.safetensors").stat().st_size
     # data/train.jsonl is exactly the round's training set: its seeds, then the sample ids it saw.
-    ids = json.loads((Path(rnd["checkpoint"]).parent / "train_ids.json").read_text())
+    ids = json.loads(train_ids_path(store.run_dir(gold_id), rnd.n).read_text())
     rows = [json.loads(line) for line in (folder / "data/train.jsonl").read_text().splitlines()]
-    assert len(rows) == ids["seeds"] + len(ids["sample_ids"]) == rnd["metrics"]["train_size"]
+    assert len(rows) == ids["seeds"] + len(ids["sample_ids"]) == rnd.metrics.train_size
     assert [r["sample_id"] for r in rows if r["source"] == "generated"] == ids["sample_ids"]
-    samples = {s["id"]: s for s in store.samples(gold_id)}
-    assert all(r["label"] == samples[r["sample_id"]]["output"] for r in rows if r["sample_id"])
+    samples = {s.id: s for s in store.samples(gold_id)}
+    assert all(r["label"] == samples[r["sample_id"]].output for r in rows if r["sample_id"])
 
 
 @pytest.mark.slow
@@ -147,17 +149,17 @@ def test_model_card_metrics_equal_the_store(gold_export, finished_run):
         cells = [c.strip() for c in line.strip("|").split("|")]
         table[int(cells[0])] = (cells[1], cells[2], int(cells[3]))
     gold_rounds = store.rounds(gold_id)
-    base_rounds = {r["n"]: r["metrics"] for r in store.rounds(base_id)}
-    assert sorted(table) == [r["n"] for r in gold_rounds]
+    base_rounds = {r.n: r.metrics for r in store.rounds(base_id)}
+    assert sorted(table) == [r.n for r in gold_rounds]
     for r in gold_rounds:
-        metric, baseline, train_size = table[r["n"]]
-        assert metric == f"{r['metrics']['metric']:.4f}"
-        assert baseline == f"{base_rounds[r['n']]['metric']:.4f}"
-        assert train_size == r["metrics"]["train_size"]
+        metric, baseline, train_size = table[r.n]
+        assert metric == f"{r.metrics.metric:.4f}"
+        assert baseline == f"{base_rounds[r.n].metric:.4f}"
+        assert train_size == r.metrics.train_size
     counts = store.sample_counts(gold_id)
     keys = ("generated", "kept", "rejected", "noise", "vetoed", "probe", "feedback")
     assert "| " + " | ".join(str(counts[k]) for k in keys) + " |" in card
-    assert f"run {gold_id}, round {rnd['n']}" in card
+    assert f"run {gold_id}, round {rnd.n}" in card
     assert 'pipeline("text-classification", model="' in card
     for heading in ("## How to use", "## Task", "## Evaluation", "## Training data", "## GOLD settings",
                     "## Intended use and limits"):
@@ -181,21 +183,21 @@ def test_model_card_metadata_is_what_the_hub_reads(gold_export):
     store, gold_id, rnd, result = gold_export
     card = (result.path / "README.md").read_text()
     meta = card_metadata(card)
-    m = store.round(gold_id, rnd["n"])["metrics"]
-    assert m["metric_on"] == "eval"
+    m = store.round(gold_id, rnd.n).metrics
+    assert m.metric_on == "eval"
     assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-classification"
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert meta["datasets"] == ["stanfordnlp/sst2"] and meta["language"] == ["en"]  # the SST-2 example task
     assert meta["license"] == "apache-2.0" and "gold-studio" in meta["tags"]
     [entry] = meta["model-index"]
-    assert entry["name"] == f"gold-run{gold_id}-round{rnd['n']}"
+    assert entry["name"] == f"gold-run{gold_id}-round{rnd.n}"
     [res] = entry["results"]
     assert res["task"]["type"] == "text-classification"
-    assert res["dataset"] == {"name": f"Movie review sentiment (SST-2): {m['metric_rows']} evaluation rows",
+    assert res["dataset"] == {"name": f"Movie review sentiment (SST-2): {m.metric_rows} evaluation rows",
                               "type": "stanfordnlp/sst2"}
-    assert res["metrics"] == [{"type": "accuracy", "value": m["metric"], "name": "Accuracy", "verified": False}]
+    assert res["metrics"] == [{"type": "accuracy", "value": m.metric, "name": "Accuracy", "verified": False}]
     [parsed] = ModelCard(card).data.eval_results  # the Hub's own parser reads the same result
-    assert parsed.metric_type == "accuracy" and parsed.metric_value == m["metric"]
+    assert parsed.metric_type == "accuracy" and parsed.metric_value == m.metric
     assert parsed.dataset_type == "stanfordnlp/sst2" and parsed.task_type == "text-classification"
     assert "Stanford Sentiment Treebank" in card and "licence as stated by the source: MIT" in card
 
@@ -238,7 +240,7 @@ def test_zip_holds_exactly_the_listed_files(finished_run, tmp_path):
     home, gold_id, _ = finished_run
     store = Store(home)
     rnd = export.pick_round(store, gold_id)
-    root = f"gold-run{gold_id}-round{rnd['n']}"
+    root = f"gold-run{gold_id}-round{rnd.n}"
     result = export.export_zip(store, gold_id, tmp_path / "student.zip")
     with zipfile.ZipFile(result.path) as z:
         assert set(z.namelist()) == {f"{root}/{f}" for f in EXPECTED_FILES}
@@ -256,31 +258,31 @@ def test_vetoes_are_listed_and_the_zip_cache_follows_them(finished_run, tmp_path
     home, gold_id, _ = finished_run
     store = Store(home)
     rnd = export.pick_round(store, gold_id)
-    trained = set(json.loads((Path(rnd["checkpoint"]).parent / "train_ids.json").read_text())["sample_ids"])
+    trained = set(json.loads(train_ids_path(store.run_dir(gold_id), rnd.n).read_text())["sample_ids"])
     kept = store.samples(gold_id, kept_only=True)
-    pick = [next(s for s in kept if s["id"] in trained), next(s for s in kept if s["id"] not in trained)]
-    first = export.cached_zip(home, gold_id)
+    pick = [next(s for s in kept if s.id in trained), next(s for s in kept if s.id not in trained)]
+    first = downloads.cached_zip(home, gold_id)
     built = first.stat().st_mtime_ns
-    assert export.cached_zip(home, gold_id) == first and first.stat().st_mtime_ns == built  # served, not rebuilt
-    store.set_vetoed([s["id"] for s in pick], True)
+    assert downloads.cached_zip(home, gold_id) == first and first.stat().st_mtime_ns == built  # served, not rebuilt
+    store.set_vetoed([s.id for s in pick], True)
     try:
         result = export.export_student(store, gold_id, tmp_path / "vetoed")
         card = (result.path / "README.md").read_text()
         assert "**2 samples vetoed by hand**" in card
         for s, in_train in zip(pick, ("yes", "no")):
-            assert re.search(rf"^\| {s['id']} \| {s['round']} \| [^|]+ \| {in_train} \|", card, re.M), card
+            assert re.search(rf"^\| {s.id} \| {s.round} \| [^|]+ \| {in_train} \|", card, re.M), card
         prov = json.loads((result.path / "gold_run.json").read_text())
-        assert [v["id"] for v in prov["vetoed"]] == [s["id"] for s in pick]
+        assert [v["id"] for v in prov["vetoed"]] == [s.id for s in pick]
         assert prov["data"]["vetoed"] == 2
         rows = {r["id"]: r for r in export.dataset_rows(store, gold_id)}
-        assert all(rows[s["id"]]["vetoed"] is True for s in pick)
-        second = export.cached_zip(home, gold_id)  # the card changed: a fresh zip, the stale one removed
+        assert all(rows[s.id]["vetoed"] is True for s in pick)
+        second = downloads.cached_zip(home, gold_id)  # the card changed: a fresh zip, the stale one removed
         assert second != first and second.is_file() and not first.exists()
         with zipfile.ZipFile(second) as z:
-            assert "2 samples vetoed by hand" in z.read(f"{export.folder_name(gold_id, rnd['n'])}/README.md").decode()
+            assert "2 samples vetoed by hand" in z.read(f"{export.folder_name(gold_id, rnd.n)}/README.md").decode()
     finally:
-        store.set_vetoed([s["id"] for s in pick], False)
-    assert not [s for s in store.samples(gold_id) if s["vetoed"]]
+        store.set_vetoed([s.id for s in pick], False)
+    assert not [s for s in store.samples(gold_id) if s.vetoed]
 
 
 # -- the CLI ----------------------------------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def test_vetoes_are_listed_and_the_zip_cache_follows_them(finished_run, tmp_path
 def test_cli_export_latest_zip_then_predict(finished_run, tmp_path):
     home, gold_id, base_id = finished_run
     store = Store(home)
-    task_name = store.get_run(gold_id)["task_name"]
+    task_name = store.get_run(gold_id).task_name
     r = gold_cli("export", "latest", "--task", task_name, "--out", str(tmp_path / "latest"), "--zip", home=home)
     assert r.returncode == 0, r.stderr
     newest = max(gold_id, base_id)
@@ -361,26 +363,30 @@ def test_dataset_export_jsonl_and_csv(store, tmp_path):
     assert table[0]["input"] == "'=HYPERLINK(\"http://x\")"  # not run as a formula by a spreadsheet
     assert table[1]["input"] == "plain, \"quoted\"\nand multi-line" and table[1]["vetoed"] == "true"
     assert table[2]["reject_reason"] == "unparseable" and table[0]["energy"] == "-0.5"
-    assert export.dataset_file(store.home, run_id, "csv") == export.dataset_csv(store, run_id)
+    assert downloads.dataset_file(store.home, run_id, "csv") == export.dataset_csv(store, run_id)
 
 
 # -- small parts --------------------------------------------------------------------------------------------------------
 
 def test_round_choice():
-    def r(n, metric):
-        return {"n": n, "metrics": {"metric": metric} if metric is not None else {}}
+    from gold.checkpoints import best_round
+    from gold.records import Round, RoundMetrics
 
-    assert export.best_round([r(1, 0.6), r(2, 0.7), r(3, 0.65)])["n"] == 2
-    assert export.best_round([r(1, 0.7), r(2, 0.7)])["n"] == 2  # a tie: the later round (more data)
-    assert export.best_round([r(1, None), r(2, None)])["n"] == 2  # no score: the last
-    assert export.best_round([r(1, 0.5), r(2, float("nan"))])["n"] == 1
+    def r(n, metric):
+        return Round(id=n, run_id=1, n=n, status="done", step="done", metrics=RoundMetrics(metric=metric))
+
+    assert export.best_round is best_round  # the round Export picks by default is the one pruning keeps
+    assert best_round([r(1, 0.6), r(2, 0.7), r(3, 0.65)]).n == 2
+    assert best_round([r(1, 0.7), r(2, 0.7)]).n == 2  # a tie: the later round (more data)
+    assert best_round([r(1, None), r(2, None)]).n == 2  # no score: the last
+    assert best_round([r(1, 0.5), r(2, float("nan"))]).n == 1
 
 
 def test_resolve_run_latest_is_the_newest_finished(store, tmp_path):
     task_id = tiny_task(store, eval_rows=2)
     done = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name="a")
     store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name="b")  # queued, newer
-    ckpt = store.run_dir(done) / "round-1" / "student"
+    ckpt = checkpoint_dir(store.run_dir(done), 1)
     ckpt.mkdir(parents=True)
     (ckpt / "config.json").write_text("{}")
     store.start_round(done, 1)
@@ -447,9 +453,9 @@ def test_seq2seq_student_from_gguf_exports_a_plain_folder(store, tmp_path):
     settings.student.model = "embedded:smollm2-135m-instruct"
     run_id = store.create_run(task_id, settings.to_dict(), name="s2s")
     student = Seq2SeqStudent()  # loaded from the GGUF file
-    ckpt = store.run_dir(run_id) / "round-1" / "student"
+    ckpt = checkpoint_dir(store.run_dir(run_id), 1)
     student.save(ckpt)
-    (ckpt.parent / "train_ids.json").write_text(json.dumps({"seeds": len(task.seeds), "sample_ids": []}))
+    train_ids_path(store.run_dir(run_id), 1).write_text(json.dumps({"seeds": len(task.seeds), "sample_ids": []}))
     store.start_round(run_id, 1)
     store.set_round_step(run_id, 1, "train", checkpoint=str(ckpt))
     store.finish_round(run_id, 1, {"metric_name": "exact_match", "metric": 0.0, "metric_on": "eval", "metric_rows": 2})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from support import tiny_settings, tiny_task
+from support import tiny_settings, tiny_task, without_maps
 
 
 def test_references_parse_and_print_back():
@@ -62,7 +62,7 @@ def test_choose_scores_every_candidate_and_the_ensemble_on_the_evaluation_rows()
     no better, is not chosen."""
     from gold import labelers
     from gold.examples import example_spec
-    from gold.rounds import scoring_teacher
+    from gold.teachers.cache import scoring_teacher
     from gold.specs import GoldSettings, LabelerSpec
 
     task = example_spec("sst2")
@@ -78,24 +78,24 @@ def test_choose_scores_every_candidate_and_the_ensemble_on_the_evaluation_rows()
 
 @pytest.mark.slow
 def test_a_run_that_chooses_its_labeler_records_the_choice_once_and_reads_every_round_with_it(store, home):
+    from gold.context import RunContext
     from gold.export import collect, labeler_record
-    from gold.rounds import execute_run
+    from gold.loop import execute_run
     from gold.specs import LabelerSpec
-    from gold.worker import RunContext
 
     task_id = tiny_task(store)
-    settings = tiny_settings(map_after_round=False)
+    settings = tiny_settings()
     settings.labeler = LabelerSpec(models=["embedded:smollm2-135m-instruct", "teacher"], pick="choose")
     run_id = store.create_run(task_id, settings.to_dict())
     assert store.claim_run("test", only=[run_id]) == run_id
-    assert execute_run(RunContext(store, run_id, "test")) == "done"
-    first, second = (r["metrics"] for r in store.rounds(run_id))
-    choice = first["labeler_choice"]
+    assert execute_run(RunContext(store, run_id, "test"), hooks=without_maps()) == "done"
+    first, second = (r.metrics for r in store.rounds(run_id))
+    choice = first.labeler_choice
     assert choice["chosen"] == "embedded:smollm2-135m-instruct" and choice["rows"] == 16
-    assert len(choice["table"]) == 3 and "labeler_choice" not in second
-    assert first["labeler"] == second["labeler"] == "embedded:smollm2-135m-instruct"
+    assert len(choice["table"]) == 3 and second.labeler_choice is None
+    assert first.labeler == second.labeler == "embedded:smollm2-135m-instruct"
     train = store.samples(run_id, role="train", kept_only=True)
-    assert train and all(r["teacher_probs"] is not None for r in train)
+    assert train and all(r.teacher_probs is not None for r in train)
     record = labeler_record(collect(store, run_id))
     assert record["name"] == "embedded:smollm2-135m-instruct" and record["choice"]["chosen"] == choice["chosen"]
 
@@ -118,16 +118,16 @@ def server():
 
 
 def served_run(store, url: str, **labeler):
-    from gold.rounds import execute_run
+    from gold.context import RunContext
+    from gold.loop import execute_run
     from gold.specs import LabelerSpec
-    from gold.worker import RunContext
 
     task_id = tiny_task(store)
-    settings = tiny_settings(map_after_round=False, rounds=1)
+    settings = tiny_settings(rounds=1)
     settings.labeler = LabelerSpec(models=[f"openai:embedded:smollm2-135m-instruct@{url}"], **labeler)
     run_id = store.create_run(task_id, settings.to_dict())
     assert store.claim_run("test", only=[run_id]) == run_id
-    assert execute_run(RunContext(store, run_id, "test")) == "done"
+    assert execute_run(RunContext(store, run_id, "test"), hooks=without_maps()) == "done"
     return task_id, run_id, settings
 
 
@@ -138,11 +138,11 @@ def test_a_server_that_returns_logprobs_reads_the_soft_labels_and_says_so_before
     task_id, run_id, settings = served_run(store, server.base_url)
     [sentence] = soft_label_check(store, task_id, settings)
     assert "log-probabilities" in sentence and "no log-probabilities" not in sentence
-    [metrics] = [r["metrics"] for r in store.rounds(run_id)]
-    assert metrics["labeler"].startswith("openai:embedded:smollm2-135m-instruct@http://")
-    assert metrics["soft_labeled"] > 0 and metrics["label_failed"] == 0 and "label_floored" in metrics
+    [metrics] = [r.metrics for r in store.rounds(run_id)]
+    assert metrics.labeler.startswith("openai:embedded:smollm2-135m-instruct@http://")
+    assert metrics.soft_labeled > 0 and metrics.label_failed == 0 and metrics.label_floored is not None
     train = store.samples(run_id, role="train", kept_only=True)
-    assert train and all(abs(sum(r["teacher_probs"]) - 1) < 1e-6 for r in train)
+    assert train and all(abs(sum(r.teacher_probs) - 1) < 1e-6 for r in train)
 
 
 @pytest.mark.slow
@@ -157,9 +157,9 @@ def test_a_server_without_logprobs_is_named_before_the_run_and_the_run_trains_on
         task_id, run_id, settings = served_run(store, proxy.base_url)
         [sentence] = soft_label_check(store, task_id, settings)
         assert "no log-probabilities" in sentence
-        [metrics] = [r["metrics"] for r in store.rounds(run_id)]
-        assert metrics["soft_labeled"] == 0 and metrics["label_method"] == "given"
+        [metrics] = [r.metrics for r in store.rounds(run_id)]
+        assert metrics.soft_labeled == 0 and metrics.label_method == "given"
         assert any("log-probabilities" in e["message"] and e["level"] == "warning" for e in store.events(run_id))
-        assert all(r["teacher_probs"] is None for r in store.samples(run_id))
+        assert all(r.teacher_probs is None for r in store.samples(run_id))
     finally:
         proxy.close()

@@ -17,6 +17,7 @@ from support import PYTHON, ROOT, tiny_task
 
 from gold import export, onnx_export
 from gold.export import ExportError
+from gold.layout import checkpoint_dir
 from gold.specs import GoldSettings
 from gold.store import Store
 
@@ -45,9 +46,9 @@ def test_onnx_predicts_like_the_pytorch_student(onnx_export_of_run, tmp_path):
     store, gold_id, result = onnx_export_of_run
     assert set(result.files) == ONNX_FILES
     rnd = export.pick_round(store, gold_id)
-    task = store.get_task(store.get_run(gold_id)["task_id"]).spec
+    task = store.get_task(store.get_run(gold_id).task_id).spec
     texts = [task.format_input(ex.inputs) for ex in task.eval_set]
-    torch_probs = ClassifierStudent.load(rnd["checkpoint"], device="cpu").score(texts).probs
+    torch_probs = ClassifierStudent.load(rnd.checkpoint, device="cpu").score(texts).probs
 
     # As a user runs it: onnxruntime and a tokenizer, no torch model, GOLD not importable, the note's own code.
     (tmp_path / "texts.json").write_text(json.dumps(texts))
@@ -93,9 +94,9 @@ print(json.dumps({{"labels": [labels[i] for i in range(len(labels))], "probs": p
 
     note = (result.path / "README.md").read_text()
     assert "onnxruntime" in note and f"of {len(texts)} evaluation rows" in note
-    weights = (Path(rnd["checkpoint"]) / "model.safetensors").stat().st_size
+    weights = (Path(rnd.checkpoint) / "model.safetensors").stat().st_size
     assert (result.path / "model.onnx").stat().st_size < 0.5 * weights
-    assert json.loads((result.path / "gold_run.json").read_text())["round"] == rnd["n"]
+    assert json.loads((result.path / "gold_run.json").read_text())["round"] == rnd.n
 
 
 @pytest.mark.slow
@@ -105,8 +106,8 @@ def test_cli_onnx_zip_and_refusals(finished_run, tmp_path):
     rnd = export.pick_round(store, gold_id)
     r = gold_cli("export", str(gold_id), "--onnx", "--zip", "--out", str(tmp_path / "student"), home=home)
     assert r.returncode == 0, r.stderr
-    assert f"round {rnd['n']} as int8 ONNX to zip" in r.stdout
-    root = onnx_export.onnx_root(gold_id, rnd["n"])
+    assert f"round {rnd.n} as int8 ONNX to zip" in r.stdout
+    root = onnx_export.onnx_root(gold_id, rnd.n)
     with zipfile.ZipFile(tmp_path / "student.zip") as z:
         assert set(z.namelist()) == {f"{root}/{f}" for f in ONNX_FILES}
     r = gold_cli("export", str(gold_id), "--onnx", "--no-data", "--out", str(tmp_path / "x"), home=home)
@@ -117,7 +118,7 @@ def test_cli_onnx_zip_and_refusals(finished_run, tmp_path):
 def test_seq2seq_student_is_refused_clearly(store, home, tmp_path):
     task_id = tiny_task(store, "svamp", eval_rows=2)
     run_id = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name="s2s")
-    ckpt = store.run_dir(run_id) / "round-1" / "student"
+    ckpt = checkpoint_dir(store.run_dir(run_id), 1)
     ckpt.mkdir(parents=True)
     (ckpt / "config.json").write_text("{}")
     store.start_round(run_id, 1)

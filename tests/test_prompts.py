@@ -7,6 +7,7 @@ checked against what the model actually writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -19,7 +20,7 @@ from gold.specs import Example, TaskSpec
 from gold.teachers.base import Completion, GenerationSettings
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "teacher_replies.jsonl"
-RECIPE = P.PromptOptions(subject="movie reviews", field_titles={"text": "Review"})
+REVIEW = P.PromptOptions(field_titles={"text": "Review"})
 
 NEG = ["run for your lives !", "like a three-ring circus , there are side stories aplenty -- none of them memorable .",
        "a dull , plodding\nmess ."]
@@ -59,19 +60,20 @@ def reasons(items) -> list[str | None]:
 
 # -- builders: completion form -----------------------------------------------------------------------------
 
-def test_recipe_is_reproduced_exactly(sentiment):
-    req = P.build_request(sentiment, "completion", "negative", random.Random(0), options=RECIPE)
+def test_same_label_list_with_given_line_titles(sentiment):
+    req = P.build_request(sentiment, "completion", "negative", random.Random(0), options=REVIEW)
     text = req.prompt
-    assert text.startswith("Here are some negative movie reviews.\n\nReview: ")
+    assert text.startswith('Classify the sentiment of a movie review.\n\nHere are some examples labeled "negative".'
+                           '\n\nReview: ')
     assert text.endswith("\nReview:")
-    lines = text.split("\n\n", 1)[1].split("\n")[:-1]
+    lines = text.split("\n\n", 2)[2].split("\n")[:-1]  # after the instruction and the header
     # that label's seeds only, one line each (the seed with a newline is flattened), shuffled
     assert sorted(lines) == sorted(f"Review: {' '.join(t.split())}" for t in NEG)
     assert req.stop == ("\n",) and req.label == "negative" and req.n_expected == 1 and not req.next_titles
-    shuffles = {P.build_request(sentiment, "completion", "negative", random.Random(s), options=RECIPE).prompt for s in range(8)}
+    shuffles = {P.build_request(sentiment, "completion", "negative", random.Random(s), options=REVIEW).prompt for s in range(8)}
     assert len(shuffles) > 1  # the seed order depends on the rng
-    assert P.build_request(sentiment, "completion", "negative", random.Random(3), options=RECIPE).prompt == \
-        P.build_request(sentiment, "completion", "negative", random.Random(3), options=RECIPE).prompt
+    assert P.build_request(sentiment, "completion", "negative", random.Random(3), options=REVIEW).prompt == \
+        P.build_request(sentiment, "completion", "negative", random.Random(3), options=REVIEW).prompt
 
 
 def test_generic_header_uses_instruction_and_field_name(sentiment):
@@ -89,8 +91,8 @@ def test_multi_field_blocks_and_line_by_line_titles(nli):
 
 
 def test_seq2seq_blocks_and_token_budget_from_seeds(math):
-    req = P.plan_requests(math, 1, options=P.PromptOptions(subject="math word problems"))[0]
-    assert req.prompt.startswith("Here are some math word problems, each with its answer.\n\nQuestion: ")
+    req = P.plan_requests(math, 1)[0]
+    assert req.prompt.startswith("Solve the math word problem.\n\nHere are some examples.\n\nQuestion: ")
     assert "\nAnswer: 989\n\n" in req.prompt and req.prompt.endswith("\n\nQuestion:")
     assert req.label is None and req.next_titles == ("Answer",)
     q, a = req.field_factors
@@ -125,10 +127,11 @@ def test_feedback_of_the_label_only_at_the_rate(sentiment):
 
 
 def test_probe_prompts_are_tempered_and_on_task(sentiment):
-    reqs = P.plan_requests(sentiment, 8, probe=True, options=RECIPE, seed=0)
+    reqs = P.plan_requests(sentiment, 8, probe=True, options=REVIEW, seed=0)
     assert {r.direction for r in reqs} == set(P.PROBE_DIRECTIONS)
     for r in reqs:
-        assert r.probe and r.prompt.startswith(f"Here are some {r.label} movie reviews, {r.direction}.\n\nReview: ")
+        assert r.probe and r.prompt.startswith(f'{sentiment.instruction}\n\nHere are some examples labeled '
+                                               f'"{r.label}", {r.direction}.\n\nReview: ')
         assert "domain" not in r.prompt  # the wording that pulled a 135M teacher off-topic
     chat = P.plan_requests(sentiment, 4, probe=True, style="chat", seed=0)
     user = chat[0].prompt[1]["content"]
@@ -305,6 +308,12 @@ def load_fixture():
     return tasks, [r for r in rows if r["record"] == "reply"]
 
 
+def replay_options(options: dict) -> dict:
+    """The options a fixture reply was recorded with, as far as PromptOptions has them (the recorded prompt
+    shows the rest of its wording, which parsing does not read)."""
+    return {k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(P.PromptOptions)}}
+
+
 def test_fixture_corpus_covers_the_prompt_kinds():
     tasks, replies = load_fixture()
     assert 20 <= len(replies) <= 60
@@ -321,7 +330,7 @@ def test_every_real_reply_parses_into_samples_or_named_rejections():
     for r in replies:
         task = tasks[r["task"]]
         items = P.parse_reply(task, r["reply"], r["label"], style=r["style"], seen=seen[r["task"]],
-                              options=P.PromptOptions(**r["options"]))
+                              options=P.PromptOptions(**replay_options(r["options"])))
         assert items, r
         for it in items:
             if isinstance(it, P.ParsedSample):

@@ -96,20 +96,20 @@ def test_a_typed_key_reaches_only_its_worker_and_never_any_file_or_ps(home, stor
     shared = start_worker(home, env_extra={"OPENAI_API_KEY": ""})  # the always-on worker: keyless
     try:
         task_id = tiny_task(store)
-        settings = tiny_settings(rounds=1, map_after_round=False)
+        settings = tiny_settings(rounds=1)
         settings.teacher = TeacherSpec(backend="openai", base_url=server.base_url, model="stub-model", timeout_s=20)
         ids = start_run(store, task_id, settings, name="keyed", with_baseline=True, held=True, key_given=True)
         time.sleep(2)  # held runs are not the shared worker's to take, even given time
-        assert all(store.get_run(i)["status"] == "held" for i in ids)
+        assert all(store.get_run(i).status == "held" for i in ids)
         assert spawn_keyed_worker(home, ids, KEY) > 0
         seen_ps = ""
         deadline = time.time() + 600
-        while time.time() < deadline and not all(store.get_run(i)["status"] in ("done", "failed") for i in ids):
+        while time.time() < deadline and not all(store.get_run(i).status in ("done", "failed") for i in ids):
             seen_ps += process_list()
             time.sleep(1)
         runs = [store.get_run(i) for i in ids]
-        assert [r["status"] for r in runs] == ["done", "done"], [r["error"] for r in runs]
-        assert all(r["worker"] is None or r["worker"].startswith("keyed-") for r in runs)
+        assert [r.status for r in runs] == ["done", "done"], [r.error for r in runs]
+        assert all(r.worker is None or r.worker.startswith("keyed-") for r in runs)
         assert server.authorized > 0  # the key was really used…
         assert KEY not in seen_ps  # …and never visible in the process list
         export_zip(store, ids[0], tmp_path / "student.zip")
@@ -134,8 +134,8 @@ def test_a_keyless_worker_never_claims_held_runs(store):
     run_id = store.create_run(task_id, GoldSettings().to_dict(), held=True)
     assert store.claim_run("shared", stale_after=0) is None
     assert store.reserve_runs([run_id], "keyed-1") == [run_id]
-    assert store.get_run(run_id)["status"] == "reserved"
+    assert store.get_run(run_id).status == "reserved"
     assert store.claim_run("shared", stale_after=30) is None  # fresh reservation: not stale
     assert store.claim_run("keyed-1", stale_after=30, only=[run_id]) == run_id  # its own worker takes it
-    assert store.get_run(run_id)["status"] == "running"
+    assert store.get_run(run_id).status == "running"
     assert store.claim_run("keyed-1", stale_after=30, only=[run_id]) is None  # running: not claimed twice

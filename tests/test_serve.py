@@ -518,20 +518,19 @@ def test_the_probe_of_an_unreachable_server_is_a_sentence(proxy):
 
 def test_run_fails_on_a_broken_teacher_and_resumes_without_duplicates(proxy, served, home, store, monkeypatch, capfd,
                                                                       caplog):
-    from gold import rounds
     from gold.runs import start_run
-    from gold.teachers import remote
+    from gold.teachers import cache, remote
     from gold.worker import run_worker
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    monkeypatch.setattr(rounds, "_TEACHERS", {})  # a teacher of this test only, built with the key above
+    monkeypatch.setattr(cache, "_TEACHERS", {})  # a teacher of this test only, built with the key above
     monkeypatch.setattr(remote, "RetryPolicy", lambda: RetryPolicy(max_retries=2, base_s=0.05, max_wait_s=1))
     sigterm = signal.getsignal(signal.SIGTERM)  # run_worker installs its own handler in this process
     caplog.set_level("DEBUG")
 
     # One round, 8 samples in 2 chat requests sent one at a time. The tiny teacher often writes no usable JSON
     # in chat form; seed 3 makes it write usable samples in both requests (checked on this CPU).
-    settings = tiny_settings(rounds=1, samples_per_round=8, probe_size=2, seed=3, map_after_round=False)
+    settings = tiny_settings(rounds=1, samples_per_round=8, probe_size=2, seed=3)
     t = settings.teacher
     t.backend, t.base_url, t.model = "openai", proxy.base_url, MODEL
     t.max_new_tokens, t.batch_size, t.max_concurrency, t.timeout_s = 16, 1, 1, 60
@@ -542,8 +541,8 @@ def test_run_fails_on_a_broken_teacher_and_resumes_without_duplicates(proxy, ser
     try:
         assert run_worker(home, once=True, only=[run_id]) == 0
         run = store.get_run(run_id)
-        assert run["status"] == "failed", run
-        assert "kept failing (HTTP 500) after 3 tries" in run["error"] and "Traceback" not in run["error"]
+        assert run.status == "failed", run
+        assert "kept failing (HTTP 500) after 3 tries" in run.error and "Traceback" not in run.error
         partial = store.samples(run_id)
         assert partial and proxy.count("forward") == 1 and proxy.count("500") == 3
 
@@ -555,22 +554,22 @@ def test_run_fails_on_a_broken_teacher_and_resumes_without_duplicates(proxy, ser
         signal.signal(signal.SIGTERM, sigterm)
 
     run = store.get_run(run_id)
-    if run["status"] == "failed" and "none of the teacher's" in (run["error"] or ""):
+    if run.status == "failed" and "none of the teacher's" in (run.error or ""):
         # A content outcome, not a fault-handling one: the 135M model wrote no usable JSON on this CPU's kernels.
         pytest.skip("the tiny teacher wrote no usable chat-form sample after the resume on this machine")
-    assert run["status"] == "done", run["error"]
-    metrics = store.round(run_id, 1)["metrics"]
+    assert run.status == "done", run.error
+    metrics = store.round(run_id, 1).metrics
     # every prompt was sent once after the resume, and every reply stored once: the failed attempt's samples are gone
     chat = [p for p, a in proxy.log if a == "forward" and p.endswith("/chat/completions")]
-    assert len(chat) == metrics["gen_prompts"] + metrics.get("probe_prompts", 0)
+    assert len(chat) == metrics.gen_prompts + (metrics.probe_prompts or 0)
     # the soft labels were read back through /v1/completions, each text once
     reads = [b["prompt"] for b in proxy.forwarded if "prompt" in b]
-    assert len(reads) >= metrics["soft_labeled"] > 0 and len(set(reads)) == len(reads)
+    assert len(reads) >= metrics.soft_labeled > 0 and len(set(reads)) == len(reads)
     for role, prefix in (("train", "gen"), ("probe", "probe")):
         rows = store.samples(run_id, round_n=1, role=role)
-        assert len(rows) == metrics.get(f"{prefix}_kept", 0) + metrics.get(f"{prefix}_rejected", 0), role
-    assert metrics["gen_prompts"] == 2 and metrics["gen_kept"] > 0
-    kept = [json.dumps(r["inputs"], sort_keys=True) for r in store.samples(run_id, kept_only=True)]
+        assert len(rows) == (getattr(metrics, f"{prefix}_kept") or 0) + (getattr(metrics, f"{prefix}_rejected") or 0), role
+    assert metrics.gen_prompts == 2 and metrics.gen_kept > 0
+    kept = [json.dumps(r.inputs, sort_keys=True) for r in store.samples(run_id, kept_only=True)]
     assert not [k for k, n in Counter(kept).items() if n > 1]
     assert len(store.samples(run_id)) == len(store.samples(run_id, round_n=1))
 

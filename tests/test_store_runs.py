@@ -45,13 +45,13 @@ def test_teacher_probs_are_stored_per_sample_and_read_back_as_lists(store, task_
     a, b = store.add_samples(run_id, 1, "train", [{"inputs": {"text": "x"}, "output": "positive"},
                                                   {"inputs": {"text": "y"}, "output": "negative"}])
     store.set_teacher_probs({a: [0.25, 0.75]})
-    rows = {r["id"]: r for r in store.samples(run_id)}
-    assert rows[a]["teacher_probs"] == [0.25, 0.75] and rows[b]["teacher_probs"] is None
+    rows = {r.id: r for r in store.samples(run_id)}
+    assert rows[a].teacher_probs == [0.25, 0.75] and rows[b].teacher_probs is None
 
 
 def test_claim_heartbeat_and_stale_takeover(store, task_id):
     run_id = store.create_run(task_id, GoldSettings().to_dict(), name="r1")
-    assert store.get_run(run_id)["status"] == "queued"
+    assert store.get_run(run_id).status == "queued"
     assert store.claim_run("w1") == run_id
     assert store.claim_run("w2") is None  # running with a fresh heartbeat: not claimable
     assert store.heartbeat_run(run_id, "w1")
@@ -64,13 +64,13 @@ def test_claim_heartbeat_and_stale_takeover(store, task_id):
 def test_cancel_and_resume(store, task_id):
     queued = store.create_run(task_id, {}, name="q")
     store.request_cancel(queued)
-    assert store.get_run(queued)["status"] == "cancelled"
+    assert store.get_run(queued).status == "cancelled"
     assert store.claim_run("w") is None
     store.resume_run(queued)
-    assert store.get_run(queued)["status"] == "queued"
+    assert store.get_run(queued).status == "queued"
     assert store.claim_run("w") == queued
     store.request_cancel(queued)
-    assert store.cancel_requested(queued) and store.get_run(queued)["status"] == "running"
+    assert store.cancel_requested(queued) and store.get_run(queued).status == "running"
     store.finish_run(queued, "cancelled")
     with pytest.raises(NotFound):
         store.get_run(999)
@@ -88,7 +88,7 @@ def test_samples_flags_vetoes_and_training_set(store, task_id):
     assert len(store.samples(run_id, trainable_only=True)) == 3
     store.set_flags(run_id, {ids[2]: "noise", ids[0]: "feedback"})
     store.set_vetoed([ids[1]])
-    trainable = [r["inputs"]["text"] for r in store.samples(run_id, trainable_only=True)]
+    trainable = [r.inputs["text"] for r in store.samples(run_id, trainable_only=True)]
     assert trainable == ["good"]  # noise and vetoed rows out; probes never trained on
     counts = store.sample_counts(run_id)
     assert counts == {"generated": 5, "kept": 3, "rejected": 1, "noise": 1, "vetoed": 1, "probe": 1, "feedback": 1}
@@ -106,9 +106,9 @@ def test_rounds_record_steps_and_metrics(store, task_id):
     store.set_round_step(run_id, 1, "generate", {"kept": 10})
     store.set_round_step(run_id, 1, "train", {"train_size": 18}, checkpoint="/x")
     r = store.round(run_id, 1)
-    assert (r["step"], r["metrics"], r["checkpoint"], r["status"]) == ("train", {"kept": 10, "train_size": 18}, "/x", "running")
+    assert (r.step, r.metrics.to_dict(), r.checkpoint, r.status) == ("train", {"kept": 10, "train_size": 18}, "/x", "running")
     store.finish_round(run_id, 1, {"metric": 0.5})
-    assert store.round(run_id, 1)["status"] == "done" and store.rounds(run_id)[0]["metrics"]["metric"] == 0.5
+    assert store.round(run_id, 1).status == "done" and store.rounds(run_id)[0].metrics.metric == 0.5
 
 
 def test_usage_totals_and_workers(store, task_id):
@@ -202,7 +202,7 @@ def test_a_run_that_has_not_ended_is_not_deleted(store, task_id):
     assert store.claim_run("w") == queued
     with pytest.raises(StoreError, match="running"):
         store.delete_run(queued)
-    assert store.get_run(queued)["status"] == "running" and store.events(queued)
+    assert store.get_run(queued).status == "running" and store.events(queued)
 
 
 def test_runs_list_their_finished_rounds_and_a_deleted_checkpoint_is_recorded(store, task_id):
@@ -214,4 +214,4 @@ def test_runs_list_their_finished_rounds_and_a_deleted_checkpoint_is_recorded(st
     assert tree_bytes(store.run_dir(run_id)) == 1000 and tree_bytes(store.run_dir(empty)) == 0
     store.mark_checkpoint_deleted(run_id, 1)
     r = store.round(run_id, 1)
-    assert r["checkpoint"] is None and r["metrics"] == {"metric": 0.5, "checkpoint_deleted": True}
+    assert r.checkpoint is None and r.metrics.to_dict() == {"metric": 0.5, "checkpoint_deleted": True}

@@ -40,17 +40,17 @@ def finished(finished_run):
 def test_run_finishes_every_round_with_metrics(finished):
     store, run_id, _ = finished
     run = store.get_run(run_id)
-    assert run["status"] == "done", run["error"]
+    assert run.status == "done", run.error
     rounds = store.rounds(run_id)
-    assert [r["n"] for r in rounds] == [1, 2] and all(r["status"] == "done" for r in rounds)
+    assert [r.n for r in rounds] == [1, 2] and all(r.status == "done" for r in rounds)
     for r in rounds:
-        m = r["metrics"]
-        assert m["metric_name"] == "accuracy" and 0 <= m["metric"] <= 1 and m["metric_rows"] == 16
-        assert m["energy_hist"] and sum(m["energy_hist"]["counts"]) > 0
-        assert Path(r["checkpoint"]).joinpath("config.json").is_file()
-        assert Path(r["checkpoint"]).parent.joinpath("train_ids.json").is_file()
+        m = r.metrics
+        assert m.metric_name == "accuracy" and 0 <= m.metric <= 1 and m.metric_rows == 16
+        assert m.energy_hist and sum(m.energy_hist["counts"]) > 0
+        assert Path(r.checkpoint).joinpath("config.json").is_file()
+        assert Path(r.checkpoint).parent.joinpath("train_ids.json").is_file()
     assert store.mapped_rounds(run_id) == [1, 2]  # the worker drew each round's map
-    assert run["usage"]["completion_tokens"] > 0
+    assert run.usage["completion_tokens"] > 0
 
 
 def test_every_prompt_is_stored_once_kept_or_rejected(finished):
@@ -62,26 +62,26 @@ def test_every_prompt_is_stored_once_kept_or_rejected(finished):
         assert len(store.samples(base_id, round_n=n, role="train")) == 6
         assert store.samples(base_id, round_n=n, role="probe") == []
     for row in store.samples(run_id):
-        assert (row["reject_reason"] is None) == bool(row["inputs"] or row["output"] is None) or row["reject_reason"]
+        assert (row.reject_reason is None) == bool(row.inputs or row.output is None) or row.reject_reason
 
 
 def test_training_never_sees_probes_and_noise(finished):
     store, run_id, _ = finished
-    r1 = store.round(run_id, 1)["metrics"]
+    r1 = store.round(run_id, 1).metrics
     kept_r1 = len(store.samples(run_id, round_n=1, role="train", kept_only=True))
-    assert r1["train_size"] == 8 + kept_r1  # seeds + round-1 samples; no probes, nothing flagged yet
+    assert r1.train_size == 8 + kept_r1  # seeds + round-1 samples; no probes, nothing flagged yet
     kept_train = len(store.samples(run_id, role="train", kept_only=True))
-    r2 = store.round(run_id, 2)["metrics"]
-    assert r2["train_size"] <= 8 + kept_train
-    flags = {row["flag"] for row in store.samples(run_id, kept_only=True)}
+    r2 = store.round(run_id, 2).metrics
+    assert r2.train_size <= 8 + kept_train
+    flags = {row.flag for row in store.samples(run_id, kept_only=True)}
     assert flags <= {"ok", "noise", "feedback"}
-    assert all(row["energy"] is not None for row in store.samples(run_id, kept_only=True))
+    assert all(row.energy is not None for row in store.samples(run_id, kept_only=True))
 
 
 def test_baseline_has_no_feedback_or_noise(finished):
     store, _, base_id = finished
-    assert store.get_run(base_id)["status"] == "done"
-    assert {row["flag"] for row in store.samples(base_id, kept_only=True)} == {"ok"}
+    assert store.get_run(base_id).status == "done"
+    assert {row.flag for row in store.samples(base_id, kept_only=True)} == {"ok"}
 
 
 def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
@@ -91,36 +91,36 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
     [run_id] = start_run(store, task_id, tiny_settings(rounds=2), name="crash")
     proc = start_worker(home)
     # Kill it once round 1 has trained (mid-run, between checkpoints of round 2 at the latest).
-    wait_for(lambda: (store.round(run_id, 1) or {}).get("step") in ("train", "probe", "score", "select", "done"),
+    wait_for(lambda: (r := store.round(run_id, 1)) is not None and r.step in ("train", "probe", "score", "select", "done"),
              600, "round 1 to train", proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert store.get_run(run_id)["status"] == "running"  # orphaned: nobody finished it
-    wait_for(lambda: time.time() - store.get_run(run_id)["heartbeat"] > 3, 30, "the heartbeat to go stale")
+    assert store.get_run(run_id).status == "running"  # orphaned: nobody finished it
+    wait_for(lambda: time.time() - store.get_run(run_id).heartbeat > 3, 30, "the heartbeat to go stale")
     resumed = start_worker(home, "--once", env_extra={"GOLD_WORKER_STALE_S": "2"})
     out, _ = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, out[-3000:]
     run = store.get_run(run_id)
-    assert run["status"] == "done", run["error"]
+    assert run.status == "done", run.error
     assert any("resumed" in e["message"] for e in store.events(run_id))
     for n in (1, 2):  # nothing lost, nothing twice
         assert len(store.samples(run_id, round_n=n, role="train")) == 4
         assert len(store.samples(run_id, round_n=n, role="probe")) == 2
-    assert [r["status"] for r in store.rounds(run_id)] == ["done", "done"]
+    assert [r.status for r in store.rounds(run_id)] == ["done", "done"]
 
     # A veto made after the run, then "retrain the student now": an extra round trains without those samples.
     kept = store.samples(run_id, role="train", kept_only=True)
-    vetoed = [r["id"] for r in kept[:2]]
+    vetoed = [r.id for r in kept[:2]]
     store.set_vetoed(vetoed)
     before = store.sample_counts(run_id)["generated"]
     store.request_retrain(run_id)
     retrainer = start_worker(home, "--once")
     out, _ = retrainer.communicate(timeout=600)
     assert retrainer.returncode == 0, out[-3000:]
-    assert store.get_run(run_id)["status"] == "done"
+    assert store.get_run(run_id).status == "done"
     r3 = store.round(run_id, 3)
-    assert r3["status"] == "done" and r3["metrics"]["retrain"] is True
-    trained_on = json.loads((Path(r3["checkpoint"]).parent / "train_ids.json").read_text())["sample_ids"]
+    assert r3.status == "done" and r3.metrics.retrain is True
+    trained_on = json.loads((Path(r3.checkpoint).parent / "train_ids.json").read_text())["sample_ids"]
     assert not set(vetoed) & set(trained_on)
     assert store.sample_counts(run_id)["generated"] == before  # nothing generated
 
@@ -132,26 +132,26 @@ def test_kill_9_inside_each_step_then_resume_loses_nothing_and_stores_nothing_tw
     home = tmp_path / "home"
     store = Store(home)
     task_id = tiny_task(store)
-    [run_id] = start_run(store, task_id, tiny_settings(rounds=1, map_after_round=False), name=f"die in {point}")
+    [run_id] = start_run(store, task_id, tiny_settings(rounds=1), name=f"die in {point}")
     proc = start_worker(home, "--once", env_extra={"GOLD_FAILPOINTS": point})
     proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL
-    assert store.get_run(run_id)["status"] == "running"  # orphaned mid-step
-    assert store.round(run_id, 1)["step"] == done_before  # the interrupted step was not recorded
+    assert store.get_run(run_id).status == "running"  # orphaned mid-step
+    assert store.round(run_id, 1).step == done_before  # the interrupted step was not recorded
     if point == "generate":
         assert store.samples(run_id, role="train")  # partial output is on disk…
-    wait_for(lambda: time.time() - store.get_run(run_id)["heartbeat"] > 3, 30, "the heartbeat to go stale")
+    wait_for(lambda: time.time() - store.get_run(run_id).heartbeat > 3, 30, "the heartbeat to go stale")
     resumed = start_worker(home, "--once", env_extra={"GOLD_WORKER_STALE_S": "2"})
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
     run = store.get_run(run_id)
-    assert run["status"] == "done", run["error"]
-    m = store.round(run_id, 1)["metrics"]
+    assert run.status == "done", run.error
+    m = store.round(run_id, 1).metrics
     # …and after the resume every prompt is stored exactly once (kept or rejected), none twice.
-    assert len(store.samples(run_id, role="train")) == m["gen_kept"] + m["gen_rejected"] == 4
+    assert len(store.samples(run_id, role="train")) == m.gen_kept + m.gen_rejected == 4
     assert len(store.samples(run_id, role="probe")) == 2
-    assert all(s["energy"] is not None for s in store.samples(run_id, kept_only=True))
-    assert Path(store.round(run_id, 1)["checkpoint"]).is_dir()
+    assert all(s.energy is not None for s in store.samples(run_id, kept_only=True))
+    assert Path(store.round(run_id, 1).checkpoint).is_dir()
 
 
 def test_vetoes_while_a_round_writes_never_see_a_locked_database(tmp_path):
@@ -166,7 +166,7 @@ def test_vetoes_while_a_round_writes_never_see_a_locked_database(tmp_path):
     writes = errors = 0
     flip = True
     while proc.poll() is None:
-        ids = [r["id"] for r in page.samples(run_id, kept_only=True)]
+        ids = [r.id for r in page.samples(run_id, kept_only=True)]
         if ids:
             try:
                 page.set_vetoed(ids[::2], vetoed=flip)
@@ -179,7 +179,7 @@ def test_vetoes_while_a_round_writes_never_see_a_locked_database(tmp_path):
         time.sleep(0.02)
     out = proc.stdout.read()
     assert proc.returncode == 0, out[-3000:]
-    assert store.get_run(run_id)["status"] == "done", store.get_run(run_id)["error"]
+    assert store.get_run(run_id).status == "done", store.get_run(run_id).error
     assert errors == 0 and writes > 20, (errors, writes)
     assert "locked" not in out
 
@@ -190,11 +190,11 @@ def test_cancel_a_running_run(tmp_path):
     task_id = tiny_task(store)
     [run_id] = start_run(store, task_id, tiny_settings(rounds=3), name="cancel me")
     proc = start_worker(home, "--once")
-    wait_for(lambda: store.get_run(run_id)["status"] == "running", 120, "the run to start", proc)
+    wait_for(lambda: store.get_run(run_id).status == "running", 120, "the run to start", proc)
     store.request_cancel(run_id)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
-    assert store.get_run(run_id)["status"] == "cancelled"
+    assert store.get_run(run_id).status == "cancelled"
     assert len(store.rounds(run_id)) < 3
 
 

@@ -1,4 +1,5 @@
-"""What every page shares: the store of this browser session, and safe display of user text.
+"""What every page shares: the store of this browser session, safe display of user text, and the Explore
+page's reading of a map selection and its review queue.
 
 Not a page (st.navigation in app.py lists the pages explicitly). The store is opened once per browser
 session rather than cached across sessions, because a sqlite3 connection's transactions must not be
@@ -8,11 +9,12 @@ interleaved by two sessions' script threads.
 from __future__ import annotations
 
 import re
-from typing import Collection
+from typing import Any, Collection, Sequence
 
+import pandas as pd
 import streamlit as st
 
-from gold.store import Store, StoreError, gold_home
+from gold.store import Store, StoreError, gold_home, training_roles
 
 
 def get_store() -> Store:
@@ -123,3 +125,30 @@ def mirror_url(param: str, key: str, value: int | None) -> None:
             st.query_params[param] = text
     st.session_state[f"_url_{key}"] = text
 
+
+# -- the Explore page's map selection and review queue ------------------------------------------------------
+
+def selection_ids(points: list[dict[str, Any]], trace_ids: Sequence[int], curve: int = 0) -> list[int]:
+    """Sample ids of the points a user lasso/box-selected on the map, from Streamlit's plotly selection event.
+
+    Each selected point names its trace (`curve_number`) and its position in that trace (`point_index`), so the
+    ids come from the order the trace was drawn in; points of other traces (seeds, evaluation rows) are
+    ignored. (The event's `customdata` shape differs between plotly trace types, so it is not relied on.)"""
+    ids = set()
+    for p in points or []:
+        if int(p.get("curve_number", 0)) != curve:
+            continue
+        idx = p.get("point_index", p.get("point_number"))
+        if idx is not None and 0 <= int(idx) < len(trace_ids):
+            ids.add(int(trace_ids[int(idx)]))
+    return sorted(ids)
+
+
+def review_queue(frame: pd.DataFrame, with_probes: bool = False) -> pd.DataFrame:
+    """The rows of a `map_frame` a reviewer's veto still changes — training samples (probes too, in a run with
+    `train_on_probes`) neither flagged as noise nor vetoed (the store's `trainable_only` rule) — least-believed
+    label first, then highest energy. In the simulated review of bench/quality.py this order found 2–3× more
+    wrong labels per sample looked at than the energy order, whose top is already flagged as noise."""
+    trains = frame["source"].isin(training_roles(with_probes))
+    shown = frame[(frame["flag"] != "noise") & ~frame["vetoed"] & trains]
+    return shown.sort_values(["belief", "energy"], ascending=[True, False], na_position="last")

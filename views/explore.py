@@ -17,11 +17,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from gold.maps import compute_map, map_frame, review_queue, selection_ids
+from gold.context import RunError
+from gold.maps import compute_map, map_frame
 from gold.runs import default_run_id
 from gold.specs import GoldSettings
 from gold.store import NotFound
-from views._common import clip, default_run, follow_url, get_store, isolate_bidi, md_escape, mirror_url
+from views._common import (
+    clip, default_run, follow_url, get_store, isolate_bidi, md_escape, mirror_url, review_queue, selection_ids,
+)
 
 store = get_store()
 ss = st.session_state
@@ -48,8 +51,6 @@ mirror_url("run", "explore_run", run_id)
 def map_now(round_n: int, space: str) -> None:
     """Embed and lay out a round's map with a spinner; a round whose student is gone (deleted to save space)
     gets a sentence, not a traceback."""
-    from gold.rounds import RunError  # here: gold.rounds loads torch, which the page needs only to compute a map
-
     with st.spinner("Embedding samples and fitting UMAP…"):
         try:
             compute_map(store, run_id, round_n, space=space)
@@ -60,7 +61,7 @@ def map_now(round_n: int, space: str) -> None:
 space = c3.radio("Space", ["encoder", "student"], horizontal=True, key="explore_space",
                  help="encoder: sentence embeddings (all-MiniLM-L6-v2), stable across rounds. "
                       "student: the round's student's own representation — how the student sees the data.")
-finished = [r["n"] for r in store.rounds(run_id) if r["status"] == "done"]
+finished = [r.n for r in store.rounds(run_id) if r.status == "done"]
 mapped = store.mapped_rounds(run_id, space)
 if not mapped:
     st.info("This run's map is not computed yet in this space (the worker draws the encoder map after each round).")
@@ -69,8 +70,8 @@ if not mapped:
         st.rerun()
     st.stop()
 round_n = c2.selectbox("Map of round", mapped, index=len(mapped) - 1, key="explore_round")
-student_gone = space == "student" and bool(((store.round(run_id, round_n) or {}).get("metrics") or {})
-                                           .get("checkpoint_deleted"))
+shown_round = store.round(run_id, round_n)
+student_gone = space == "student" and shown_round is not None and bool(shown_round.metrics.checkpoint_deleted)
 if student_gone:
     st.caption(f"Round {round_n}'s student was deleted to save space (the run keeps only its best and last rounds' "
                "checkpoints): this map stays, but it cannot be recomputed in the student's space.")
@@ -81,8 +82,8 @@ if st.button("Recompute map", key="recompute_map", disabled=student_gone,
 try:
     df = map_frame(store, run_id, round_n, space)
     run = store.get_run(run_id)
-    settings = GoldSettings.from_dict(run["settings"])
-    kind = store.get_task(run["task_id"]).spec.kind
+    settings = GoldSettings.from_dict(run.settings)
+    kind = store.get_task(run.task_id).spec.kind
 except NotFound:
     st.warning("This run was deleted.")
     st.stop()

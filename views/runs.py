@@ -18,7 +18,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gold.runs import (
-    RUN_HELP,
     default_run_id,
     describe_status,
     human_size,
@@ -28,17 +27,9 @@ from gold.runs import (
     soft_label_check,
     start_run,
 )
-from gold.specs import (
-    KEEP_CHECKPOINTS,
-    LABELER_PICKS,
-    LOCAL_ENGINES,
-    SOFT_LABEL_CALIBRATIONS,
-    GoldSettings,
-    LabelerSpec,
-    SpecError,
-    StudentSpec,
-    TeacherSpec,
-)
+from gold.settings import FORM_GROUPS, RUN_HELP, Setting, form_settings, from_values
+from gold.specs import SpecError
+from gold.records import Run
 from gold.store import ACTIVE_STATUSES, NotFound, StoreError, tree_bytes
 from gold.worker import ensure_worker, spawn_keyed_worker
 from views._common import (
@@ -80,111 +71,60 @@ if not store.live_workers():
 
 # -- new run ------------------------------------------------------------------------------------------------------
 
+def setting_widget(container, s: Setting):
+    """The widget the registry says a setting gets, at its default, with its help; returns the value."""
+    kind, key = s.widget_kind, s.path.replace(".", "_")
+    if kind == "checkbox":
+        return container.checkbox(s.label, s.default, help=s.help, key=key)
+    if kind in ("radio", "selectbox"):
+        show = container.radio if kind == "radio" else container.selectbox
+        extra = {"horizontal": True} if kind == "radio" else {}
+        return show(s.label, s.choices, index=s.choices.index(s.default), format_func=s.choice_label, help=s.help,
+                    key=key, **extra)
+    if kind == "number":
+        cast = int if s.type is int else float
+        return container.number_input(s.label, cast(s.lo), cast(s.hi), cast(s.default),
+                                      step=cast(s.step) if s.step else None, format=s.fmt, help=s.help, key=key)
+    if kind == "lines":
+        return container.text_area(s.label, "\n".join(s.default), height=80, placeholder=s.placeholder, help=s.help,
+                                   key=key)
+    return container.text_input(s.label, s.default, placeholder=s.placeholder, help=s.help, key=key)
+
+
+def setting_rows(rows: list[Setting], values: dict, per_row: int = 4) -> None:
+    for start in range(0, len(rows), per_row):
+        for col, s in zip(st.columns(per_row), rows[start : start + per_row]):
+            values[s.path] = setting_widget(col, s)
+
+
 with st.expander("Start a new run", expanded=not store.list_runs()):
     # enter_to_submit=False: Enter in a number box (Rounds…) must not queue a run; only the button does.
     with st.form("new_run", enter_to_submit=False):
         task_id = st.selectbox("Task", list(task_names), format_func=task_names.get, key="run_task_id")
-        d = GoldSettings()
-        c1, c2, c3 = st.columns(3)
+        values: dict = {}
+        c1, c2 = st.columns([3, 1])
         name = c1.text_input("Run name", placeholder="optional", key="run_name")
-        mode = c2.radio("Mode", ["gold", "baseline"], horizontal=True, help=RUN_HELP["mode"])
-        also_baseline = c3.checkbox("Also queue a baseline run with the same budget", value=False, key="also_baseline")
-        st.markdown("**GOLD loop**")
-        c1, c2, c3, c4 = st.columns(4)
-        rounds = c1.number_input("Rounds", 1, 100, d.rounds, help=RUN_HELP["rounds"])
-        spr = c2.number_input("Samples per round", 1, 100_000, d.samples_per_round, help=RUN_HELP["samples_per_round"])
-        probe = c3.number_input("Probe size", 0, 100_000, d.probe_size, help=RUN_HELP["probe_size"])
-        seed = c4.number_input("Random seed", 0, 2**31 - 1, d.seed, help=RUN_HELP["seed"])
-        c1, c2, c3, c4 = st.columns(4)
-        band = c1.slider("Feedback band (energy percentiles)", 0, 100, (int(d.band_lo), int(d.band_hi)),
-                         help=RUN_HELP["band"])
-        temp = c2.number_input("Energy temperature T", 0.01, 100.0, d.energy_temperature, help=RUN_HELP["energy_temperature"])
-        fb_count = c3.number_input("Feedback examples per prompt", 0, 50, d.feedback_count, help=RUN_HELP["feedback_count"])
-        fb_rate = c4.slider("Feedback rate", 0.0, 1.0, d.feedback_rate, help=RUN_HELP["feedback_rate"])
-        c1, c2, c3, c4, c5 = st.columns(5)
-        noise = c1.checkbox("Keep the highest-energy samples out of training (noise filter)", d.noise_filter,
-                            help=RUN_HELP["noise_filter"])
-        relabel = c4.checkbox("Relabel noise with the student's label instead", d.relabel_noise,
-                              help=RUN_HELP["relabel_noise"])
-        agree = c2.checkbox("Feedback only from samples whose label the student believes", d.feedback_needs_agreement,
-                            help=RUN_HELP["feedback_needs_agreement"])
-        steer = c3.checkbox("Steer label shares by energy", d.steer_labels, help=RUN_HELP["steer_labels"])
-        probes_train = c5.checkbox("Train on probes too", d.train_on_probes, help=RUN_HELP["train_on_probes"])
-
-        st.markdown("**Teacher**")
-        t = TeacherSpec()
-        c1, c2, c3, c4 = st.columns(4)
-        backend = c1.radio("Backend", ["local", "openai"], horizontal=True, help=RUN_HELP["backend"])
-        engine = c2.selectbox("Local engine", LOCAL_ENGINES, index=LOCAL_ENGINES.index(t.engine),
-                              help=RUN_HELP["engine"])
-        model = c3.text_input("Model", t.model, help=RUN_HELP["teacher_model"])
-        base_url = c4.text_input("Base URL (OpenAI-compatible)", "", placeholder="https://api.openai.com/v1",
-                                 help=RUN_HELP["base_url"])
-        c1, c2, c3, c4 = st.columns(4)
-        api_key = c1.text_input("API key", type="password", help=RUN_HELP["api_key"])
-        price_in = c2.number_input("$ per 1M prompt tokens", 0.0, 1000.0, 0.0)
-        price_out = c3.number_input("$ per 1M completion tokens", 0.0, 1000.0, 0.0)
-        budget = c4.number_input("Budget cap ($, 0 = none)", 0.0, 100_000.0, 0.0, help=RUN_HELP["budget"])
-        c1, c2, c3, c4 = st.columns(4)
-        max_new = c1.number_input("Max new tokens", 1, 4096, t.max_new_tokens)
-        t_temp = c2.number_input("Sampling temperature", 0.0, 2.0, t.temperature)
-        top_p = c3.number_input("top_p", 0.01, 1.0, t.top_p)
-        concurrency = c4.number_input("Concurrent requests (server)", 1, 256, t.max_concurrency,
-                                      help=RUN_HELP["max_concurrency"])
-
-        st.markdown("**Student**")
-        s = StudentSpec()
-        c1, c2, c3, c4, c5 = st.columns(5)
-        s_model = c1.text_input("Student model", s.model, help=RUN_HELP["student_model"])
-        epochs = c2.number_input("Epochs", 1, 100, s.epochs)
-        min_steps = c3.number_input("Min steps", 0, 100_000, s.min_steps, help=RUN_HELP["min_steps"])
-        lr = c4.number_input("Learning rate", 1e-7, 1e-1, s.learning_rate, format="%.1e")
-        loss = c5.selectbox("Loss", ["sce", "ce"], index=["sce", "ce"].index(s.loss), help=RUN_HELP["loss"])
-        c1, c2, c3, c4, c5, c6 = st.columns(6)
-        final_fresh = c1.checkbox("Fresh final student", s.final_fresh, help=RUN_HELP["final_fresh"])
-        early = c2.checkbox("Early stopping on the evaluation rows", s.early_stopping, help=RUN_HELP["early_stopping"])
-        final_epochs = c3.number_input("Final epochs", 0, 100, s.final_epochs, help=RUN_HELP["final_epochs"])
-        smoothing = c4.number_input("Label smoothing", 0.0, 0.9, s.label_smoothing, step=0.05,
-                                    help=RUN_HELP["label_smoothing"])
-        soft = c5.number_input("Soft-label weight", 0.0, 1.0, s.soft_label_weight, step=0.1,
-                               help=RUN_HELP["soft_label_weight"])
-        soft_cal = c6.selectbox("Soft-label calibration", SOFT_LABEL_CALIBRATIONS,
-                                index=SOFT_LABEL_CALIBRATIONS.index(s.soft_label_calibration),
-                                help=RUN_HELP["soft_label_calibration"])
-        st.markdown("**Labels** (who reads each generated text back for the student's soft labels)")
-        lab = LabelerSpec()
-        c1, c2, c3 = st.columns([2, 1, 1])
-        labeler_text = c1.text_area("Labelers, one per line", "", height=80, placeholder="teacher",
-                                    help=RUN_HELP["labelers"])
-        pick = c2.selectbox("Pick the labeler", LABELER_PICKS, index=LABELER_PICKS.index(lab.pick),
-                            help=RUN_HELP["labeler_pick"])
-        votes = c3.number_input("Label votes (servers without log-probabilities)", 0, 20, lab.votes,
-                                help=RUN_HELP["label_votes"])
-        st.markdown("**Advanced**")
-        c1, _ = st.columns([1, 3])
-        keep = c1.selectbox("Keep checkpoints", KEEP_CHECKPOINTS, index=KEEP_CHECKPOINTS.index(d.keep_checkpoints),
-                            format_func=lambda k: {"all": "every round's", "best_and_last": "best and last round's"}[k],
-                            help=RUN_HELP["keep_checkpoints"], key="keep_checkpoints")
+        also_baseline = c2.checkbox("Also queue a baseline", value=False, key="also_baseline",
+                                    help=RUN_HELP["also_baseline"])
+        setting_rows(form_settings("core", "GOLD loop"), values, per_row=3)
+        teacher_core = form_settings("core", "Teacher")
+        cols = st.columns(len(teacher_core) + 1)
+        for col, s in zip(cols, teacher_core):
+            values[s.path] = setting_widget(col, s)
+        api_key = cols[-1].text_input("API key", type="password", help=RUN_HELP["api_key"])
+        with st.expander("Advanced settings"):
+            for group in FORM_GROUPS:
+                rows = form_settings("advanced", group)
+                if rows:
+                    st.markdown(f"**{group}**")
+                    setting_rows(rows, values)
+            st.markdown("**Experimental** (options the benchmarks did not show to help; off by default)")
+            setting_rows(form_settings("experimental"), values)
         submitted = st.form_submit_button("Start run", type="primary")
 
     if submitted:
-        settings = GoldSettings(
-            mode=mode, rounds=int(rounds), samples_per_round=int(spr), probe_size=int(probe), seed=int(seed),
-            band_lo=float(band[0]), band_hi=float(band[1]), energy_temperature=float(temp),
-            feedback_count=int(fb_count), feedback_rate=float(fb_rate), noise_filter=noise, relabel_noise=relabel,
-            feedback_needs_agreement=agree, steer_labels=steer, train_on_probes=probes_train, keep_checkpoints=keep,
-            teacher=TeacherSpec(backend=backend, engine=engine, model=model, base_url=base_url, max_new_tokens=int(max_new),
-                                temperature=float(t_temp), top_p=float(top_p), price_in_per_m=float(price_in),
-                                price_out_per_m=float(price_out), budget_usd=float(budget),
-                                max_concurrency=int(concurrency)),
-            student=StudentSpec(model=s_model, epochs=int(epochs), min_steps=int(min_steps), learning_rate=float(lr),
-                                loss=loss, final_fresh=final_fresh, early_stopping=early,
-                                final_epochs=int(final_epochs), label_smoothing=float(smoothing),
-                                soft_label_weight=float(soft), soft_label_calibration=soft_cal),
-            labeler=LabelerSpec(models=[line.strip() for line in labeler_text.splitlines() if line.strip()],
-                                pick=pick, votes=int(votes)),
-        )
-        keyed = backend == "openai" and bool(api_key)
+        settings = from_values(values)
+        keyed = settings.teacher.backend == "openai" and bool(api_key)
         try:
             ids = start_run(store, task_id, settings, name=name, with_baseline=also_baseline, held=keyed,
                             key_given=keyed)
@@ -221,14 +161,14 @@ st.selectbox("Run", run_ids, key="run_id",
 mirror_url("run", "run_id", ss["run_id"])
 
 
-def confirm_delete(run: dict) -> None:
+def confirm_delete(run: Run) -> None:
     """The second step of *Delete run*: say what goes (rows, checkpoints and their size) and what stays, then a
     yes or a no. On yes, the page reopens on another run and the address bar stops naming the deleted one."""
-    run_id = run["id"]
+    run_id = run.id
     size = human_size(tree_bytes(store.run_dir(run_id)))
     rounds = len(store.rounds(run_id))
     samples = store.sample_counts(run_id)["generated"]
-    st.warning(f"Delete run #{run_id} {md_escape(run['name'])} with its {rounds} round(s), {samples} samples and "
+    st.warning(f"Delete run #{run_id} {md_escape(run.name)} with its {rounds} round(s), {samples} samples and "
                f"{size} of checkpoints? Its task and the other runs stay. This cannot be undone.")
     yes, no = st.columns(2)
     if yes.button("Yes, delete run", key=f"confirm_delete_run_yes_{run_id}", type="primary"):
@@ -255,11 +195,11 @@ def live(run_id: int) -> None:
         st.warning("This run was deleted.")
         return
     run = ov.run
-    st.subheader(f"#{run['id']} {md_escape(run['name'])}")
-    st.caption(f"Task: {md_escape(run['task_name'])} · mode: {run['mode']} · {describe_status(run)}")
+    st.subheader(f"#{run.id} {md_escape(run.name)}")
+    st.caption(f"Task: {md_escape(run.task_name)} · mode: {run.mode} · {describe_status(run)}")
     st.progress(ov.progress, text=md_escape(clip(ov.progress_text, 300)))
     c1, c2, c3, c4 = st.columns(4)
-    active = run["status"] in ACTIVE_STATUSES
+    active = run.status in ACTIVE_STATUSES
     if c4.button("Delete run…", key=f"delete_run_{run_id}", disabled=active,
                  help="Cancel the run first." if active else "Delete this run's samples, rounds and checkpoints "
                                                              "(its task and other runs stay); asks first."):
@@ -272,7 +212,7 @@ def live(run_id: int) -> None:
             st.rerun()
     else:
         key = ""
-        if (run["settings"].get("teacher") or {}).get("backend") == "openai":
+        if (run.settings.get("teacher") or {}).get("backend") == "openai":
             key = c3.text_input("API key to continue with", type="password", key=f"key_{run_id}",
                                 help="Needed when the run was started with a typed key: keys are never stored, so "
                                      "a resumed run gets its own worker with this key. " + RUN_HELP["api_key"])
@@ -283,7 +223,7 @@ def live(run_id: int) -> None:
             else:
                 ensure_worker(store.home)
 
-        if c1.button("Resume run", key=f"resume_{run_id}", disabled=run["status"] == "done",
+        if c1.button("Resume run", key=f"resume_{run_id}", disabled=run.status == "done",
                      help="Continue from the last finished step."):
             store.resume_run(run_id, held=bool(key))
             hand_over()
@@ -294,8 +234,8 @@ def live(run_id: int) -> None:
             store.request_retrain(run_id, held=bool(key))
             hand_over()
             st.rerun()
-    if run["error"]:
-        st.error(f"The run stopped with an error: {md_escape(run['error'])}")
+    if run.error:
+        st.error(f"The run stopped with an error: {md_escape(run.error)}")
     counts = ov.counts
     m = st.columns(6)
     for col, key in zip(m, ("generated", "kept", "rejected", "noise", "feedback", "vetoed")):
@@ -348,11 +288,11 @@ def live(run_id: int) -> None:
             ev["time"] = [datetime.fromtimestamp(x).strftime("%H:%M:%S") for x in ev["ts"]]
             st.dataframe(ev[["time", "level", "message"]], hide_index=True, width="stretch")
     with st.expander("Settings (frozen for this run)"):
-        st.download_button("Download settings", data=json.dumps(run["settings"], indent=2, ensure_ascii=False),
+        st.download_button("Download settings", data=json.dumps(run.settings, indent=2, ensure_ascii=False),
                            file_name="run.json", mime="application/json", on_click="ignore",
                            icon=":material/download:", key=f"download_settings_{run_id}",
                            help="These settings as run.json: `python -m gold run --config run.json` repeats the run.")
-        st.json(run["settings"])
+        st.json(run.settings)
 
 
 live(ss["run_id"])

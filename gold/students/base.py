@@ -1,19 +1,21 @@
-"""The Student protocol and its one training-arguments dataclass.
+"""The Student protocols and the one training-arguments dataclass.
 
 Every student takes plain strings: the caller turns a task's input fields into one text with
-`TaskSpec.format_input`, so students know nothing of tasks or the store. The defaults of `TrainingArgs` are
-the recipe that measured best in DESIGN.md's prototypes (AdamW 5e-5, weight decay 0.01, 10% warm-up then
-linear decay, batch 16, 5 epochs and at least 60 steps, max length 128); a mid-loop student must converge
-or its energy is flat and the feedback band is random.
+`TaskSpec.format_input`, so students know nothing of tasks or the store. The defaults of `TrainingArgs` are the
+training recipe (AdamW 5e-5, weight decay 0.01, 10% warm-up then linear decay, batch 16, 5 epochs and at least
+60 steps, max length 128, SCE loss, soft labels at full weight): a mid-loop student must converge or its energy is
+flat and the feedback band is random. `gold.specs.StudentSpec` takes its training fields' defaults from here, and
+`StudentSpec.training_args` builds the TrainingArgs a round trains with.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: importing this module (as gold.specs does) loads no numpy
+    import numpy as np
 
 # progress(fraction_done in [0, 1], message)
 ProgressFn = Callable[[float, str], None]
@@ -63,14 +65,14 @@ class TrainingArgs:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 128
-    loss: str = "ce"
+    loss: str = "sce"
     sce_alpha: float = 0.1
     sce_beta: float = 1.0
     seed: int = 0
     warm_start: bool = False
     label_smoothing: float = 0.0
     early_stopping: bool = False
-    soft_label_weight: float = 0.0
+    soft_label_weight: float = 1.0
 
     def problems(self) -> list[str]:
         p = []
@@ -115,17 +117,46 @@ class TrainReport:
 
 @runtime_checkable
 class Student(Protocol):
+    """What the engine calls on every student (the round loop, evaluation, maps and export)."""
+
     kind: str  # "classification" or "seq2seq"
 
     def fit(self, examples: list[TrainExample], args: TrainingArgs, progress: ProgressFn | None = None,
-            eval_examples: list[TrainExample] | None = None) -> TrainReport: ...
+            eval_examples: list[TrainExample] | None = None) -> TrainReport:
+        """Train on `examples` with `args`; with `eval_examples` and `args.early_stopping`, keep the best epoch."""
+        ...
 
-    def predict(self, texts: list[str]) -> list[Prediction]: ...
+    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
 
-    def energy(self, texts: list[str], outputs: list[str] | None = None, temperature: float = 1.0) -> np.ndarray:
+    def energy(self, texts: Sequence[str], outputs: list[str] | None = None, temperature: float = 1.0) -> np.ndarray:
         """E(x) = -T·logsumexp(f(x)/T) per input; seq2seq: mean over the target tokens of `outputs`."""
         ...
 
-    def embed(self, texts: list[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One L2-normalised vector per text (the map of a round's samples)."""
+        ...
 
-    def save(self, folder: Path) -> None: ...
+    def save(self, folder: Path) -> None:
+        """A plain Hugging Face folder that `load` (and transformers alone) reads back."""
+        ...
+
+    @classmethod
+    def load(cls, folder: str | Path, device: Any = None) -> "Student":
+        """A student saved by `save`."""
+        ...
+
+
+@runtime_checkable
+class LabelStudent(Student, Protocol):
+    """A classifier student: energy and label probabilities from one forward pass, which the loop uses to score a
+    round's samples and to measure it (`isinstance(student, LabelStudent)`; the seq2seq student is not one)."""
+
+    labels: list[str]
+
+    def score(self, texts: Sequence[str], temperature: float = 1.0, embeddings: bool = False) -> Any:
+        """Logits, probs [N, K], energy [N] and (when asked) embeddings of `texts`, as one `Scores` value."""
+        ...
+
+    def predictions(self, probs: np.ndarray) -> list[Prediction]:
+        """Label, confidence and per-label probabilities from `score(...).probs`."""
+        ...

@@ -2,12 +2,13 @@
 
 A teacher turns prompts into text; nothing more. Prompt building and parsing live in `gold.prompts`, so a
 teacher knows nothing of tasks, labels or the store, and the local and remote teachers stay swappable.
-A teacher declares the prompt form it follows best (`prompt_style`): DESIGN.md measured that a 135M model
+A teacher declares the prompt form it follows best (`prompt_style`): docs/design.md measured that a 135M model
 follows plain-completion few-shot prompts far better than chat prompts, while API models are chat models.
 
-`GenerationSettings` defaults are the recipe that won the prototype (T 0.9, top_p 0.95, repetition penalty
-1.2, at most 40 new tokens, stop at a newline): tiny models loop under greedy decoding, so sampling is the
-default, and the newline stop gives "keep the first line" for free.
+`GenerationSettings` defaults are the sampling recipe (T 0.9, top_p 0.95, repetition penalty 1.2, at most 40 new
+tokens, batches of 16, stop at a newline): tiny models loop under greedy decoding, so sampling is the default, and
+the newline stop gives "keep the first line" for free. `gold.specs.TeacherSpec` takes its sampling fields'
+defaults from here, and `TeacherSpec.generation_settings(seed)` builds the settings a round samples with.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class GenerationSettings:
     repetition_penalty: float = 1.2
     seed: int = 0
     stop: tuple[str, ...] | None = None
-    batch_size: int = 8
+    batch_size: int = 16
     top_logprobs: int | None = None
 
     def __post_init__(self) -> None:
@@ -223,7 +224,8 @@ def prompt_text(prompt: Prompt) -> str:
 
 @runtime_checkable
 class Teacher(Protocol):
-    """Anything that turns a batch of prompts into completions, one per prompt, in order."""
+    """Anything that turns a batch of prompts into completions, one per prompt, in order: what the engine calls
+    on every teacher. Reading labels back is a capability some teachers add: `isinstance(t, LabelScorer)`."""
 
     name: str
     prompt_style: str  # "completion" or "chat": the form this teacher follows best

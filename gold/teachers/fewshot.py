@@ -5,7 +5,7 @@ paper's protocol. Three read-outs:
   raw         argmax of the label log-likelihoods;
   calibrated  contextual calibration (Zhao et al., 2021): the label distribution the model gives content-free
               inputs ("N/A", "", "[MASK]") is divided out, which removes the prior a small model has for one
-              label word (DESIGN.md: raw 52% vs calibrated 66% on SST-2 for the embedded 135M teacher).
+              label word (docs/design.md: raw 52% vs calibrated 66% on SST-2 for the embedded 135M teacher).
   batch       batch calibration (Zhou et al., 2024): the label distribution the model gives the rows themselves
               is rescaled to a uniform one (`match_prior`); TREC: 54% against 47% contextually calibrated.
 Seq2seq answers greedily after the same kind of prompt and is read by exact match.
@@ -26,7 +26,7 @@ import numpy as np
 from gold.evaluation import task_metric
 from gold.prompts import PromptOptions, field_title, one_line
 from gold.specs import Example, TaskSpec
-from gold.teachers.base import GenerationSettings
+from gold.teachers.base import GenerationSettings, LabelScorer
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 
@@ -88,7 +88,7 @@ def label_probs(teacher, task: TaskSpec, inputs: Sequence[dict[str, str]], seed:
     chunks computes it once)."""
     if task.kind != "classification":
         raise ValueError("Label probabilities are for classification tasks; use answer() for seq2seq.")
-    if not hasattr(teacher, "label_loglik"):
+    if not isinstance(teacher, LabelScorer):
         raise ValueError("This teacher cannot score labels: it has no label_loglik (gold.teachers.base.LabelScorer).")
     prefix = fewshot_prefix(task, seed)
     candidates = [f" {label}" for label in task.labels]

@@ -5,7 +5,7 @@ through PyTorch, which on a small CPU spends most of its time outside the matrix
 quantized weights natively. `bench/teacher_engines.py` measures both side by side on the same prompts.
 
 Why this teacher samples in Python rather than with llama.cpp's own sampler: GOLD's generation recipe
-(DESIGN.md: temperature 0.9, top-k 50, top-p 0.95, repetition penalty 1.2, stop at a newline) was measured with
+(docs/design.md: temperature 0.9, top-k 50, top-p 0.95, repetition penalty 1.2, stop at a newline) was measured with
 HF semantics, where the repetition penalty covers every token in the context, the few-shot examples included,
 and is applied before the temperature. llama.cpp's penalty sees only the generated tokens and its chain adds
 min-p. So the model's next-token logits come from llama.cpp and the same processors as `LocalTeacher` run on

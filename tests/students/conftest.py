@@ -39,7 +39,7 @@ NEGATIVE = [
 ]
 GIBBERISH = ["qzx vbnm plok wrtz", "kkq jjxx zzv", "fjdk sla qpw eeru", "xcvb nmzq trrp"]
 LABELS = ["negative", "positive"]
-TRAIN_ARGS = TrainingArgs(epochs=1, min_steps=32, batch_size=8, learning_rate=1e-4, max_length=32, seed=0)
+TRAIN_ARGS = TrainingArgs(epochs=1, min_steps=32, batch_size=8, learning_rate=1e-4, max_length=32, seed=0, loss="ce")
 THREADS = int(os.environ.get("GOLD_TEST_THREADS", "1"))
 
 

@@ -77,7 +77,7 @@ def test_energy_drops_on_training_text_and_stays_high_on_gibberish(trained):
     student = trained.student
     after = student.energy(trained.texts)
     gibberish = student.energy(trained.gibberish)
-    # Untrained, every energy sits near -ln 2 (DESIGN.md); training makes the student confident in-distribution.
+    # Untrained, every energy sits near -ln 2 (docs/design.md); training makes the student confident in-distribution.
     assert np.mean(after) < np.mean(trained.energy_before) - 0.2
     assert np.mean(after) < np.mean(gibberish) - 0.1
     assert np.all(np.abs(trained.energy_before + math.log(2)) < 0.2)
@@ -179,7 +179,8 @@ def test_warm_start_keeps_weights_and_cold_start_resets_them(trained):
     trained_model = student.model
     snapshot = {k: v.detach().clone() for k, v in trained_model.state_dict().items()}
     try:
-        args = TrainingArgs(epochs=1, min_steps=2, max_steps=2, batch_size=8, learning_rate=1e-9, max_length=32)
+        args = TrainingArgs(epochs=1, min_steps=2, max_steps=2, batch_size=8, learning_rate=1e-9, max_length=32,
+                            loss="ce")
         student.fit(trained.examples, TrainingArgs(**{**args.__dict__, "warm_start": True}))
         assert student.model is trained_model
         assert max(student.loss_history) < 0.4  # it started from the trained weights

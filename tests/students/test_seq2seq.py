@@ -28,7 +28,8 @@ PAIRS = [
     ("Sara had 10 stickers and gave away 4. How many are left?", "6"),
     ("There are 7 birds and 8 more arrive. How many birds are there?", "15"),
 ]
-ARGS = TrainingArgs(epochs=1, min_steps=6, max_steps=6, batch_size=4, learning_rate=1e-4, max_length=48, seed=0)
+ARGS = TrainingArgs(epochs=1, min_steps=6, max_steps=6, batch_size=4, learning_rate=1e-4, max_length=48, seed=0,
+                    loss="ce")
 THREADS = int(os.environ.get("GOLD_TEST_THREADS", "1"))
 MAX_NEW_TOKENS = 12  # not the default, so the save/load test shows the sidecar is read
 
@@ -122,7 +123,8 @@ def test_sce_is_accepted_and_trained_as_ce(trained):
     student = trained.student
     snapshot = {k: v.detach().clone() for k, v in student.model.state_dict().items()}
     try:
-        args = TrainingArgs(epochs=1, min_steps=1, max_steps=1, batch_size=4, learning_rate=1e-12, max_length=48)
+        args = TrainingArgs(epochs=1, min_steps=1, max_steps=1, batch_size=4, learning_rate=1e-12, max_length=48,
+                            loss="ce")
         args.loss, args.warm_start = "sce", True
         student.fit(trained.examples, args)
         assert student.loss_used == "ce"
@@ -139,7 +141,8 @@ def test_cold_fit_restarts_from_the_base_and_warm_fit_continues(trained, monkeyp
     reloads: list[int] = []
     monkeypatch.setattr(student, "_fresh_model", lambda: reloads.append(1) or model)
     try:
-        args = TrainingArgs(epochs=1, min_steps=1, max_steps=1, batch_size=4, learning_rate=1e-12, max_length=48)
+        args = TrainingArgs(epochs=1, min_steps=1, max_steps=1, batch_size=4, learning_rate=1e-12, max_length=48,
+                            loss="ce")
         student.fit(trained.examples, TrainingArgs(**{**args.__dict__, "warm_start": True}))
         assert reloads == []
         student.fit(trained.examples, args)  # trained weights + cold start: back to the base
@@ -262,7 +265,7 @@ def test_early_stopping_scores_every_epoch_by_eval_loss_and_keeps_the_best(train
     wrong = [TrainExample(t, y) for (t, _), (_, y) in zip(PAIRS, PAIRS[1:] + PAIRS[:1])]
     try:
         args = TrainingArgs(epochs=1, min_steps=3, max_steps=3, batch_size=4, learning_rate=3e-4, max_length=48,
-                            warm_start=True, early_stopping=True)
+                            warm_start=True, early_stopping=True, loss="ce")
         report = student.fit(trained.examples, args, eval_examples=wrong)
         assert [s for s, _ in report.eval_history] == [1, 2, 3]  # one batch per epoch
         best = max(v for _, v in report.eval_history)

@@ -33,7 +33,9 @@ def test_classify_real_teacher_beats_chance_on_sst2(local_teacher):
 
 class BiasedScorer:
     """Label log-likelihoods with a strong prior for the first label whatever the text, plus a small signal
-    that says which label is right: the case contextual calibration exists for."""
+    that says which label is right: the case contextual calibration exists for. A `LabelScorer`."""
+
+    name = "biased"
 
     def __init__(self, truth: dict[str, int]):
         self.truth = truth

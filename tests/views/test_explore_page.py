@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from support import ROOT, tiny_task
 
 from gold.maps import compute_map
-from gold.rounds import feedback_examples, training_set
 from gold.specs import GoldSettings
+from gold.steps.generate import feedback_examples
+from gold.steps.train import training_set
 from gold.store import Store
+from views._common import review_queue, selection_ids
 
 PAGE = str(ROOT / "views" / "explore.py")
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)> **bold**'
@@ -48,19 +51,24 @@ def test_map_is_cached_not_recomputed(scored_run):
 
 def test_veto_above_threshold_leaves_training_and_feedback(scored_run):
     store, run_id, ids = scored_run
-    task = store.get_task(store.get_run(run_id)["task_id"]).spec
-    assert len(training_set(store, run_id, task)) == 8 + 18  # seeds + samples, the noise one excluded
+    run = store.get_run(run_id)
+    task, settings = store.get_task(run.task_id).spec, GoldSettings.from_dict(run.settings)
+
+    def trained() -> list:
+        return training_set(store, run_id, task, settings).rows
+
+    assert len(trained()) == 8 + 18  # seeds + samples, the noise one excluded
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     at.number_input(key=f"veto_threshold_{run_id}_1").set_value(-0.52).run()
     at.button(key="veto_above").click().run()
     assert not at.exception, at.exception
-    vetoed = [r["id"] for r in store.samples(run_id) if r["vetoed"]]
+    vetoed = [s.id for s in store.samples(run_id) if s.vetoed]
     assert vetoed == ids[10:]  # energies above -0.52: the 9 highest
-    train_texts = {ex.text for ex in training_set(store, run_id, task)}
-    assert not any(store.samples(run_id)[k]["inputs"]["text"] in train_texts for k in range(10, 19))
+    train_texts = {ex.text for ex in trained()}
+    assert not any(store.samples(run_id)[k].inputs["text"] in train_texts for k in range(10, 19))
     assert feedback_examples(store, run_id, 2) == {}  # the feedback samples were vetoed too
     store.set_vetoed(vetoed, False)  # restore brings them back
-    assert len(training_set(store, run_id, task)) == 8 + 18
+    assert len(trained()) == 8 + 18
     assert sum(len(v) for v in feedback_examples(store, run_id, 2).values()) == 2
 
 
@@ -83,8 +91,6 @@ def test_filters_update_counts(scored_run):
 
 
 def test_selection_event_maps_to_sample_ids():
-    from gold.maps import selection_ids
-
     trace = [11, 12, 13, 14]
     points = [{"curve_number": 0, "point_index": 2, "x": 0.1, "y": 0.2},
               {"curve_number": 0, "point_number": 0},
@@ -97,10 +103,10 @@ def test_selection_event_maps_to_sample_ids():
 def test_review_queue_shows_samples_still_in_training_least_believed_label_first(scored_run):
     store, run_id, ids = scored_run
     store.set_vetoed([ids[17]])
-    rows = {r["id"]: r for r in store.samples(run_id)}
+    rows = {s.id: s for s in store.samples(run_id)}
     # The student believes the labels of samples 3 and 5 least (in that order); the rest have no belief yet.
-    store.set_scores([{**{k: rows[i][k] for k in ("energy", "prediction", "confidence")}, "id": i, "label_prob": p}
-                      for i, p in ((ids[3], 0.05), (ids[5], 0.2))])
+    store.set_scores([{"id": i, "energy": rows[i].energy, "prediction": rows[i].prediction,
+                       "confidence": rows[i].confidence, "label_prob": p} for i, p in ((ids[3], 0.05), (ids[5], 0.2))])
     at = AppTest.from_file(PAGE, default_timeout=120).run()
 
     def table_ids():  # the details picker lists the table's rows in its order
@@ -123,27 +129,30 @@ def test_a_run_keeping_best_and_last_checkpoints_prunes_the_others_and_explore_s
     from support import start_worker, tiny_settings
 
     from gold import export
-    from gold.rounds import RunError, TRAIN_IDS
+    from gold.checkpoints import best_round
+    from gold.context import RunError
+    from gold.layout import TRAIN_IDS, checkpoint_dir, round_dir
     from gold.runs import start_run
 
     store = Store(home)
     [run_id] = start_run(store, tiny_task(store, eval_rows=8),
                          tiny_settings(rounds=3, keep_checkpoints="best_and_last"), name="pruned")
     out, _ = start_worker(home, "--once").communicate(timeout=1500)
-    assert store.get_run(run_id)["status"] == "done", out[-3000:]
+    assert store.get_run(run_id).status == "done", out[-3000:]
     rounds = store.rounds(run_id)
-    assert [r["n"] for r in rounds if r["status"] == "done"] == [1, 2, 3]
-    keep = {3, export.best_round(rounds)["n"]}
-    folders = {r["n"]: store.run_dir(run_id) / f"round-{r['n']}" for r in rounds}
-    assert {n for n, f in folders.items() if (f / "student" / "config.json").is_file()} == keep
+    assert [r.n for r in rounds if r.status == "done"] == [1, 2, 3]
+    keep = {3, best_round(rounds).n}
+    run_dir = store.run_dir(run_id)
+    folders = {r.n: round_dir(run_dir, r.n) for r in rounds}
+    assert {n for n in folders if (checkpoint_dir(run_dir, n) / "config.json").is_file()} == keep
     assert all((f / TRAIN_IDS).is_file() for f in folders.values())  # the training sets stay
     pruned = sorted(set(folders) - keep)
     assert pruned  # three rounds, at most two kept
     for r in rounds:
-        assert r["metrics"].get("metric") is not None
-        assert bool(r["metrics"].get("checkpoint_deleted")) == (r["n"] in pruned)
-    assert [r["n"] for r in export.finished_rounds(store, run_id)] == sorted(keep)
-    assert export.pick_round(store, run_id)["n"] == export.best_round(rounds)["n"]
+        assert r.metrics.metric is not None
+        assert bool(r.metrics.checkpoint_deleted) == (r.n in pruned)
+    assert [r.n for r in export.finished_rounds(store, run_id)] == sorted(keep)
+    assert export.pick_round(store, run_id).n == best_round(rounds).n
     with pytest.raises(RunError, match="deleted to save space"):
         compute_map(store, run_id, pruned[0], space="student")
 
@@ -160,7 +169,7 @@ def test_a_run_keeping_best_and_last_checkpoints_prunes_the_others_and_explore_s
 
 def test_the_url_names_the_run_explored(scored_run):
     store, run_id, _ = scored_run
-    newer = store.create_run(store.get_run(run_id)["task_id"], GoldSettings().to_dict(), name="no map yet")
+    newer = store.create_run(store.get_run(run_id).task_id, GoldSettings().to_dict(), name="no map yet")
     store.start_round(newer, 1)
     store.finish_round(newer, 1, {"metric": 0.4})
     at = AppTest.from_file(PAGE, default_timeout=120).run()
@@ -170,3 +179,24 @@ def test_the_url_names_the_run_explored(scored_run):
     linked.run()
     assert not linked.exception, linked.exception
     assert linked.selectbox(key="explore_run").value == run_id and linked.metric[0].value == "19"
+
+
+# -- the review queue (views/_common.py), on a hand-made map frame ------------------------------------------------
+
+def review_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [1, 2, 3, 4, 5],
+        "source": ["train", "probe", "train", "train", "seed"],
+        "flag": ["ok", "ok", "noise", "ok", "ok"],
+        "vetoed": [False, False, False, True, False],
+        "belief": [0.9, 0.1, 0.2, 0.3, None],
+        "energy": [-3.0, -1.0, -0.5, -2.0, None],
+    })
+
+
+def test_review_queue_holds_training_samples_not_noise_not_vetoed():
+    assert review_queue(review_frame())["id"].tolist() == [1]
+
+
+def test_review_queue_holds_probes_when_the_run_trains_on_them_least_believed_first():
+    assert review_queue(review_frame(), with_probes=True)["id"].tolist() == [2, 1]

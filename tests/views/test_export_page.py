@@ -22,7 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 from support import ROOT, tiny_task
 
-from gold import export
+from gold import downloads, export
+from gold.layout import exports_dir
 from gold.specs import GoldSettings
 from gold.store import Store
 
@@ -49,16 +50,16 @@ def test_one_click_zip_is_built_once_and_holds_the_export(finished_run, monkeypa
     home, gold_id, _ = finished_run
     monkeypatch.setenv("GOLD_HOME", str(home))
     store = Store(home)
-    shutil.rmtree(store.run_dir(gold_id) / "exports", ignore_errors=True)  # our cache only, never a checkpoint
+    shutil.rmtree(exports_dir(store.run_dir(gold_id)), ignore_errors=True)  # our cache only, never a checkpoint
     builds = []
-    real_export_zip = export.export_zip
-    monkeypatch.setattr(export, "export_zip", lambda *a, **k: builds.append(a) or real_export_zip(*a, **k))
+    real_export_zip = downloads.export_zip
+    monkeypatch.setattr(downloads, "export_zip", lambda *a, **k: builds.append(a) or real_export_zip(*a, **k))
 
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception, at.exception
     at.selectbox(key="export_run").set_value(gold_id).run()
     assert not at.exception, at.exception
-    best = export.pick_round(store, gold_id)["n"]
+    best = export.pick_round(store, gold_id).n
     assert at.selectbox(key=f"export_round_{gold_id}").value == best
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download the student (.zip)", "Samples as JSONL", "Samples as CSV",
@@ -74,8 +75,8 @@ def test_one_click_zip_is_built_once_and_holds_the_export(finished_run, monkeypa
                                                             "tokenizer_config.json", "README.md", "gold_run.json",
                                                             "data/train.jsonl")}
         card = z.read(f"{name}/README.md").decode()
-    m = store.round(gold_id, best)["metrics"]
-    assert f"| {best} | {m['metric']:.4f} |" in card
+    m = store.round(gold_id, best).metrics
+    assert f"| {best} | {m.metric:.4f} |" in card
 
     # What the user does next: unzip, and classify with plain transformers (gold not importable there).
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
@@ -114,7 +115,7 @@ def test_onnx_is_built_on_a_button_then_downloaded(finished_run, monkeypatch, cl
     home, gold_id, _ = finished_run
     monkeypatch.setenv("GOLD_HOME", str(home))
     store = Store(home)
-    best = export.pick_round(store, gold_id)["n"]
+    best = export.pick_round(store, gold_id).n
     at = AppTest.from_file(PAGE, default_timeout=300).run()
     at.selectbox(key="export_run").set_value(gold_id).run()
     assert "download_onnx" not in [b.key for b in at.get("download_button")]

@@ -1,4 +1,4 @@
-"""Hostile input on every page (issue 8): user text is shown as text, names never steer paths, uploads are bounded.
+"""Hostile input on every page: user text is shown as text, names never steer paths, uploads are bounded.
 
 The store is filled directly (no models): two tasks (classification and a two-field seq2seq task) whose names,
 labels, seeds, evaluation rows, run names, generated samples, events and errors carry HTML, JavaScript,
@@ -28,7 +28,8 @@ from google.protobuf.json_format import MessageToDict
 from streamlit.testing.v1 import AppTest
 from support import ROOT
 
-from gold import export
+from gold import downloads, export
+from gold.layout import TRAIN_IDS, checkpoint_dir
 from gold.datafiles import MAX_ROWS, MAX_UPLOAD_BYTES
 from gold.runs import start_run
 from gold.specs import MAX_EVAL_ROWS, MAX_SEEDS, Example, GoldSettings, SpecError, TaskSpec
@@ -70,13 +71,13 @@ def _safetensors(path: Path) -> None:
 
 def _fake_student(store: Store, run_id: int, round_n: int, labels: list[str], seeds: int, ids: list[int]) -> None:
     """What a finished round leaves on disk, without training: config, weights, and the training-set ids."""
-    ckpt = store.run_dir(run_id) / f"round-{round_n}" / "student"
+    ckpt = checkpoint_dir(store.run_dir(run_id), round_n)
     ckpt.mkdir(parents=True)
     config = {"architectures": ["BertForSequenceClassification"], "model_type": "bert",
               "id2label": {str(i): label for i, label in enumerate(labels)}}
     (ckpt / "config.json").write_text(json.dumps(config))
     _safetensors(ckpt / "model.safetensors")
-    (ckpt.parent / export.TRAIN_IDS).write_text(json.dumps({"seeds": seeds, "sample_ids": ids}))
+    (ckpt.parent / TRAIN_IDS).write_text(json.dumps({"seeds": seeds, "sample_ids": ids}))
     store.set_round_step(run_id, round_n, "trained", checkpoint=str(ckpt))
 
 
@@ -193,7 +194,7 @@ def page(name: str) -> AppTest:
 def _overview(at: AppTest, ids: dict[str, int], store: Store) -> Iterator[None]:
     tasks, runs = at.dataframe[0].value, at.dataframe[1].value  # grids show the names exactly as typed
     assert set(tasks["name"]) == {store.get_task(ids[k]).spec.name for k in ("cls_task", "s2s_task")}
-    assert set(runs["name"]) == {store.get_run(ids[k])["name"] for k in ("cls_run", "s2s_run")}
+    assert set(runs["name"]) == {store.get_run(ids[k]).name for k in ("cls_run", "s2s_run")}
     yield
 
 
@@ -283,16 +284,16 @@ def test_explore_seq2seq_outputs_are_not_offered_as_labels(hostile):
 
 def test_explore_details_show_the_full_text_verbatim(hostile, home):
     store = Store(home)
-    samples = {s["inputs"]["question"]: s for s in store.samples(hostile["s2s_run"])}
+    samples = {s.inputs["question"]: s for s in store.samples(hostile["s2s_run"])}
     at = page("explore")
     at.selectbox(key="explore_run").set_value(hostile["s2s_run"]).run()
-    at.selectbox(key="detail_id").set_value(samples[LONG]["id"]).run()
+    at.selectbox(key="detail_id").set_value(samples[LONG].id).run()
     assert_shown_as_text(at)
     shown = [t.value for t in at.text]
     assert shown[0] == f"question: {LONG}\ncontext: {RTL}" and shown[1] == f"{LONG} {LONG}"  # st.text: as stored
     line = at.markdown[-1].value
     assert len(line) < 600 and line.startswith("output **xxx")  # the Markdown line clips the 40,001 characters
-    at.selectbox(key="detail_id").set_value(samples[SCRIPT]["id"]).run()
+    at.selectbox(key="detail_id").set_value(samples[SCRIPT].id).run()
     assert at.text[0].value == f"question: {SCRIPT}\ncontext: {RTL}"
     assert "\\<script\\>" in at.markdown[-1].value
 
@@ -319,15 +320,15 @@ def test_path_like_names_are_only_names(home, tmp_path, name):
     store = Store(home)
     task_id = store.create_task(_small_spec(name))
     [run_id] = start_run(store, task_id, GoldSettings(rounds=1), name=name)
-    assert store.get_task(task_id).spec.name == name and store.get_run(run_id)["name"] == name
+    assert store.get_task(task_id).spec.name == name and store.get_run(run_id).name == name
     ids = store.add_samples(run_id, 1, "train", [{"inputs": {"text": f"{name} {i}"}, "output": "ab"[i % 2]}
                                                  for i in range(4)])
     store.start_round(run_id, 1)
     _fake_student(store, run_id, 1, ["a", "b"], 2, ids)
     store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 1.0})
     before = _files(tmp_path)
-    zip_path = export.cached_zip(home, run_id)
-    data = export.dataset_file(home, run_id, "csv") + export.dataset_file(home, run_id, "jsonl")
+    zip_path = downloads.cached_zip(home, run_id)
+    data = downloads.dataset_file(home, run_id, "csv") + downloads.dataset_file(home, run_id, "jsonl")
     assert name.encode() in data  # the name's text travels as data, never as a path
     inside = home.resolve()
     for path in [store.run_dir(run_id), zip_path, *(_files(tmp_path) - before)]:
@@ -356,7 +357,7 @@ def test_names_with_control_characters(home, name):
     except SpecError as e:
         assert "control characters" in str(e) and store.list_runs() == []
         return
-    assert store.get_run(run_id)["name"] == name.strip()
+    assert store.get_run(run_id).name == name.strip()
     assert store.run_dir(run_id).resolve().is_relative_to(home.resolve())
     at = page("runs")
     at.selectbox(key="run_id").set_value(run_id).run()

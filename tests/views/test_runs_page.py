@@ -37,7 +37,7 @@ def test_start_a_gold_run_with_its_baseline(page, home):
     store = Store(home)
     runs = store.list_runs()
     assert sorted((r.mode, r.name) for r in runs) == [("baseline", "first try (baseline)"), ("gold", "first try")]
-    settings = GoldSettings.from_dict(store.get_run(runs[-1].id)["settings"])
+    settings = GoldSettings.from_dict(store.get_run(runs[-1].id).settings)
     assert settings == GoldSettings(mode="gold")  # the paper's defaults, frozen with the run
     assert "Queued run" in page.success[0].value
     assert any("No background worker" in w.value for w in page.warning)
@@ -67,7 +67,7 @@ def test_the_llama_cpp_engine_is_frozen_with_the_run_and_refused_for_a_folder_mo
     submit(page)
     assert not page.error, page.error[0].value
     [run] = Store(home).list_runs()
-    teacher = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).teacher
+    teacher = GoldSettings.from_dict(Store(home).get_run(run.id).settings).teacher
     assert (teacher.backend, teacher.engine) == ("local", "llama.cpp")
 
 
@@ -81,7 +81,7 @@ def test_soft_labels_and_their_calibration_are_frozen_with_the_run(page, home):
     submit(page)
     assert not page.error, page.error[0].value
     [run] = Store(home).list_runs()
-    student = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).student
+    student = GoldSettings.from_dict(Store(home).get_run(run.id).settings).student
     assert (student.soft_label_weight, student.soft_label_calibration) == (0.7, chosen)
 
 
@@ -93,7 +93,41 @@ def test_training_on_probes_is_frozen_with_the_run(page, home):
     submit(page)
     assert not page.error, page.error[0].value
     [run] = Store(home).list_runs()
-    assert GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).train_on_probes is (not default)
+    assert GoldSettings.from_dict(Store(home).get_run(run.id).settings).train_on_probes is (not default)
+
+
+def test_core_settings_are_shown_at_once_and_every_other_setting_under_advanced(page):
+    from gold import settings as registry
+
+    [advanced] = [e for e in page.expander if e.label == "Advanced settings"]
+    inside = {w.label for kind in ("checkbox", "selectbox", "number_input", "text_input", "text_area", "radio")
+              for w in getattr(advanced, kind)}
+    everywhere = {w.label for kind in ("checkbox", "selectbox", "number_input", "text_input", "text_area", "radio")
+                  for w in getattr(page, kind)}
+    for s in registry.settings():
+        assert s.label in everywhere, s.path
+        assert (s.label in inside) is (s.standing != "core"), s.path
+    for page_only in ("Task", "Run name", "API key", "Also queue a baseline"):
+        assert page_only in everywhere and page_only not in inside
+    experimental = [s.label for s in registry.settings() if s.standing == "experimental"]
+    assert "Train on probes too" in experimental and "Steer label shares" in experimental
+
+
+def test_an_advanced_setting_the_user_changed_is_stored_with_the_run(page, home):
+    [rate] = [n for n in page.number_input if n.label == "Learning rate"]
+    rate.set_value(1e-4)
+    [noise] = [s for s in page.selectbox if s.label == "Noise"]
+    assert noise.options == ["drop: out of training", "relabel (experimental)", "keep: no noise filter"]
+    noise.set_value("keep")
+    [warm] = [c for c in page.checkbox if c.label == "Warm-start each round"]
+    warm.uncheck()
+    submit(page)
+    assert not page.error, page.error[0].value
+    [run] = Store(home).list_runs()
+    stored = GoldSettings.from_dict(Store(home).get_run(run.id).settings)
+    expected = GoldSettings(noise="keep")
+    expected.student.learning_rate, expected.student.warm_start = 1e-4, False
+    assert stored == expected
 
 
 def per_round_table(at):
@@ -133,7 +167,7 @@ def test_progress_of_a_run_is_shown(page, home):
 
 
 def test_final_student_settings_are_frozen_with_the_run(page, home):
-    [early] = [c for c in page.checkbox if c.label == "Early stopping on the evaluation rows"]
+    [early] = [c for c in page.checkbox if c.label == "Early stopping"]
     early.set_value(not early.value)
     [epochs] = [n for n in page.number_input if n.label == "Final epochs"]
     epochs.set_value(9)
@@ -141,7 +175,7 @@ def test_final_student_settings_are_frozen_with_the_run(page, home):
     smooth.set_value(0.2)
     submit(page)
     [run] = Store(home).list_runs()
-    student = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).student
+    student = GoldSettings.from_dict(Store(home).get_run(run.id).settings).student
     default = GoldSettings().student
     assert (student.early_stopping, student.final_epochs, student.label_smoothing) == (
         not default.early_stopping, 9, 0.2)
@@ -164,7 +198,7 @@ def test_the_labelers_and_how_one_is_picked_are_frozen_with_the_run(page, home):
     submit(page)
     assert not page.error, page.error[0].value
     [run] = Store(home).list_runs()
-    labeler = GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).labeler
+    labeler = GoldSettings.from_dict(Store(home).get_run(run.id).settings).labeler
     assert (labeler.models, labeler.pick, labeler.votes) == (["teacher", "embedded:smollm2-135m-instruct"], "choose", 0)
 
 
@@ -187,7 +221,7 @@ def test_the_bar_moves_within_a_round_and_unmeasured_cells_are_blank(page, home)
     page.run()
     values = [bar(page)]
     assert values[0] == 50  # round 1 of 2 done; round 2 has not reported anything yet
-    for done in (16, 48, 64):  # the generate step reports its own fraction, as rounds.generate_samples does
+    for done in (16, 48, 64):  # the generate step reports its own fraction, as the generate step (gold/steps/generate.py) does
         store.add_event(f"Round 2: generating {done}/64 prompts", run_id=run_id, progress=done / 64)
         page.run()
         values.append(bar(page))
@@ -208,14 +242,18 @@ def test_the_bar_moves_within_a_round_and_unmeasured_cells_are_blank(page, home)
 
 
 def test_a_fraction_from_an_earlier_round_does_not_move_the_bar():
+    from gold.records import Round, RoundMetrics
     from gold.runs import STEP_WEIGHTS, round_fraction
 
-    current = {"step": None, "started_at": 100.0}
+    def a_round(step):
+        return Round(id=1, run_id=1, n=2, status="running", step=step, metrics=RoundMetrics(), started_at=100.0)
+
+    current = a_round(None)
     old = [{"level": "info", "progress": 0.5, "ts": 99.0, "message": "Round 1: probing 1/2 prompts"}]
     assert round_fraction(current, old) == 0.0
     now = [{"level": "info", "progress": 0.5, "ts": 101.0, "message": "Round 2: generating 2/4 prompts"}]
     assert round_fraction(current, now) == STEP_WEIGHTS["generate"] / 2
-    assert round_fraction({"step": "measure", "started_at": 100.0}, now) == pytest.approx(1.0)
+    assert round_fraction(a_round("measure"), now) == pytest.approx(1.0)
     assert round_fraction(None, now) == 0.0
 
 
@@ -290,7 +328,7 @@ def test_keeping_only_the_best_and_last_checkpoints_is_frozen_with_the_run(page,
     keep.set_value("best_and_last")
     submit(page)
     [run] = Store(home).list_runs()
-    assert GoldSettings.from_dict(Store(home).get_run(run.id)["settings"]).keep_checkpoints == "best_and_last"
+    assert GoldSettings.from_dict(Store(home).get_run(run.id).settings).keep_checkpoints == "best_and_last"
 
 
 def test_the_data_folder_size_is_shown(page, home):

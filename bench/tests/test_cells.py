@@ -1,15 +1,12 @@
 """bench/quality.py caches each finished cell under a key that hashes everything its result depends on. Adding a
 setting must not silently throw away hours of measured cells: a new setting at the value that does what the engine
-did before belongs in quality.NEUTRAL. These keys are those of the cells behind the README's tables."""
+did before it existed is a `before=` of its field (gold.settings.BEFORE_THEY_EXISTED), and a setting that replaces
+others is written back in their shape by `quality.as_cached`. These keys are those of the cells behind the tables of
+docs/benchmarks.md."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 quality = pytest.importorskip("quality")
 
@@ -33,8 +30,8 @@ def test_measured_cells_keep_their_keys(cell):
         method.overrides["teacher.engine"] = engine
     task = quality.example_task(task_key, 200)
     assert quality.cell_key(task, method, seed, budget, 4, 0.2) == MEASURED[cell], (
-        "a cached cell's identity changed: if a new setting's default does what the engine did before, add it to "
-        "quality.NEUTRAL; if the defaults really changed, the cells must be measured again (update this table)")
+        "a cached cell's identity changed: if a new setting's default does what the engine did before, give its field "
+        "that value as before=; if the defaults really changed, the cells must be measured again (update this table)")
 
 
 def test_a_setting_away_from_its_neutral_value_is_part_of_the_key():
@@ -79,3 +76,42 @@ def test_rows_borrowed_from_another_budget_are_not_listed_as_not_measured():
     assert entry["per_seed"]["teacher_raw"] == [60.0, 50.0] and entry["teacher_raw"] == 55.0
     assert entry["missing_seeds"] == {"gold": [1]}
     assert entry["borrowed"]["seeds_only"] == "measured with budget 256"
+
+
+# Variants written with the booleans the `noise` setting replaced (the Makefile's ablations): the same keys as when
+# they were settings, and the same settings as the strategy named directly.
+OLD_NAMES = {
+    "gold_ce_keep=gold:student.loss=ce,noise_filter=false,student.soft_label_weight=0.0":
+        ("sst2-gold_ce_keep-s0-b256-f4392f031817", "keep"),
+    "kd_keep=gold:student.soft_label_weight=1.0,student.soft_label_calibration=batch,noise_filter=false":
+        ("sst2-kd_keep-s0-b256-eef1aeb77acf", "keep"),
+    "relabel=gold:relabel_noise=true": ("sst2-relabel-s0-b256-7413efa742f4", "relabel"),
+}
+
+
+@pytest.mark.parametrize("variant", list(OLD_NAMES))
+def test_variants_named_by_the_replaced_booleans_keep_their_keys(variant):
+    task = quality.example_task("sst2", 200)
+    method = quality.parse_variant(variant)
+    key, noise = OLD_NAMES[variant]
+    assert quality.cell_key(task, method, 0, 256, 4, 0.2) == key
+    settings = quality.run_settings(method, 0, 256, 4, 0.2)
+    assert settings.noise == noise
+    direct = quality.Method(method.name, "run", method.mode, overrides={
+        **{k: v for k, v in method.overrides.items() if k not in ("noise_filter", "relabel_noise")}, "noise": noise})
+    assert quality.run_settings(direct, 0, 256, 4, 0.2) == settings
+
+
+def test_the_seeds_only_cell_keeps_its_key():
+    task = quality.example_task("sst2", 200)
+    method = quality.Method("seeds_only", "seeds_only")
+    assert quality.cell_key(task, method, 0, 256, 4, 0.2) == "sst2-seeds_only-s0-b256-9a88a98f0a48"
+
+
+def test_the_cache_shape_writes_each_noise_strategy_as_the_booleans_it_replaced():
+    s = quality.GoldSettings()
+    for noise, flags in (("drop", (True, None)), ("keep", (False, None)), ("relabel", (True, True))):
+        d = quality.as_cached(quality.GoldSettings(noise=noise).to_dict())
+        assert (d["noise_filter"], d.get("relabel_noise")) == flags and "noise" not in d
+        assert "feedback" not in d and d["map_after_round"] is False
+    assert quality.as_cached(s.to_dict())["seed"] == s.seed

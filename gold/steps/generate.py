@@ -1,0 +1,118 @@
+"""Generate: the teacher writes the round's samples; every reply is stored, kept or rejected with its reason.
+
+The budget of a round is `samples_per_round`, plus `probe_size` in a round that writes no probes (baseline mode
+spends the whole teacher budget on plain generation). In GOLD mode from round 2 on, prompts carry the earlier
+rounds' feedback examples; with `steer_labels` the labels' shares come from the previous round's measure step.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from gold import prompts
+from gold.context import RunContext, RunError
+from gold.faults import failpoint
+from gold.specs import Example
+from gold.steps import RoundState, StepResult, probing
+from gold.teachers.base import GenerationSettings
+
+
+@dataclass
+class Written:
+    """What one call to the teacher's prompts gave."""
+
+    kept: int
+    rejected: int
+    prompts: int
+
+
+@dataclass
+class GenerateResult(StepResult):
+    gen_kept: int | None = None
+    gen_rejected: int | None = None
+    gen_prompts: int | None = None
+    generate_seconds: float | None = None
+    label_shares: dict[str, float] | None = None
+
+
+def run(ctx: RunContext, state: RoundState) -> GenerateResult:
+    store, run_id, n, settings = ctx.store, ctx.run_id, state.n, state.settings
+    store.delete_samples(run_id, n, "train")  # partial output of an interrupted generate step
+    budget = settings.samples_per_round + (0 if probing(settings, n) else settings.probe_size)
+    feedback = feedback_examples(store, run_id, n) if state.gold else {}
+    shares = steered_shares(store, run_id, n) if state.gold and settings.steer_labels else None
+    if shares:
+        ctx.progress(None, f"Round {n}: label shares steered by the student's energy: "
+                           + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+    t0 = time.perf_counter()
+    written = write_samples(ctx, state, budget, role="train", feedback=feedback, label_shares=shares)
+    if written.kept == 0 and budget > 0:
+        reasons = ", ".join(f"{k} {v}" for k, v in store.reject_reasons(run_id).items())
+        raise RunError(f"Round {n}: none of the teacher's {written.prompts} replies was usable ({reasons}). "
+                       "Check the teacher model and the task's instruction and seeds, then resume the run.")
+    return GenerateResult(gen_kept=written.kept, gen_rejected=written.rejected, gen_prompts=written.prompts,
+                          generate_seconds=round(time.perf_counter() - t0, 1), label_shares=shares or None)
+
+
+def generation_settings(state: RoundState, salt: int) -> GenerationSettings:
+    """The teacher's sampling for this round: the run's teacher settings, and a seed of the run, round and role."""
+    return state.settings.teacher.generation_settings(seed=state.settings.seed * 100_003 + state.n * 101 + salt)
+
+
+def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, feedback: dict[str, list[Example]],
+                  probe: bool = False, label_shares: dict[str, float] | None = None) -> Written:
+    """Ask the teacher for `count` samples, parse them strictly, and store every reply: kept ones as samples,
+    rejected ones with their reason. Stored batch by batch, so a cancel loses at most one batch."""
+    task, settings, n, teacher = state.task, state.settings, state.n, state.teacher
+    rng = random.Random(settings.seed * 7919 + n * 31 + (1 if probe else 0))
+    requests = prompts.plan_requests(task, count, style=teacher.prompt_style, rng=rng, feedback=feedback,
+                                     feedback_count=settings.feedback_count, feedback_rate=settings.feedback_rate,
+                                     probe=probe, label_shares=label_shares)
+    base = generation_settings(state, 1 if probe else 0)
+    seen = prompts.SeenTexts.from_examples(task.seeds)
+    for row in ctx.store.samples(ctx.run_id, kept_only=True):
+        seen.add(row.inputs)
+    kept = rejected = 0
+    batch = max(1, base.batch_size)
+    total = len(requests)
+    for start in range(0, total, batch):
+        ctx.check()
+        chunk = requests[start : start + batch]
+        # run_requests writes multi-line blocks (premise/hypothesis, question/answer) one line at a time.
+        completions = prompts.run_requests(teacher, chunk, base.with_(seed=base.seed + start))
+        rows = []
+        for req, comp in zip(chunk, completions):
+            for item in prompts.parse_request(task, req, comp.text, seen):
+                rows.append({"inputs": item.inputs or {}, "output": item.output, "reject_reason": item.reject_reason,
+                             "raw": comp.text[:2000]})
+                if item.reject_reason:
+                    rejected += 1
+                else:
+                    kept += 1
+        ctx.store.add_samples(ctx.run_id, n, role, rows)
+        failpoint("generate")  # part of the step's samples stored, the step not yet finished
+        usage = {"prompt_tokens": sum(c.prompt_tokens for c in completions),
+                 "completion_tokens": sum(c.completion_tokens for c in completions)}
+        ctx.store.add_usage(ctx.run_id, **usage, cost_usd=teacher.usage.cost_of(**usage))
+        done = min(total, start + batch)
+        ctx.progress(done / total, f"Round {n}: {'probing' if probe else 'generating'} {done}/{total} prompts "
+                                   f"({kept} kept, {rejected} rejected)")
+    return Written(kept=kept, rejected=rejected, prompts=total)
+
+
+def feedback_examples(store, run_id: int, n: int) -> dict[str, list[Example]]:
+    """The previous rounds' samples flagged 'feedback' and not vetoed, grouped by label (output)."""
+    out: dict[str, list[Example]] = {}
+    for row in store.samples(run_id, kept_only=True):
+        if row.flag == "feedback" and not row.vetoed and row.round < n:
+            out.setdefault(row.output if row.output is not None else "", []).append(
+                Example(inputs=row.inputs, output=row.output or ""))
+    return out
+
+
+def steered_shares(store, run_id: int, n: int) -> dict[str, float] | None:
+    """The label shares the previous round's measure step derived from its student's energy (None in round 1)."""
+    prev = store.round(run_id, n - 1) if n > 1 else None
+    return (prev.metrics.next_label_shares if prev else None) or None

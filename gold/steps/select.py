@@ -1,0 +1,42 @@
+"""Select (GOLD mode): the noise strategy flags the run's noise among its training samples, then the feedback
+strategy picks the round's feedback among the rest of its scored samples (train and probe). Both are named by a
+setting (`noise`, `feedback`; see gold/strategies). Baseline mode flags nothing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gold.context import RunContext
+from gold.steps import RoundState, StepResult
+from gold.store import training_roles
+from gold.strategies import feedback_strategy, noise_strategy
+
+
+@dataclass
+class SelectResult(StepResult):
+    feedback: int | None = None
+    noise: int | None = None
+    band_lo_energy: float | None = None
+    band_hi_energy: float | None = None
+
+
+def run(ctx: RunContext, state: RoundState) -> SelectResult:
+    if not state.gold:
+        return SelectResult(feedback=0, noise=0)
+    store, run_id, task, settings = ctx.store, ctx.run_id, state.task, state.settings
+    rows = [r for r in store.samples(run_id, kept_only=True) if r.energy is not None]
+    roles = training_roles(settings.train_on_probes)
+    noise_ids = noise_strategy(settings.noise).flag([r for r in rows if r.role in roles], task, settings)
+    flags: dict[int, str] = {i: "noise" for i in noise_ids}
+    pool = [r for r in rows if r.round == state.n and not r.vetoed and flags.get(r.id) != "noise"]
+    pick = feedback_strategy(settings.feedback).pick(pool, task, settings)
+    flags.update({i: "feedback" for i in pick.ids})
+    store.set_flags(run_id, flags)
+    values = list(flags.values())
+    return SelectResult(feedback=values.count("feedback"), noise=values.count("noise"),
+                        band_lo_energy=_finite(pick.lo_energy), band_hi_energy=_finite(pick.hi_energy))
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 4)

@@ -1,0 +1,29 @@
+"""Energy band (the paper's feedback): per label, the round's samples between the `band_lo` and `band_hi`
+percentiles of the student's energy go back to the teacher as in-context examples.
+
+Why a band and not the top: the highest-energy samples are as often mislabeled or off-task as they are rare, so
+the band stops short of them (those above `band_hi` are the noise strategy's business). With
+`feedback_needs_agreement`, a classification sample whose label the student does not predict is left out: of the
+detectors of mislabeled samples measured, that one was the best (docs/design.md)."""
+
+from __future__ import annotations
+
+from gold.energy import select_band
+from gold.records import Sample
+from gold.specs import GoldSettings, TaskSpec
+from gold.strategies.base import FeedbackPick
+
+
+class EnergyBand:
+    name = "energy_band"
+
+    def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings) -> FeedbackPick:
+        classify = task.kind == "classification"
+        band = select_band([s.energy for s in pool], settings.band_lo, settings.band_hi,
+                           groups=[s.output for s in pool] if classify else None)
+        ids = [pool[i].id for i in band.feedback
+               if not (settings.feedback_needs_agreement and classify and pool[i].prediction != pool[i].output)]
+        return FeedbackPick(ids=ids, lo_energy=band.lo_value, hi_energy=band.hi_value)
+
+
+STRATEGY = EnergyBand()

@@ -1,0 +1,177 @@
+"""The round loop in-process (the worker's path without the process): the hook between rounds, the final-student
+recipe, soft labels, energy steering and probes. The steps' and strategies' own tests are under tests/steps and
+tests/strategies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import tiny_settings, tiny_task
+
+from gold import layout
+from gold.context import RunContext
+from gold.loop import RunHooks, execute_run
+
+
+class NoMap(RunHooks):
+    """Between rounds, nothing: these tests look at samples and metrics, not at maps."""
+
+    def after_round(self, ctx, n, settings) -> None:
+        pass
+
+
+def run_inline(store, run_id: int) -> str:
+    assert store.claim_run("test", only=[run_id]) == run_id
+    return execute_run(RunContext(store, run_id, "test"), hooks=NoMap())
+
+
+def test_vetoes_made_between_rounds_leave_the_next_training_set(store, home):
+    """`RunHooks.after_round` is where a reviewer (the simulated one of bench/quality.py) vetoes samples; the next
+    round must train without them, and the final data keeps them marked, not deleted."""
+
+    task_id = tiny_task(store)
+    run_id = store.create_run(task_id, tiny_settings(noise="keep").to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    vetoed: list[int] = []
+
+    class Reviewer(NoMap):
+        def after_round(self, ctx, n, settings) -> None:
+            if n == 1:
+                ids = [r.id for r in store.samples(run_id, round_n=1, role="train", kept_only=True)][:2]
+                store.set_vetoed(ids)
+                vetoed.extend(ids)
+
+    assert execute_run(RunContext(store, run_id, "test"), hooks=Reviewer()) == "done"
+    assert vetoed, "round 1 kept no sample to veto"
+    round1 = json.loads(layout.train_ids_path(store.run_dir(run_id), 1).read_text())["sample_ids"]
+    round2 = json.loads(layout.train_ids_path(store.run_dir(run_id), 2).read_text())["sample_ids"]
+    assert set(vetoed) <= set(round1)  # trained on before the veto…
+    assert not set(vetoed) & set(round2)  # …and not after it
+    assert {r.id for r in store.samples(run_id) if r.vetoed} == set(vetoed)
+
+
+def test_the_last_round_trains_a_fresh_student_chosen_on_the_evaluation_rows(store, home):
+    """final_fresh + early_stopping: mid-loop rounds warm-start and converge as before; the last round starts
+    from the pretrained encoder and keeps its best epoch on the task's evaluation rows (and says so)."""
+
+    task_id = tiny_task(store)
+    settings = tiny_settings()
+    settings.student.final_fresh = True
+    settings.student.early_stopping = True
+    settings.student.final_epochs = 3
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    first, last = (r.metrics for r in store.rounds(run_id))
+    assert first.best_step is None and not first.selected_on_eval
+    assert last.selected_on_eval is True and 1 <= last.best_step <= last.train_steps
+
+
+def test_soft_labels_store_what_the_teacher_believes_for_every_training_sample(store, home):
+
+    task_id = tiny_task(store)
+    settings = tiny_settings()
+    settings.student.soft_label_weight = 0.5
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    train = store.samples(run_id, role="train", kept_only=True)
+    assert train and all(len(r.teacher_probs) == 2 and abs(sum(r.teacher_probs) - 1) < 1e-3 for r in train)
+    assert all(r.teacher_probs is None for r in store.samples(run_id, role="probe"))  # never trained on
+    rounds = [r.metrics for r in store.rounds(run_id)]
+    assert sum(m.soft_labeled for m in rounds) == len(train)  # each sample read back once, not every round
+    assert all(0 <= m.teacher_agrees <= 1 for m in rounds if m.soft_labeled)
+
+
+def test_batch_calibrated_soft_labels_carry_each_rounds_asked_label_mix(store, home):
+    """soft_label_calibration=batch: per round, the teacher's read-back is rescaled so the round's samples
+    together carry the labels the teacher was asked to write (add-one smoothed), whatever its own bias."""
+    import numpy as np
+
+    from gold.teachers import fewshot
+
+    task_id = tiny_task(store)
+    task = store.get_task(task_id).spec
+    settings = tiny_settings()
+    settings.student.soft_label_weight = 1.0
+    settings.student.soft_label_calibration = "batch"
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    for n in (1, 2):
+        rows = store.samples(run_id, round_n=n, role="train", kept_only=True)
+        assert rows and all(abs(sum(r.teacher_probs) - 1) < 1e-6 for r in rows)
+        mean = np.mean([r.teacher_probs for r in rows], axis=0)
+        assert np.allclose(mean, fewshot.label_mix(task, [r.output for r in rows]), atol=1e-4)
+    assert all(m.soft_labeled for m in (r.metrics for r in store.rounds(run_id)))
+
+
+def test_steered_rounds_split_their_samples_by_the_previous_students_energy_per_label(store, home):
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(steer_labels=True, samples_per_round=6)
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    first, second = (r.metrics for r in store.rounds(run_id))
+    assert first.label_shares is None  # round 1 has no student yet: even split
+    shares = first.next_label_shares
+    assert set(shares) == {"negative", "positive"} and sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(first.label_energy) == {"negative", "positive"}
+    assert second.label_shares == shares  # what round 1's student measured steers round 2
+
+
+def test_a_run_on_the_llama_cpp_engine_generates_with_it_and_scores_soft_labels_with_transformers(store, home):
+    pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
+    from gold.teachers.cache import get_teacher, scoring_teacher
+    from gold.teachers.llamacpp import LlamaCppTeacher
+    from gold.teachers.local import LocalTeacher
+
+    task_id = tiny_task(store)
+    settings = tiny_settings()
+    settings.teacher.engine = "llama.cpp"
+    settings.student.soft_label_weight = 0.5
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    assert isinstance(get_teacher(settings), LlamaCppTeacher)
+    assert isinstance(scoring_teacher(settings), LocalTeacher)
+    train = store.samples(run_id, role="train", kept_only=True)
+    assert len(store.samples(run_id)) == 2 * (4 + 2)  # every request answered by the llama.cpp engine
+    assert train and all(r.teacher_probs is not None for r in train)
+    assert not [e for e in store.events(run_id) if e["level"] == "warning" and "soft labels" in e["message"]]
+
+
+def test_probes_train_from_the_next_round_and_the_last_round_spends_their_budget_on_samples(store, home):
+    """train_on_probes: round 1's probes are read back by the teacher in round 2's label step and trained on
+    there; round 2, the last, writes no probes and asks for samples + probe_size samples instead, so the run
+    spends the same teacher budget as without the setting."""
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(noise="keep", train_on_probes=True)
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    probes = store.samples(run_id, role="probe", kept_only=True)
+    assert probes and {r.round for r in probes} == {1}  # the last round writes none
+    first, second = (r.metrics for r in store.rounds(run_id))
+    assert first.gen_prompts + first.probe_prompts == second.gen_prompts == 4 + 2
+    assert second.probe_prompts is None
+    ids = lambda n: set(json.loads(layout.train_ids_path(store.run_dir(run_id), n).read_text())["sample_ids"])  # noqa: E731
+    probe_ids = {r.id for r in probes}
+    assert not probe_ids & ids(1)  # not in the round that wrote them…
+    assert probe_ids <= ids(2)  # …but from the next one on
+    assert all(r.teacher_probs is not None for r in probes)  # read back with round 2's samples
+    assert second.soft_labeled == len(store.samples(run_id, round_n=2, role="train", kept_only=True)) + len(probes)
+    trainable = store.samples(run_id, trainable_only=True, with_probes=True)
+    assert probe_ids <= {r.id for r in trainable}
+    assert not probe_ids & {r.id for r in store.samples(run_id, trainable_only=True)}
+
+
+def test_without_train_on_probes_every_round_probes_and_probes_never_train(store, home):
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(noise="keep")
+    settings.student.soft_label_weight = 0.0
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    probes = store.samples(run_id, role="probe", kept_only=True)
+    assert {r.round for r in probes} == {1, 2}
+    trained = set(json.loads(layout.train_ids_path(store.run_dir(run_id), 2).read_text())["sample_ids"])
+    assert not {r.id for r in probes} & trained
