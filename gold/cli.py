@@ -115,12 +115,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from gold.worker import ensure_worker, run_worker
 
+    if args.detach and args.no_maps:
+        raise CliError("--no-maps applies to a worker in this terminal; drop --detach (or --no-maps).")
     if args.detach:
         pid = ensure_worker(args.home, force=True)
         print(f"Started a background worker (pid {pid}); it serves queued runs until you stop it (kill {pid})."
               if pid else "A worker is already running for this data folder.")
         return 0
-    return run_worker(args.home, once=args.once, only=args.only, worker_id=args.worker_id)
+    return run_worker(args.home, once=args.once, only=args.only, worker_id=args.worker_id,
+                      draw_maps=not args.no_maps)
 
 
 def _id_list(text: str) -> list[int]:
@@ -252,13 +255,21 @@ def run_settings(args: argparse.Namespace) -> GoldSettings:
 
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
     """Queue a run (and its baseline twin), then follow it to the end with a progress bar."""
-    from gold.runs import soft_label_check, start_run
+    from gold.runs import run_estimate, soft_label_check, start_run
 
     task = store.get_task(args.task)
     settings = run_settings(args)
-    if not settings.problems():  # a server that is to read labels back: say before the run whether it can
+    problems = settings.problems()
+    if args.estimate:  # what the run would ask for; nothing is queued
+        if problems:
+            raise CliError("The settings have problems:\n" + "\n".join(f"  - {p}" for p in problems))
+        twin = " The baseline twin asks the same again." if args.with_baseline else ""
+        print(run_estimate(store, task.id, settings).sentence() + twin)
+        return 0
+    if not problems:  # a server that is to read labels back: say before the run whether it can
         for sentence in soft_label_check(store, task.id, settings):
             print(sentence)
+        print(run_estimate(store, task.id, settings).sentence())
     keyed = settings.teacher.backend == "openai" and bool(os.environ.get("OPENAI_API_KEY")) and not args.inline
     try:
         ids = start_run(store, task.id, settings, name=args.name or "", with_baseline=args.with_baseline, held=keyed)
@@ -464,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--detach", action="store_true", help="start one in the background unless one is alive")
     w.add_argument("--only", type=_id_list, help="serve only these run ids (comma-separated)")
     w.add_argument("--id", dest="worker_id", help="the worker id runs were reserved for (set by the app)")
+    w.add_argument("--no-maps", action="store_true",
+                   help="draw no UMAP map after each round (the Explore page draws a round's map when asked)")
 
     run = sub.add_parser("run", help="run GOLD on a task through the worker, with a progress bar",
                          description="Queue a GOLD run on a task. --config takes a run's settings file (the "
@@ -480,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     how = run.add_mutually_exclusive_group()
     how.add_argument("--inline", action="store_true", help="run it in this process instead of the worker")
     how.add_argument("--detach", action="store_true", help="queue it and return at once")
+    how.add_argument("--estimate", action="store_true",
+                     help="print the teacher calls, tokens, the most it can cost and (from this machine's finished "
+                          "rounds) the time the run would take, then exit: nothing is queued")
     sub.add_parser("runs", help="list runs")
     c = sub.add_parser("cancel", help="ask a run to stop")
     c.add_argument("run", type=int)

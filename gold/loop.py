@@ -23,13 +23,17 @@ STEP_MODULES = {name: importlib.import_module(f"gold.steps.{name}") for name in 
 
 
 class RunHooks:
-    """What happens between rounds. Subclass it to add to a run without changing the loop (the bench's reviewer)."""
+    """What happens between rounds. Subclass it to add to a run without changing the loop (the bench's reviewer).
+    draw_maps=False (`gold worker --no-maps`): no map between rounds; the Explore page draws one when asked."""
+
+    def __init__(self, draw_maps: bool = True):
+        self.draw_maps = draw_maps
 
     def after_round(self, ctx: RunContext, n: int, settings: GoldSettings) -> None:
         """Draw round n's map (embedded with the cached encoder); a failure here never fails the run."""
         from gold.maps import compute_map  # umap loads only when a map is drawn
 
-        if n in ctx.store.mapped_rounds(ctx.run_id):
+        if not self.draw_maps or n in ctx.store.mapped_rounds(ctx.run_id):
             return
         ctx.check()
         ctx.progress(None, f"Round {n}: drawing the map…")

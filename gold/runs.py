@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from gold import labelers
+from gold.estimate import RunEstimate, estimate_run
 from gold.records import Round, Run, RunSummary
 from gold.specs import GoldSettings, SpecError, name_problems
 from gold.steps import STEPS
@@ -57,6 +58,12 @@ def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = ""
         ids.append(store.create_run(task_id, twin.to_dict(), name=(name or "run") + " (baseline)", mode="baseline",
                                     held=held))
     return ids
+
+
+def run_estimate(store: Store, task_id: int, settings: GoldSettings) -> RunEstimate:
+    """What one run of the task with these settings asks of the teacher (`gold.estimate`): the Runs page's
+    *Estimate* button and `gold run` show it before anything starts."""
+    return estimate_run(store, store.get_task(task_id).spec, settings)
 
 
 def _model_problem(model: str, role: str) -> list[str]:

@@ -580,7 +580,7 @@ class GoldSettings:
              "out of training (shown, restorable). relabel (experimental, classification): flagged, they train under "
              "the label the student predicts for them (a vetoed sample still stays out). keep: nothing is flagged.")
     feedback_needs_agreement: bool = setting(
-        True, label="Feedback needs agreement", group="GOLD loop",
+        True, label="Only agreed feedback", group="GOLD loop",
         help="Only samples whose teacher label the student predicts too may become feedback: keeps mislabeled "
              "samples from being fed back (the best detector of mislabeled samples measured, docs/design.md).")
     steer_labels: bool = setting(

@@ -56,11 +56,12 @@ class _Heartbeat(threading.Thread):
 
 
 def run_worker(home: str | Path | None = None, once: bool = False, idle_exit_s: float | None = None,
-               only: list[int] | None = None, worker_id: str | None = None) -> int:
+               only: list[int] | None = None, worker_id: str | None = None, draw_maps: bool = True) -> int:
     """Serve runs until interrupted. once=True: process what is queued now, then exit (tests, CLI).
     only: serve just these run ids (`python -m gold run --inline`). worker_id: the id runs were reserved
-    for (`spawn_keyed_worker`); by default a fresh one."""
-    from gold.loop import execute_run  # imported here: torch loads only in the worker
+    for (`spawn_keyed_worker`); by default a fresh one. draw_maps=False: no UMAP map after each round (a worker on
+    a busy or remote machine; the Explore page draws a round's map when it is opened)."""
+    from gold.loop import RunHooks, execute_run  # imported here: torch loads only in the worker
     from gold.models import ModelNotFound
     from gold.teachers.base import TeacherError
 
@@ -96,7 +97,7 @@ def run_worker(home: str | Path | None = None, once: bool = False, idle_exit_s: 
             beat.run_id = run_id
             ctx = RunContext(store, run_id, worker_id)
             try:
-                status = execute_run(ctx)
+                status = execute_run(ctx, hooks=RunHooks(draw_maps=draw_maps))
                 store.finish_run(run_id, status)
             except Cancelled:
                 store.finish_run(run_id, "cancelled")

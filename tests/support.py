@@ -33,11 +33,7 @@ def without_maps():
     """Run hooks that draw no map after a round, for tests that call the loop directly and read no map."""
     from gold.loop import RunHooks
 
-    class NoMaps(RunHooks):
-        def after_round(self, ctx, n, settings) -> None:
-            pass
-
-    return NoMaps()
+    return RunHooks(draw_maps=False)
 
 
 def tiny_task(store, key: str = "sst2", eval_rows: int = 16) -> int:

@@ -319,7 +319,7 @@ def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
     page.goto(f"{base}/runs?run={run_id}", wait_until="networkidle")
     bar = page.get_by_role("progressbar").first
     bar.wait_for(timeout=60_000)
-    worker = start_worker(home, "--once")
+    worker = start_worker(home, "--once", "--no-maps")  # the bar is watched, not the map
     seen: list[tuple[int, str | None]] = []  # (bar value, the round's last finished step) while round 1 runs
     try:
         deadline = time.time() + 900
@@ -339,4 +339,36 @@ def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
     while_generating = [v for v, step in seen if step is None]
     assert while_generating and max(while_generating) > 0, seen  # the bar moved before the step was recorded
     assert len({v for v, _ in seen if v > 0}) >= 2, seen  # and more than once within the round
+    no_exception(page)
+
+
+def test_delete_run_removes_that_runs_rows_and_artifacts_only(fresh_app, browser):
+    """*Delete run…* then *Yes, delete run*: the run's rows and its artifacts folder go; the other run, its
+    folder and the task stay, and the page opens the remaining run."""
+    from gold.specs import GoldSettings
+
+    home, base, task_id, _ = fresh_app
+    store = Store(home)
+    ids = []
+    for name in ("kept", "doomed"):
+        run_id = store.create_run(task_id, GoldSettings(rounds=1).to_dict(), name=name)
+        store.add_samples(run_id, 1, "train", [{"inputs": {"text": f"{name} sample"}, "output": "positive"}])
+        store.start_round(run_id, 1)
+        store.finish_round(run_id, 1, {"metric": 0.5, "metric_name": "accuracy"})
+        store.finish_run(run_id, "done")
+        (store.run_dir(run_id) / "round-1" / "student").mkdir(parents=True)
+        (store.run_dir(run_id) / "round-1" / "student" / "weights.bin").write_bytes(b"x" * 1000)
+        ids.append(run_id)
+    kept, doomed = ids
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/runs?run={doomed}", wait_until="networkidle")
+    page.get_by_role("button", name="Delete run…").click()
+    page.get_by_text("This cannot be undone").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Yes, delete run").click()
+    page.get_by_text(f"Deleted run #{doomed}").wait_for(timeout=30_000)
+    assert [r.id for r in store.list_runs()] == [kept]
+    assert store.samples(doomed) == [] and store.rounds(doomed) == [] and not store.run_dir(doomed).exists()
+    assert len(store.samples(kept)) == 1 and (store.run_dir(kept) / "round-1" / "student" / "weights.bin").is_file()
+    assert store.get_task(task_id).spec.name
+    assert f"run={doomed}" not in page.url
     no_exception(page)

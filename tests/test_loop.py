@@ -8,23 +8,16 @@ import json
 
 import pytest
 
-from support import tiny_settings, tiny_task
+from support import tiny_settings, tiny_task, without_maps
 
 from gold import layout
 from gold.context import RunContext
 from gold.loop import RunHooks, execute_run
 
 
-class NoMap(RunHooks):
-    """Between rounds, nothing: these tests look at samples and metrics, not at maps."""
-
-    def after_round(self, ctx, n, settings) -> None:
-        pass
-
-
 def run_inline(store, run_id: int) -> str:
     assert store.claim_run("test", only=[run_id]) == run_id
-    return execute_run(RunContext(store, run_id, "test"), hooks=NoMap())
+    return execute_run(RunContext(store, run_id, "test"), hooks=without_maps())  # these tests read no map
 
 
 def test_vetoes_made_between_rounds_leave_the_next_training_set(store, home):
@@ -36,7 +29,7 @@ def test_vetoes_made_between_rounds_leave_the_next_training_set(store, home):
     assert store.claim_run("test", only=[run_id]) == run_id
     vetoed: list[int] = []
 
-    class Reviewer(NoMap):
+    class Reviewer(RunHooks):  # instead of the product's hook: no map
         def after_round(self, ctx, n, settings) -> None:
             if n == 1:
                 ids = [r.id for r in store.samples(run_id, round_n=1, role="train", kept_only=True)][:2]

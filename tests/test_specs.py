@@ -169,8 +169,8 @@ def test_every_default_and_before_value_is_within_its_own_range_and_labels_are_s
         assert isinstance(s.default, s.type), s.path
         assert s.group in GROUPS and s.standing in STANDINGS and s.help.strip(), s.path
         assert "DESIGN.md" not in s.help and "session" not in s.help.lower(), s.path
-        if s.type is bool:
-            assert len(s.label) <= 30, s.path
+        if s.type is bool:  # a checkbox in a quarter of the form: longer labels are cut on a 1400-px window
+            assert len(s.label) <= 21, s.path
         assert s.widget_kind in ("checkbox", "radio", "selectbox", "number", "lines", "text")
     core = {s.path for s in registry.settings() if s.standing == "core"}
     assert core == {"mode", "rounds", "samples_per_round", "teacher.backend", "teacher.model", "teacher.base_url"}

@@ -89,7 +89,7 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
     store = Store(home)
     task_id = tiny_task(store)
     [run_id] = start_run(store, task_id, tiny_settings(rounds=2), name="crash")
-    proc = start_worker(home)
+    proc = start_worker(home, "--no-maps")
     # Kill it once round 1 has trained (mid-run, between checkpoints of round 2 at the latest).
     wait_for(lambda: (r := store.round(run_id, 1)) is not None and r.step in ("train", "probe", "score", "select", "done"),
              600, "round 1 to train", proc)
@@ -97,7 +97,7 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
     proc.wait()
     assert store.get_run(run_id).status == "running"  # orphaned: nobody finished it
     wait_for(lambda: time.time() - store.get_run(run_id).heartbeat > 3, 30, "the heartbeat to go stale")
-    resumed = start_worker(home, "--once", env_extra={"GOLD_WORKER_STALE_S": "2"})
+    resumed = start_worker(home, "--once", "--no-maps", env_extra={"GOLD_WORKER_STALE_S": "2"})
     out, _ = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, out[-3000:]
     run = store.get_run(run_id)
@@ -114,7 +114,7 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
     store.set_vetoed(vetoed)
     before = store.sample_counts(run_id)["generated"]
     store.request_retrain(run_id)
-    retrainer = start_worker(home, "--once")
+    retrainer = start_worker(home, "--once", "--no-maps")
     out, _ = retrainer.communicate(timeout=600)
     assert retrainer.returncode == 0, out[-3000:]
     assert store.get_run(run_id).status == "done"
@@ -125,33 +125,37 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(tmp_path):
     assert store.sample_counts(run_id)["generated"] == before  # nothing generated
 
 
-@pytest.mark.parametrize("point, done_before", [("generate", None), ("train", "label"), ("score", "probe")])
-def test_kill_9_inside_each_step_then_resume_loses_nothing_and_stores_nothing_twice(tmp_path, point, done_before):
-    """The worker dies by SIGKILL inside a step (a failpoint: after part of the step's output is written, before
-    the step is recorded); a new worker resumes the round at that step."""
+def test_kill_9_inside_each_step_then_resume_loses_nothing_and_stores_nothing_twice(tmp_path):
+    """One run, killed by SIGKILL inside generate, then (resumed) inside train, then inside score: each time at a
+    failpoint after part of the step's output is written and before the step is recorded. Every resume starts
+    that round at the interrupted step, and at the end every prompt is stored exactly once (one run for the three
+    kills: a worker process per kill and resume instead of a run per step)."""
     home = tmp_path / "home"
     store = Store(home)
     task_id = tiny_task(store)
-    [run_id] = start_run(store, task_id, tiny_settings(rounds=1), name=f"die in {point}")
-    proc = start_worker(home, "--once", env_extra={"GOLD_FAILPOINTS": point})
-    proc.communicate(timeout=600)
-    assert proc.returncode == -signal.SIGKILL
-    assert store.get_run(run_id).status == "running"  # orphaned mid-step
-    assert store.round(run_id, 1).step == done_before  # the interrupted step was not recorded
-    if point == "generate":
-        assert store.samples(run_id, role="train")  # partial output is on disk…
-    wait_for(lambda: time.time() - store.get_run(run_id).heartbeat > 3, 30, "the heartbeat to go stale")
-    resumed = start_worker(home, "--once", env_extra={"GOLD_WORKER_STALE_S": "2"})
+    [run_id] = start_run(store, task_id, tiny_settings(rounds=1), name="die in every step")
+    for point, done_before in (("generate", None), ("train", "label"), ("score", "probe")):
+        proc = start_worker(home, "--once", "--no-maps",
+                            env_extra={"GOLD_FAILPOINTS": point, "GOLD_WORKER_STALE_S": "2"})
+        proc.communicate(timeout=600)
+        assert proc.returncode == -signal.SIGKILL, point
+        assert store.get_run(run_id).status == "running"  # orphaned mid-step
+        assert store.round(run_id, 1).step == done_before, point  # the interrupted step was not recorded
+        if point == "generate":
+            assert store.samples(run_id, role="train")  # partial output is on disk…
+        wait_for(lambda: time.time() - store.get_run(run_id).heartbeat > 3, 30, "the heartbeat to go stale")
+    resumed = start_worker(home, "--once", "--no-maps", env_extra={"GOLD_WORKER_STALE_S": "2"})
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
     run = store.get_run(run_id)
     assert run.status == "done", run.error
     m = store.round(run_id, 1).metrics
-    # …and after the resume every prompt is stored exactly once (kept or rejected), none twice.
+    # …and after the resumes every prompt is stored exactly once (kept or rejected), none twice.
     assert len(store.samples(run_id, role="train")) == m.gen_kept + m.gen_rejected == 4
     assert len(store.samples(run_id, role="probe")) == 2
     assert all(s.energy is not None for s in store.samples(run_id, kept_only=True))
     assert Path(store.round(run_id, 1).checkpoint).is_dir()
+    assert store.mapped_rounds(run_id) == []  # `gold worker --no-maps`: the Explore page draws it when asked
 
 
 def test_vetoes_while_a_round_writes_never_see_a_locked_database(tmp_path):
@@ -161,7 +165,7 @@ def test_vetoes_while_a_round_writes_never_see_a_locked_database(tmp_path):
     store = Store(home)
     task_id = tiny_task(store)
     [run_id] = start_run(store, task_id, tiny_settings(rounds=2), name="busy")
-    proc = start_worker(home, "--once")
+    proc = start_worker(home, "--once", "--no-maps")
     page = Store(home)  # the page's own connection, as each Streamlit session has
     writes = errors = 0
     flip = True
@@ -189,7 +193,7 @@ def test_cancel_a_running_run(tmp_path):
     store = Store(home)
     task_id = tiny_task(store)
     [run_id] = start_run(store, task_id, tiny_settings(rounds=3), name="cancel me")
-    proc = start_worker(home, "--once")
+    proc = start_worker(home, "--once", "--no-maps")
     wait_for(lambda: store.get_run(run_id).status == "running", 120, "the run to start", proc)
     store.request_cancel(run_id)
     out, _ = proc.communicate(timeout=600)

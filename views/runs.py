@@ -22,6 +22,7 @@ from gold.runs import (
     describe_status,
     human_size,
     metric_curves,
+    run_estimate,
     run_overview,
     runs_table,
     soft_label_check,
@@ -120,7 +121,19 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
                     setting_rows(rows, values)
             st.markdown("**Experimental** (options the benchmarks did not show to help; off by default)")
             setting_rows(form_settings("experimental"), values)
-        submitted = st.form_submit_button("Start run", type="primary")
+        b1, b2, _ = st.columns([1, 1, 4])
+        submitted = b1.form_submit_button("Start run", type="primary")
+        estimating = b2.form_submit_button("Estimate", help="Teacher calls, tokens, the most it can cost and, from "
+                                                            "this machine's finished rounds, how long: nothing starts.")
+
+    if estimating and not submitted:
+        settings = from_values(values)
+        problems = settings.problems()
+        if problems:
+            show_problems(problems, "Please fix these settings first:")
+        else:
+            estimate = run_estimate(store, task_id, settings)
+            st.info(estimate.sentence() + (" The baseline twin asks the same again." if also_baseline else ""))
 
     if submitted:
         settings = from_values(values)
@@ -134,6 +147,7 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             with st.spinner("Asking the teacher's server whether it gives log-probabilities…"):
                 for sentence in soft_label_check(store, task_id, settings, api_key=api_key or None):
                     st.info(sentence)
+            st.caption(run_estimate(store, task_id, settings).sentence())
             if keyed:
                 # The key goes into one worker's environment only: never the database, the logs or `ps`.
                 spawn_keyed_worker(store.home, ids, api_key)

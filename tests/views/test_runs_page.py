@@ -337,3 +337,16 @@ def test_the_data_folder_size_is_shown(page, home):
     (store.run_dir(run_id) / "big.bin").write_bytes(b"\0" * 25_000_000)
     page.run()
     assert any("Data folder" in c.value and " MB on disk" in c.value for c in page.caption)
+
+
+def test_estimate_says_what_the_run_asks_for_and_starts_nothing(page, home):
+    page.number_input(key="rounds").set_value(3)
+    [button] = [b for b in page.button if b.label == "Estimate"]
+    button.click().run()
+    assert not page.exception, page.exception
+    assert Store(home).list_runs() == []  # nothing queued
+    [info] = [i.value for i in page.info if "teacher calls" in i.value]
+    assert "240 teacher calls for 240 samples" in info and "once the first round has finished" in info
+    submit(page)  # starting it shows the same line under the queued message
+    assert len(Store(home).list_runs()) == 1
+    assert any("240 teacher calls" in c.value for c in page.caption)
