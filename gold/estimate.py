@@ -67,15 +67,17 @@ def estimate_run(store: Store, task: TaskSpec, settings: GoldSettings) -> RunEst
         for count, probe in ((budget, False), (probes, True)):
             requests = prompts.plan_requests(task, count, style=style, rng=random.Random(settings.seed * 7919 + n),
                                              probe=probe)
-            calls += sum(max(1, len(r.next_titles) + 1) if r.next_titles else 1 for r in requests)
+            calls += sum(1 + len(r.next_titles) for r in requests)  # a multi-field block: a call per field
             samples += count
             prompt_chars += sum(_chars(r.prompt) for r in requests)
             completion_tokens += sum(int(t.max_new_tokens * r.length_factor) for r in requests)
     reads = remote_reads = 0
     if wants_soft_labels(task, settings):
-        roles_probes = settings.train_on_probes
-        reads = sum(settings.samples_per_round + (settings.probe_size if roles_probes or not probing(settings, n)
-                                                  else 0) for n in range(1, settings.rounds + 1))
+        # each training sample is read once: the round's samples, plus its probes where probes train (or where
+        # the round spent the probe budget on samples)
+        reads = sum(settings.samples_per_round
+                    + (settings.probe_size if settings.train_on_probes or not probing(settings, n) else 0)
+                    for n in range(1, settings.rounds + 1))
         remote = [r for r in labelers.refs(settings)
                   if r.kind == "openai" or (r.kind == TEACHER and t.backend == "openai")]
         if settings.labeler.pick == "first":

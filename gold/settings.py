@@ -3,7 +3,7 @@
 
 From that one source come:
   SETTINGS / settings() / get(path)  one `Setting` per field, by path ("rounds", "student.epochs", …);
-  RUN_HELP / help_of(path)           the help text shown beside each widget (and page-only entries);
+  RUN_HELP                           the help text shown beside each widget (and page-only entries);
   range_problems(settings)           every value against its range and choices, as sentences;
   add_run_flags / apply_args         the `gold run` flags, one per setting;
   BEFORE_THEY_EXISTED                the values a run stored before a setting existed gets (GoldSettings.from_dict
@@ -103,9 +103,6 @@ class Setting:
     def choice_label(self, value: str) -> str:
         return (self.choice_labels or {}).get(value, value)
 
-    def form_label(self) -> str:
-        return f"{self.label} (experimental)" if self.standing == "experimental" else self.label
-
     def get_from(self, settings: GoldSettings) -> Any:
         return getattr(getattr(settings, self.section) if self.section else settings, self.name)
 
@@ -167,29 +164,10 @@ def get(path: str) -> Setting:
 PAGE_HELP: dict[str, str] = {
     "api_key": "Read from OPENAI_API_KEY, or typed here: kept in memory only, never stored or logged.",
     "also_baseline": "Queue a second run in baseline mode with the same budget and seed, to compare against.",
-    "band": get("band_lo").help,
-}
-# Names the pages used for settings before they were keyed by path.
-_SHORT_NAMES = {"teacher.backend": "backend", "teacher.engine": "engine", "teacher.model": "teacher_model",
-                "teacher.base_url": "base_url", "teacher.max_concurrency": "max_concurrency",
-                "teacher.budget_usd": "budget", "student.model": "student_model", "student.min_steps": "min_steps",
-                "student.loss": "loss", "student.final_fresh": "final_fresh",
-                "student.early_stopping": "early_stopping",
-                "student.final_epochs": "final_epochs", "student.soft_label_weight": "soft_label_weight",
-                "student.soft_label_calibration": "soft_label_calibration",
-                "student.label_smoothing": "label_smoothing", "labeler.models": "labelers",
-                "labeler.pick": "labeler_pick", "labeler.votes": "label_votes"}
-
-# One help text per setting, by path (and by the short names above), plus the page-only entries.
-RUN_HELP: dict[str, str] = {
-    **{s.path: s.help for s in SETTINGS},
-    **{short: get(path).help for path, short in _SHORT_NAMES.items()},
-    **PAGE_HELP,
 }
 
-
-def help_of(path: str) -> str:
-    return RUN_HELP[path]
+# One help text per setting, by path, plus the page-only entries.
+RUN_HELP: dict[str, str] = {**{s.path: s.help for s in SETTINGS}, **PAGE_HELP}
 
 
 # -- validation -------------------------------------------------------------------------------------------------
@@ -217,11 +195,6 @@ def _before_table() -> dict[str, Any]:
 # GoldSettings.from_dict (through the same field metadata) and by bench/quality.py, whose cached cells leave a
 # setting at this value out of their identity. Nested: {"steer_labels": False, …, "student": {…}, …}.
 BEFORE_THEY_EXISTED: dict[str, Any] = _before_table()
-
-
-def before_they_existed() -> dict[str, Any]:
-    """A copy of BEFORE_THEY_EXISTED that the caller may change."""
-    return copy.deepcopy(BEFORE_THEY_EXISTED)
 
 
 # -- the command line -------------------------------------------------------------------------------------------

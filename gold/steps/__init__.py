@@ -17,6 +17,7 @@ round's `RoundMetrics` and stores as the step's checkpoint in the store (`gold/l
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -74,6 +75,11 @@ class RoundState:
         if self.student is None:
             self.student = new_student(self.task, self.settings, self.checkpoint)
         return self.student
+
+
+def finite(x: float | None) -> float | None:
+    """A metric as stored: rounded to 4 places, None when it is missing or not a finite number."""
+    return None if x is None or not math.isfinite(x) else round(float(x), 4)
 
 
 def probing(settings: GoldSettings, n: int) -> bool:

@@ -5,7 +5,6 @@ out-of-distribution to the student get more samples."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,7 @@ from gold.context import RunContext
 from gold.energy import steering_shares
 from gold.evaluation import evaluate_student, metric_name, task_metric
 from gold.specs import Example, TaskSpec
-from gold.steps import RoundState, StepResult
+from gold.steps import RoundState, StepResult, finite
 from gold.steps.label import evaluation_rows
 
 HIST_BINS = 20
@@ -45,7 +44,7 @@ def run(ctx: RunContext, state: RoundState) -> MeasureResult:
         scored = student.score([task.format_input(ex.inputs) for ex in rows], temperature=settings.energy_temperature)
         out.metric = task_metric(task, [p.output for p in student.predictions(scored.probs)], rows)
         by_label = label_energies(task, rows, scored.energy)
-        out.label_energy = {k: _finite(float(np.mean(v))) if v else None for k, v in by_label.items()}
+        out.label_energy = {k: finite(float(np.mean(v))) if v else None for k, v in by_label.items()}
         out.next_label_shares = {k: round(v, 4) for k, v in steering_shares(by_label).items()}
     else:
         out.metric = evaluate_student(student, task, rows)
@@ -67,7 +66,3 @@ def label_energies(task: TaskSpec, rows: list[Example], energies: Any) -> dict[s
         if ex.output in out:
             out[ex.output].append(float(e))
     return out
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), 4)

@@ -4,11 +4,10 @@ setting (`noise`, `feedback`; see gold/strategies). Baseline mode flags nothing.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from gold.context import RunContext
-from gold.steps import RoundState, StepResult
+from gold.steps import RoundState, StepResult, finite
 from gold.store import training_roles
 from gold.strategies import feedback_strategy, noise_strategy
 
@@ -35,8 +34,4 @@ def run(ctx: RunContext, state: RoundState) -> SelectResult:
     store.set_flags(run_id, flags)
     values = list(flags.values())
     return SelectResult(feedback=values.count("feedback"), noise=values.count("noise"),
-                        band_lo_energy=_finite(pick.lo_energy), band_hi_energy=_finite(pick.hi_energy))
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), 4)
+                        band_lo_energy=finite(pick.lo_energy), band_hi_energy=finite(pick.hi_energy))
