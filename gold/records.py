@@ -122,10 +122,12 @@ class RoundMetrics:
     noise: int | None = None
     band_lo_energy: float | None = None
     band_hi_energy: float | None = None
+    feedback_rows: list[int] | None = None  # real_errors: the steering rows fed back (indices into the eval set)
+    steering_accuracy: float | None = None  # real_errors: the round's student on the steering rows
     # measure
     metric_name: str | None = None  # "accuracy" or "exact match"
     metric: float | None = None
-    metric_on: str | None = None  # "eval" (the task's evaluation rows) or "seeds"
+    metric_on: str | None = None  # "eval" (the task's evaluation rows; their scoring half when steering) or "seeds"
     metric_rows: int | None = None
     energy_hist: dict[str, list[float]] | None = None  # {"counts": [...], "edges": [...]} of this round's samples
     label_energy: dict[str, float | None] | None = None  # steer_labels: the student's mean energy per label

@@ -570,8 +570,10 @@ class GoldSettings:
     feedback: str = setting(
         "energy_band", label="Feedback strategy", group="GOLD loop", choices=FEEDBACK_STRATEGIES,
         before="energy_band",
-        help="How the round's samples that go back to the teacher are chosen. energy_band: those between the "
-             "band's percentiles of the student's energy.")
+        help="What goes back to the teacher as the next round's in-context examples. energy_band: the round's "
+             "samples between the band's percentiles of the student's energy. real_errors: the task's evaluation "
+             "rows the student gets wrong (half of them steer, the other half measure; no probes). student_loss: "
+             "the round's samples in the band of the student's loss on its soft label.")
     noise: str = setting(
         "drop", label="Noise", group="GOLD loop", choices=NOISE_STRATEGIES,
         choice_labels={"drop": "drop: out of training", "relabel": "relabel (experimental)",

@@ -26,6 +26,7 @@ from gold import layout
 from gold.checkpoints import new_student
 from gold.records import RoundMetrics
 from gold.specs import GoldSettings, TaskSpec
+from gold.strategies import feedback_strategy
 
 STEPS = ("generate", "label", "train", "probe", "score", "select", "measure")
 
@@ -84,7 +85,8 @@ def finite(x: float | None) -> float | None:
 
 def probing(settings: GoldSettings, n: int) -> bool:
     """Whether round n writes probes. GOLD mode does, except, with `train_on_probes`, in its last round: no round
-    follows to take feedback from them or train on them, so that share of the budget buys samples."""
-    if settings.mode != "gold":
+    follows to take feedback from them or train on them, so that share of the budget buys samples; and except
+    when the feedback strategy reads no probes (`real_errors`): the whole budget then buys samples."""
+    if settings.mode != "gold" or not feedback_strategy(settings.feedback).needs_probes:
         return False
     return not (settings.train_on_probes and n >= settings.rounds)

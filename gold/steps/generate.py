@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gold import prompts
 from gold.context import RunContext, RunError
 from gold.faults import failpoint
-from gold.specs import Example
+from gold.specs import Example, TaskSpec
 from gold.steps import RoundState, StepResult, probing
 from gold.teachers.base import GenerationSettings
 
@@ -41,7 +41,7 @@ def run(ctx: RunContext, state: RoundState) -> GenerateResult:
     store, run_id, n, settings = ctx.store, ctx.run_id, state.n, state.settings
     store.delete_samples(run_id, n, "train")  # partial output of an interrupted generate step
     budget = settings.samples_per_round + (0 if probing(settings, n) else settings.probe_size)
-    feedback = feedback_examples(store, run_id, n) if state.gold else {}
+    feedback = feedback_examples(store, run_id, n, state.task) if state.gold else {}
     shares = steered_shares(store, run_id, n) if state.gold and settings.steer_labels else None
     if shares:
         ctx.progress(None, f"Round {n}: label shares steered by the student's energy: "
@@ -102,13 +102,20 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
     return Written(kept=kept, rejected=rejected, prompts=total)
 
 
-def feedback_examples(store, run_id: int, n: int) -> dict[str, list[Example]]:
-    """The previous rounds' samples flagged 'feedback' and not vetoed, grouped by label (output)."""
+def feedback_examples(store, run_id: int, n: int, task: TaskSpec) -> dict[str, list[Example]]:
+    """The previous rounds' samples flagged 'feedback' and not vetoed, and the steering rows the previous round
+    fed back (with their true labels: that round's student's errors, not every earlier round's), grouped by label
+    (output)."""
     out: dict[str, list[Example]] = {}
     for row in store.samples(run_id, kept_only=True):
         if row.flag == "feedback" and not row.vetoed and row.round < n:
             out.setdefault(row.output if row.output is not None else "", []).append(
                 Example(inputs=row.inputs, output=row.output or ""))
+    prev = store.round(run_id, n - 1) if n > 1 else None
+    for i in (prev.metrics.feedback_rows if prev else None) or []:
+        if 0 <= i < len(task.eval_set):
+            ex = task.eval_set[i]
+            out.setdefault(ex.output, []).append(ex)
     return out
 
 

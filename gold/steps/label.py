@@ -16,7 +16,8 @@ import numpy as np
 
 from gold import labelers
 from gold.context import RunContext
-from gold.specs import Example, GoldSettings, TaskSpec
+from gold.specs import GoldSettings, TaskSpec
+from gold.steering import evaluation_rows
 from gold.steps import RoundState, StepResult
 from gold.store import training_roles
 from gold.teachers import fewshot
@@ -60,11 +61,6 @@ def run(ctx: RunContext, state: RoundState) -> LabelResult:
         return LabelResult(**record, soft_labeled=0, label_method="given")
 
 
-def evaluation_rows(task: TaskSpec) -> tuple[list[Example], str]:
-    """The rows a run measures on: the task's evaluation rows, else its seeds; and which of the two."""
-    return (task.eval_set, "eval") if task.eval_set else (task.seeds, "seeds")
-
-
 def round_labeler(ctx: RunContext, task: TaskSpec, settings: GoldSettings, n: int) -> tuple[Any, dict[str, Any]]:
     """The labeler of round n and what to record about it: the planned one, or, with pick "choose", the one
     chosen on the evaluation rows in the first round that labels (stored in that round's metrics, so a resumed
@@ -75,7 +71,7 @@ def round_labeler(ctx: RunContext, task: TaskSpec, settings: GoldSettings, n: in
         earlier = [r.metrics.labeler_choice for r in ctx.store.rounds(ctx.run_id) if r.n < n]
         choice = next((c for c in earlier if c), None)
         if choice is None:
-            rows, source = evaluation_rows(task)
+            rows, source = evaluation_rows(task, settings)
             if source != "eval":
                 ctx.progress(None, f"Round {n}: the task has no evaluation rows to choose a labeler on; the first "
                                    "candidate reads the labels.", level="warning")

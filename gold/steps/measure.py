@@ -14,8 +14,8 @@ from gold.context import RunContext
 from gold.energy import steering_shares
 from gold.evaluation import evaluate_student, metric_name, task_metric
 from gold.specs import Example, TaskSpec
+from gold.steering import evaluation_rows
 from gold.steps import RoundState, StepResult, finite
-from gold.steps.label import evaluation_rows
 
 HIST_BINS = 20
 
@@ -37,7 +37,7 @@ class MeasureResult(StepResult):
 
 def run(ctx: RunContext, state: RoundState) -> MeasureResult:
     task, settings, student = state.task, state.settings, state.trained_student()
-    rows, source = evaluation_rows(task)
+    rows, source = evaluation_rows(task, settings)
     out = MeasureResult(metric_name=metric_name(task), metric_on=source, metric_rows=len(rows))
     if task.kind == "classification" and state.gold and settings.steer_labels and rows:
         # one forward pass gives both the metric and the per-label energies

@@ -1,6 +1,7 @@
 """Select (GOLD mode): the noise strategy flags the run's noise among its training samples, then the feedback
-strategy picks the round's feedback among the rest of its scored samples (train and probe). Both are named by a
-setting (`noise`, `feedback`; see gold/strategies). Baseline mode flags nothing."""
+strategy picks the round's feedback among the rest of its scored samples (train and probe), or among the task's
+steering rows (`real_errors`). Both are named by a setting (`noise`, `feedback`; see gold/strategies). Baseline
+mode flags nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class SelectResult(StepResult):
     noise: int | None = None
     band_lo_energy: float | None = None
     band_hi_energy: float | None = None
+    feedback_rows: list[int] | None = None
+    steering_accuracy: float | None = None
 
 
 def run(ctx: RunContext, state: RoundState) -> SelectResult:
@@ -29,9 +32,12 @@ def run(ctx: RunContext, state: RoundState) -> SelectResult:
     noise_ids = noise_strategy(settings.noise).flag([r for r in rows if r.role in roles], task, settings)
     flags: dict[int, str] = {i: "noise" for i in noise_ids}
     pool = [r for r in rows if r.round == state.n and not r.vetoed and flags.get(r.id) != "noise"]
-    pick = feedback_strategy(settings.feedback).pick(pool, task, settings)
+    pick = feedback_strategy(settings.feedback).pick(pool, task, settings, state.trained_student)
+    if pick.note:
+        ctx.progress(None, f"Round {state.n}: {pick.note}", level="warning")
     flags.update({i: "feedback" for i in pick.ids})
     store.set_flags(run_id, flags)
     values = list(flags.values())
-    return SelectResult(feedback=values.count("feedback"), noise=values.count("noise"),
-                        band_lo_energy=finite(pick.lo_energy), band_hi_energy=finite(pick.hi_energy))
+    return SelectResult(feedback=values.count("feedback") + len(pick.rows), noise=values.count("noise"),
+                        band_lo_energy=finite(pick.lo_energy), band_hi_energy=finite(pick.hi_energy),
+                        feedback_rows=pick.rows or None, steering_accuracy=finite(pick.steering_accuracy))

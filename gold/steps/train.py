@@ -17,6 +17,7 @@ from gold.checkpoints import new_student
 from gold.context import RunContext
 from gold.faults import failpoint
 from gold.specs import GoldSettings, TaskSpec
+from gold.steering import evaluation_rows
 from gold.steps import RoundState, StepResult
 from gold.store import training_roles
 from gold.strategies import noise_strategy
@@ -57,7 +58,8 @@ def run(ctx: RunContext, state: RoundState) -> TrainResult:
     prev = layout.checkpoint_dir(state.run_dir, n - 1)
     args = training_args(settings, settings.student.warm_start and n > 1 and prev.exists(), n)
     state.student = new_student(task, settings, prev if args.warm_start else None)
-    judge = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.eval_set]
+    rows, source = evaluation_rows(task, settings)  # early stopping judges on the rows the run measures on
+    judge = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in rows] if source == "eval" else []
     ctx.progress(None, f"Round {n}: training the student on {len(data.rows)} examples…")
     t0 = time.perf_counter()
 

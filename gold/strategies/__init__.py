@@ -14,6 +14,8 @@ from typing import Any
 
 FEEDBACK: dict[str, str] = {
     "energy_band": "gold.strategies.feedback.energy_band",
+    "real_errors": "gold.strategies.feedback.real_errors",
+    "student_loss": "gold.strategies.feedback.student_loss",
 }
 NOISE: dict[str, str] = {
     "drop": "gold.strategies.noise.drop",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
@@ -11,20 +11,33 @@ from gold.specs import GoldSettings, TaskSpec
 
 @dataclass
 class FeedbackPick:
-    """The samples a feedback strategy sends back to the teacher, and the energy band it used (for the metrics)."""
+    """What a feedback strategy sends back to the teacher: samples of the round (`ids`, flagged 'feedback') and
+    real evaluation rows (`rows`, indices into the task's evaluation set, shown with their true labels), and what
+    the select step records about it."""
 
     ids: list[int] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
     lo_energy: float | None = None
     hi_energy: float | None = None
+    steering_accuracy: float | None = None  # the student on the steering rows (strategies that read them)
+    note: str | None = None  # a warning for the run's log (e.g. a fallback the strategy took)
 
 
 class FeedbackStrategy(Protocol):
-    """Picks, among the round's scored samples that are neither vetoed nor noise, the next round's in-context
-    examples (the `feedback` flag). `pool` is in store order and every sample in it has an energy."""
+    """Picks the next round's in-context examples among the round's scored samples that are neither vetoed nor
+    noise (`pool`, in store order, every sample with an energy) or, for a strategy that `steers_with_rows`, among
+    the task's steering rows (gold/steering.py). `student()` gives the round's trained student.
+
+    `needs_probes`: whether the strategy reads probes; a strategy that does not spends the probe budget on
+    samples. `steers_with_rows`: whether it shows the teacher real evaluation rows, in which case the run
+    measures on the other half only."""
 
     name: str
+    needs_probes: bool
+    steers_with_rows: bool
 
-    def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings) -> FeedbackPick: ...
+    def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
+             student: Callable[[], Any]) -> FeedbackPick: ...
 
 
 class NoiseStrategy(Protocol):

@@ -54,3 +54,49 @@ def test_drop_and_relabel_flag_the_top_of_each_label_keep_flags_nothing():
     noisy = [s for s in train if s.id in flagged] + [sample(99, "a", 50.0, prediction="b", vetoed=True)]
     assert drop.relabeled(noisy, TASK) == [] and keep.relabeled(noisy, TASK) == []
     assert [(s.id, label) for s, label in relabel.relabeled(noisy, TASK)] == [(i, "b") for i in flagged]  # no veto
+
+
+def test_student_loss_ranks_by_the_loss_on_the_soft_label_else_on_the_given_label():
+    import numpy as np
+
+    from gold.strategies.feedback.student_loss import target_losses
+
+    pool = [sample(0, "a", 0.0), sample(1, "a", 0.0), sample(2, "b", 0.0)]
+    pool[1].teacher_probs = [0.2, 0.8]  # the teacher reads b where a was asked for
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.5, 0.5]])
+    loss = target_losses(pool, ["a", "b"], probs)
+    assert loss[0] < loss[2] < loss[1]  # agreeing, unsure, disagreeing
+    assert np.isclose(loss[0], -np.log(0.9), atol=1e-6)
+
+
+def test_real_errors_feeds_back_the_students_wrong_steering_rows_and_writes_no_probes(store, home):
+    """A tiny run with feedback real_errors on the real models: no probe is written (the probe budget buys
+    samples), round 1 records which steering rows it fed back and how the student did on them, round 2's prompts
+    get those rows under their true labels, and every round measures on the scoring half only."""
+    from support import tiny_settings, tiny_task, without_maps
+
+    from gold.context import RunContext
+    from gold.loop import execute_run
+    from gold.steering import steering_split
+    from gold.steps.generate import feedback_examples
+
+    task_id = tiny_task(store, eval_rows=16)
+    task = store.get_task(task_id).spec
+    settings = tiny_settings(feedback="real_errors", feedback_count=2)
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    assert execute_run(RunContext(store, run_id, "test"), hooks=without_maps()) == "done"
+    rounds = store.rounds(run_id)
+    assert not store.samples(run_id, role="probe")
+    assert len(store.samples(run_id, round_n=1, role="train")) >= settings.samples_per_round + settings.probe_size
+    steer, score = steering_split(task.eval_set)
+    first = rounds[0].metrics
+    assert first.feedback_rows and set(first.feedback_rows) <= set(steer)
+    assert 0.0 <= first.steering_accuracy <= 1.0 and first.feedback == len(first.feedback_rows)
+    labels = {task.eval_set[i].output for i in first.feedback_rows}
+    assert labels == set(task.labels)  # every label sends rows: its errors, else its highest-energy ones
+    fed = feedback_examples(store, run_id, 2, task)
+    assert sorted(ex.inputs["text"] for rows in fed.values() for ex in rows) == \
+        sorted(task.eval_set[i].inputs["text"] for i in first.feedback_rows)
+    assert all(ex.output == label for label, rows in fed.items() for ex in rows)
+    assert all(r.metrics.metric_rows == len(score) for r in rounds)

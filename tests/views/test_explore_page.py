@@ -66,10 +66,10 @@ def test_veto_above_threshold_leaves_training_and_feedback(scored_run):
     assert vetoed == ids[10:]  # energies above -0.52: the 9 highest
     train_texts = {ex.text for ex in trained()}
     assert not any(store.samples(run_id)[k].inputs["text"] in train_texts for k in range(10, 19))
-    assert feedback_examples(store, run_id, 2) == {}  # the feedback samples were vetoed too
+    assert feedback_examples(store, run_id, 2, task) == {}  # the feedback samples were vetoed too
     store.set_vetoed(vetoed, False)  # restore brings them back
     assert len(trained()) == 8 + 18
-    assert sum(len(v) for v in feedback_examples(store, run_id, 2).values()) == 2
+    assert sum(len(v) for v in feedback_examples(store, run_id, 2, task).values()) == 2
 
 
 def test_user_text_is_escaped_in_hovers(scored_run):

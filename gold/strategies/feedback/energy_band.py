@@ -8,6 +8,8 @@ detectors of mislabeled samples measured, that one was the best (docs/design.md)
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from gold.energy import select_band
 from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
@@ -16,8 +18,11 @@ from gold.strategies.base import FeedbackPick
 
 class EnergyBand:
     name = "energy_band"
+    needs_probes = True
+    steers_with_rows = False
 
-    def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings) -> FeedbackPick:
+    def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
+             student: Callable[[], Any] | None = None) -> FeedbackPick:
         classify = task.kind == "classification"
         band = select_band([s.energy for s in pool], settings.band_lo, settings.band_hi,
                            groups=[s.output for s in pool] if classify else None)
