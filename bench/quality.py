@@ -165,6 +165,7 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
     probe = round(per_round * probe_share) if probe_share > 0 else 0
     settings = GoldSettings(mode=method.mode, rounds=rounds, samples_per_round=per_round - probe, probe_size=probe,
                             seed=seed)
+    settings.teacher.engine = "transformers"  # not "auto": a cell names its engine (`--engine` overrides it)
     top, teacher, student, labeler = {}, {}, {}, {}
     for key, value in method.overrides.items():
         if key.startswith("student."):
@@ -259,7 +260,7 @@ def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: in
         settings = run_settings(method, seed, budget, rounds, probe_share)
         ident["settings"] = settings_identity(settings)
         if settings.student.soft_label_weight > 0:
-            ident["label_read"] = READS
+            ident["label_read"] = label_read(settings)
     if method.kind == "teacher":
         ident["label_read"] = READS
     elif method.kind == "seeds_only":
@@ -271,6 +272,13 @@ def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: in
 # How the teacher reads a label back: the few-shot prompt encoded whole, as a server encodes it. Part of the
 # identity of every cell that reads labels (teacher cells, soft-label runs): cells read otherwise are measured again.
 READS = "whole_prompt"
+
+
+def label_read(settings: GoldSettings) -> str:
+    """How a run's labels are read: READS, and for a local llama.cpp teacher, which reads them itself (quantized
+    arithmetic), also the engine; cells whose labels were read under transformers keep their identity."""
+    t = settings.teacher
+    return f"{READS}, llama.cpp" if t.backend == "local" and t.engine == "llama.cpp" else READS
 
 
 class Cache:

@@ -19,6 +19,7 @@ from gold.specs import GoldSettings, TaskSpec
 from gold.steps import probing
 from gold.steps.label import wants_soft_labels
 from gold.store import Store
+from gold.teachers import resolved_engine
 
 CHARS_PER_TOKEN = 4.0  # English text, for the prompt-token estimate (real tokenizers differ by ±25%)
 HISTORY_ROUNDS = 10  # the newest finished rounds a time estimate learns from
@@ -104,7 +105,8 @@ def _seconds_from_history(store: Store, settings: GoldSettings, calls: int, samp
         if len(gen_rates) >= HISTORY_ROUNDS:
             break
         other = GoldSettings.from_dict(store.get_run(summary.id).settings).teacher
-        if (other.backend, other.model, other.engine) != (t.backend, t.model, t.engine):
+        if (other.backend, other.model, resolved_engine(other.engine, other.model)) != \
+                (t.backend, t.model, resolved_engine(t.engine, t.model)):
             continue
         for r in reversed(store.rounds(summary.id)):
             m = r.metrics

@@ -9,6 +9,7 @@ draws the round's UMAP map, so the Explore page never waits; the bench passes it
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import replace
 
 from gold import checkpoints
@@ -87,14 +88,19 @@ def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, n: int, d
     start = STEPS.index(done_step) + 1 if done_step in STEPS else (len(STEPS) if done_step == "done" else 0)
     for name in STEPS[start:]:
         ctx.check()
+        started = time.perf_counter()
         result = STEP_MODULES[name].run(ctx, state)
-        state.metrics.update(result.metrics())
+        metrics = result.metrics()
+        # every step's wall time, kept with the round (a resumed step counts its last attempt): where a round's
+        # time goes, on the Runs page and in bench/round_profile.py
+        metrics["step_seconds"] = {**(state.metrics.step_seconds or {}), name: round(time.perf_counter() - started, 2)}
+        state.metrics.update(metrics)
         if name == "measure":
             store.finish_round(run_id, n, state.metrics)
             m = state.metrics
             ctx.progress(None, f"Round {n} done" + (f": {m.metric_name} {m.metric:.1%}" if m.metric is not None else "."))
         else:
-            store.set_round_step(run_id, n, name, result.metrics(), checkpoint=result.saved_checkpoint())
+            store.set_round_step(run_id, n, name, metrics, checkpoint=result.saved_checkpoint())
     checkpoints.prune(ctx, settings)
     hooks.after_round(ctx, n, settings)
 

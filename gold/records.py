@@ -136,6 +136,8 @@ class RoundMetrics:
     kept: int | None = None
     rejected: int | None = None
     vetoed: int | None = None
+    # every step
+    step_seconds: dict[str, float] | None = None  # wall seconds of each step of the round, in step order
     # storage
     checkpoint_deleted: bool | None = None  # keep_checkpoints removed this round's student folder
     extra: dict[str, Any] = field(default_factory=dict)

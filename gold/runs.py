@@ -18,6 +18,7 @@ from gold.records import Round, Run, RunSummary
 from gold.specs import GoldSettings, SpecError, name_problems
 from gold.steps import STEPS
 from gold.store import ACTIVE_STATUSES, Store
+from gold.teachers import resolved_engine
 
 # Rough share of a round's time per step, so the bar moves at about the pace of the work: a 64-sample round with the
 # embedded teacher on 2 CPU cores took 177 s, of which 84 s generating and 62 s training (bench/results/speed.json).
@@ -46,6 +47,9 @@ def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = ""
         settings = replace(settings, student=replace(student, loss="ce"))
     if settings.teacher.backend == "local":
         problems += _model_problem(settings.teacher.model, "teacher")
+        # the run records the engine it runs on, not "auto": its settings say what ran, on any machine
+        settings = replace(settings, teacher=replace(settings.teacher, engine=resolved_engine(
+            settings.teacher.engine, settings.teacher.model)))
         if settings.teacher.engine == "llama.cpp":
             problems += _llamacpp_problem(settings.teacher.model)
     if not settings.student.model.startswith("embedded:"):

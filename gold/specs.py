@@ -246,9 +246,10 @@ MODES = ("gold", "baseline")
 # (what Export picks by default) and the last finished one (what the next round warm-starts from).
 KEEP_CHECKPOINTS = ("all", "best_and_last")
 TEACHER_BACKENDS = ("local", "openai")
-# How a local teacher runs: transformers (always installed; also scores labels for soft labels and the few-shot
-# teacher) or llama.cpp (optional package; GGUF files only; `bench/teacher_engines.py` measures the two).
-LOCAL_ENGINES = ("transformers", "llama.cpp")
+# How a local teacher runs: auto (llama.cpp when it is installed and the model is a GGUF file, else transformers;
+# resolved when a run is queued, so a stored run names the engine it ran on), transformers (always installed, any
+# model) or llama.cpp (optional package; GGUF files only; `bench/teacher_engines.py` measures the two).
+LOCAL_ENGINES = ("auto", "transformers", "llama.cpp")
 LOSSES = ("sce", "ce")
 # How the teacher's label probabilities for generated samples are debiased (soft labels):
 #   contextual  divide out its prior for content-free inputs (Zhao et al., 2021), sample by sample;
@@ -348,12 +349,15 @@ class TeacherSpec:
         "embedded:smollm2-135m-instruct", label="Model", group="Teacher", standing="core", cli="--model",
         help="embedded:smollm2-135m-instruct, a local folder or .gguf file, or the server's model name.")
     engine: str = setting(
-        "transformers", label="Local engine", group="Teacher", choices=LOCAL_ENGINES, cli="--engine",
+        "auto", label="Local engine", group="Teacher", choices=LOCAL_ENGINES, cli="--engine",
         before="transformers",
-        help="How the local backend runs its model. transformers: always installed, any model folder or GGUF. "
-             "llama.cpp: GGUF files only; loads in 0.3 s instead of 16 s and writes samples 1.1–1.2× as fast on a "
-             "2-core CPU (docs/benchmarks.md); needs the optional "
-             "llama-cpp-python package (`make llama`). Soft labels are still scored with transformers.")
+        choice_labels={"auto": "auto: llama.cpp when installed", "transformers": "transformers",
+                       "llama.cpp": "llama.cpp"},
+        help="How the local backend runs its model. auto: llama.cpp when it is installed and the model is a GGUF "
+             "file, else transformers (the run records which). transformers: always installed, any model folder "
+             "or GGUF. llama.cpp: GGUF files only; loads in 0.3 s instead of 16 s, writes samples 1.1–1.2× and reads "
+             "labels ~4× as fast on a 2-core CPU (docs/benchmarks.md); needs the optional llama-cpp-python package "
+             "(`make llama`, which `make install` runs).")
     base_url: str = setting(
         "", label="Base URL (OpenAI-compatible)", group="Teacher", standing="core", cli="--base-url",
         placeholder="https://api.openai.com/v1",

@@ -17,6 +17,7 @@ def tiny_settings(**overrides):
     from gold.specs import GoldSettings
 
     s = GoldSettings(rounds=2, samples_per_round=4, probe_size=2, seed=1)
+    s.teacher.engine = "transformers"  # the same engine wherever llama.cpp is or is not built (fixtures record it)
     s.teacher.max_new_tokens = 24
     s.teacher.batch_size = 6
     s.student.min_steps = 4
@@ -27,6 +28,16 @@ def tiny_settings(**overrides):
             raise AttributeError(f"GoldSettings has no setting {k!r}")
         setattr(s, k, v)
     return s
+
+
+def as_queued(settings):
+    """The settings as a queued run stores them: the "auto" engine resolved to the one the run runs on."""
+    from dataclasses import replace
+
+    from gold.teachers import resolved_engine
+
+    t = settings.teacher
+    return replace(settings, teacher=replace(t, engine=resolved_engine(t.engine, t.model)))
 
 
 def without_maps():

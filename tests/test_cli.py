@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from support import FIXTURES, PYTHON, ROOT
@@ -151,6 +152,7 @@ def _settings_file_dict():
     s = GoldSettings(rounds=3, samples_per_round=12, probe_size=4, seed=7, noise="keep", feedback_rate=0.25)
     s.teacher.temperature = 0.7
     s.teacher.max_new_tokens = 32
+    s.teacher.engine = "transformers"  # a named engine is stored as named ("auto" is resolved: the next test)
     s.student.epochs = 2
     s.student.loss = "ce"
     s.student.soft_label_weight = 0.5
@@ -180,10 +182,22 @@ def test_run_from_a_config_file_has_exactly_those_settings(home, tmp_path):
     assert r.returncode == 0, r.stderr
     expected = GoldSettings(rounds=2, seed=5, samples_per_round=9, mode="baseline")
     expected.student.epochs, expected.student.loss = 3, "ce"
+    from gold.teachers import resolved_engine
+
+    expected.teacher.engine = resolved_engine("auto", expected.teacher.model)  # the default engine, resolved
     assert store.get_run(2).settings == expected.to_dict()
     r = gold("run", "s", "--config", str(tmp_path / "run.json"), "--rounds", "5", "--detach", home=home)
     assert r.returncode == 0, r.stderr
     assert store.get_run(3).settings == {**wanted, "rounds": 5}
+    wanted_auto = {**wanted, "teacher": {**wanted["teacher"], "engine": "auto"}}
+    (tmp_path / "auto.json").write_text(json.dumps(wanted_auto))
+    r = gold("run", "s", "--config", str(tmp_path / "auto.json"), "--detach", home=home)
+    assert r.returncode == 0, r.stderr
+    from gold.teachers.llamacpp import available
+
+    engine = Store(home).get_run(4).settings["teacher"]["engine"]
+    assert engine == resolved_engine("auto", wanted["teacher"]["model"]) != "auto"  # the run names what it ran on
+    assert (engine == "llama.cpp") is (available() and not os.path.exists("/proc/driver/nvidia/version"))
 
 
 def test_a_bad_config_file_is_a_clear_error_and_queues_nothing(home, tmp_path):
@@ -234,13 +248,16 @@ def test_a_run_json_stored_before_the_noise_strategies_still_starts_the_run_it_d
     gold("task", "example", "sst2", "--name", "s", home=home)
     old = GoldSettings(rounds=2, seed=3).to_dict()
     del old["noise"], old["feedback"]
+    old["teacher"]["engine"] = "transformers"  # what such a file names
     for n, (flags, noise) in enumerate([({"noise_filter": False, "relabel_noise": False}, "keep"),
                                         ({"noise_filter": True, "relabel_noise": True}, "relabel"),
                                         ({"noise_filter": True}, "drop")], start=1):
         (tmp_path / f"old{n}.json").write_text(json.dumps({**old, **flags, "map_after_round": False}))
         r = gold("run", "s", "--config", str(tmp_path / f"old{n}.json"), "--detach", home=home)
         assert r.returncode == 0, r.stderr
-        assert Store(home).get_run(n).settings == GoldSettings(rounds=2, seed=3, noise=noise).to_dict()
+        expected = GoldSettings(rounds=2, seed=3, noise=noise)
+        expected.teacher.engine = "transformers"
+        assert Store(home).get_run(n).settings == expected.to_dict()
 
 
 def test_every_setting_has_a_run_flag_and_the_old_flag_names_still_work():

@@ -112,11 +112,10 @@ def test_steered_rounds_split_their_samples_by_the_previous_students_energy_per_
     assert second.label_shares == shares  # what round 1's student measured steers round 2
 
 
-def test_a_run_on_the_llama_cpp_engine_generates_with_it_and_scores_soft_labels_with_transformers(store, home):
+def test_a_run_on_the_llama_cpp_engine_generates_and_reads_soft_labels_with_it(store, home):
     pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
     from gold.teachers.cache import get_teacher, scoring_teacher
     from gold.teachers.llamacpp import LlamaCppTeacher
-    from gold.teachers.local import LocalTeacher
 
     task_id = tiny_task(store)
     settings = tiny_settings()
@@ -125,7 +124,7 @@ def test_a_run_on_the_llama_cpp_engine_generates_with_it_and_scores_soft_labels_
     run_id = store.create_run(task_id, settings.to_dict())
     assert run_inline(store, run_id) == "done"
     assert isinstance(get_teacher(settings), LlamaCppTeacher)
-    assert isinstance(scoring_teacher(settings), LocalTeacher)
+    assert scoring_teacher(settings) is get_teacher(settings)  # one model loaded, not the GGUF twice
     train = store.samples(run_id, role="train", kept_only=True)
     assert len(store.samples(run_id)) == 2 * (4 + 2)  # every request answered by the llama.cpp engine
     assert train and all(r.teacher_probs is not None for r in train)

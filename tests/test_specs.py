@@ -87,7 +87,7 @@ def test_run_settings_validation_reports_every_part():
     bad.student.learning_rate = 2
     bad.teacher.engine = "vllm"
     problems = "\n".join(bad.problems())
-    for text in ("Teacher: Local engine must be one of transformers, llama.cpp, not 'vllm'.",
+    for text in ("Teacher: Local engine must be one of auto, transformers, llama.cpp, not 'vllm'.",
                  "Rounds must be between 1 and 100, not 0.", "0 ≤ lo < hi ≤ 100",
                  "Teacher: Sampling temperature must be between 0 and 2, not 3.",
                  "Student: Loss must be one of sce, ce, not 'mse'.",

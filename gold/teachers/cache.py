@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from gold.specs import GoldSettings
@@ -32,9 +31,7 @@ def get_teacher(settings: GoldSettings) -> Any:
 
 
 def scoring_teacher(settings: GoldSettings) -> Any:
-    """The teacher that reads samples back (soft labels). llama.cpp generates faster but this binding gives no
-    per-position log-likelihoods cheaply, so a llama.cpp run scores with the same GGUF under transformers."""
-    t = settings.teacher
-    if t.backend == "local" and t.engine == "llama.cpp":
-        return get_teacher(replace(settings, teacher=replace(t, engine="transformers")))
+    """The teacher that reads samples back (soft labels): the generating teacher itself. Both local engines
+    compute label log-likelihoods (llama.cpp from the prefix it keeps cached, ~4× faster than transformers on a
+    CPU), so a run loads its model once; a remote one reads them from the server's `logprobs`."""
     return get_teacher(settings)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,6 +59,12 @@ def default_threads() -> int:
         return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
     except ValueError:
         return os.cpu_count() or 1
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max()
+    return z - np.log(np.exp(z).sum())
 
 
 def process_logits(logits: np.ndarray, context: np.ndarray, s: GenerationSettings) -> np.ndarray:
@@ -216,6 +223,55 @@ class LlamaCppTeacher:
         keep = min(common, len(tokens) - 1)  # at least one token is evaluated, so its logits are fresh
         self.llm.n_tokens = keep
         self.llm.eval(tokens[keep:])
+
+    # -- scoring -------------------------------------------------------------------------------------------------
+    def _bos(self) -> list[int]:
+        """[BOS] when the GGUF says its model is run after one (Gemma), else [] (SmolLM2), as `LocalTeacher`."""
+        bos = int(self.llm.token_bos())
+        return [bos] if bos >= 0 and self.llm._model.add_bos_token() else []
+
+    def label_loglik(self, prompts: Sequence[str], candidates: Sequence[str], prefix: str = "",
+                     batch_size: int = 16, normalize: bool = False) -> np.ndarray:
+        """Log-likelihood of each candidate continuation after each prompt, shape (len(prompts), len(candidates)),
+        with `LocalTeacher.label_loglik`'s semantics: `prefix + prompt` encoded whole (after the BOS where the
+        model uses one), each candidate's own tokens appended and summed (`normalize`: divided by their count).
+
+        Why it is fast here: prompts run sorted, so the few-shot prefix they share stays in llama.cpp's key/value
+        cache and only each row's own tokens are evaluated; a candidate's first token is read from the row's last
+        logits, so single-token label words (most) cost no extra evaluation at all. `batch_size` is accepted for
+        the protocol; llama.cpp evaluates a row's tokens in one batch of its own."""
+        if not candidates:
+            raise ValueError("label_loglik needs at least one candidate.")
+        cand_ids = [self.tokenize(c) for c in candidates]
+        if any(not c for c in cand_ids):
+            raise ValueError("A candidate is empty: every candidate needs at least one token.")
+        bos = self._bos()
+        rows = []
+        for p in prompts:
+            ids = self.tokenize(prefix + p)
+            rows.append(ids if ids[: len(bos)] == bos else bos + ids)
+        if any(len(ids) <= len(bos) for ids in rows):
+            raise ValueError("A prompt is empty and there is no prefix: the first candidate token has no context.")
+        longest = max((len(ids) for ids in rows), default=0) + max(len(c) for c in cand_ids)
+        if longest > self.n_ctx:
+            raise TeacherError(f"A labeling prompt has {longest} tokens, more than the llama.cpp context of "
+                               f"{self.n_ctx} tokens: use fewer or shorter examples.")
+        scores = np.zeros((len(prompts), len(candidates)), dtype=np.float64)
+        with self._lock:
+            for i in sorted(range(len(rows)), key=lambda i: rows[i]):
+                ids = rows[i]
+                self._feed(ids)
+                first = _log_softmax(self._logits())
+                for k, cand in enumerate(cand_ids):
+                    total = float(first[cand[0]])
+                    if len(cand) > 1:
+                        self.llm.n_tokens = len(ids)  # back to the row's end: the candidate's own tokens follow
+                        for prev, token in zip(cand[:-1], cand[1:]):
+                            self.llm.eval([prev])
+                            total += float(_log_softmax(self._logits())[token])
+                    scores[i, k] = total / len(cand) if normalize else total
+                self.llm.n_tokens = len(ids)
+        return scores
 
     def _one(self, prompt: list[int], s: GenerationSettings, stops: tuple[str, ...],
              rng: np.random.Generator) -> Completion:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gold.teachers.base import Completion, GenerationSettings, Teacher
-from gold.teachers.llamacpp import TOP_K, process_logits
+from gold.teachers.llamacpp import TOP_K, _log_softmax, process_logits
 
 LIST = "Here are some short words, one per line.\n\nWord: apple\nWord: river\nWord: stone\nWord: cloud\nWord:"
 SHORT = "The capital of France is"
@@ -125,3 +125,28 @@ def test_chat_prompts_and_too_long_prompts(llamacpp_teacher):
     huge = "word " * (llamacpp_teacher.n_ctx + 10)
     bad = llamacpp_teacher.generate([huge, SHORT], GREEDY)
     assert bad[0].finish_reason == "error" and "context" in bad[0].error and "Paris" in bad[1].text
+
+
+def test_label_reads_match_the_transformers_teacher_and_multi_token_labels_add_up(llamacpp_teacher, local_teacher):
+    """The label step reads soft labels with the generating llama.cpp teacher (one model loaded): its label
+    log-likelihoods are the transformers teacher's on the same text, up to the quantized arithmetic, and pick the
+    same label; a candidate of several tokens is the sum over its tokens, as a cold evaluation of the text gives."""
+    prefix = "Is the review positive or negative?\n\nReview: a great film\nLabel: positive\n\n"
+    rows = [f"Review: {t}\nLabel:" for t in ("i loved every minute", "dull and far too long", "a mess", "wonderful")]
+    cands = [" positive", " negative", " somewhat mixed"]
+    ll = llamacpp_teacher.label_loglik(rows, cands, prefix=prefix)
+    ref = local_teacher.label_loglik(rows, cands, prefix=prefix)
+    assert ll.shape == (4, 3) and np.abs(ll - ref).max() < 1.0
+    assert (ll[:, :2].argmax(1) == ref[:, :2].argmax(1)).all()
+    llm = llamacpp_teacher.llm
+    ids = llamacpp_teacher.tokenize(prefix + rows[1])
+    cand = llamacpp_teacher.tokenize(cands[2])
+    assert len(cand) > 1
+    cold = 0.0
+    for j, token in enumerate(cand):  # each token read from a cold evaluation of everything before it
+        llm.reset()
+        llm.eval(ids + cand[:j])
+        cold += float(_log_softmax(llamacpp_teacher._logits())[token])
+    assert ll[1, 2] == pytest.approx(cold, abs=1e-3)
+    assert llamacpp_teacher.label_loglik(rows[1:2], cands, prefix=prefix, normalize=True)[0, 2] == \
+        pytest.approx(ll[1, 2] / len(cand), abs=1e-6)

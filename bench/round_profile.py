@@ -1,0 +1,212 @@
+"""Where a GOLD round's seconds go: one round with the product's defaults (64 samples + 16 probes, SST-2), step by
+step, for each teacher engine and thread count, side by side in one invocation, with each step's throughput next
+to what this machine can do at most.
+
+Usage:
+  .venv/bin/python bench/round_profile.py                          # engines transformers,llama.cpp x threads 1,2
+  .venv/bin/python bench/round_profile.py --engines auto --threads 2
+
+Each configuration runs in a child process of its own (fresh models, its own peak memory), one after the other,
+so the ratios between them are measured under the same conditions. Per configuration:
+
+  steps        wall seconds of generate, label, train, probe, score, select, measure (the loop's own
+               `step_seconds`) and of the map drawn after the round (the worker's hook), and `round_s`, their sum;
+  roofline     the limits the steps are held against, measured here with the same threads:
+               - matmul GFLOP/s: torch fp32 matrix products of the student's shapes (MiniLM: a batch of 16 texts of
+                 ~32 tokens through the 384→384, 384→1536 and 1536→384 projections);
+               - llama.cpp decode tokens/s: the teacher's GGUF evaluating one token at a time after a few-shot
+                 prompt, nothing else (llama.cpp's own best for a single sequence on this machine);
+  achieved     the student's training GFLOP/s (6 × its non-embedding parameters × tokens + attention, over the
+               examples the optimizer saw) as a share of the matmul rate; the teacher's decode (completion tokens
+               per second of the generate step) as a share of llama.cpp's rate;
+  memory       the child's peak RSS with teacher, labeler, student and map encoder loaded.
+
+Prints a table and writes bench/results/round_profile.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS, ROOT, machine, machine_line, write_json  # noqa: I001
+
+STUDENT_BATCH, STUDENT_TOKENS = 16, 32
+
+
+def matmul_gflops(threads: int, hidden: int = 384, ffn: int = 1536, reps: int = 30) -> float:
+    """fp32 GFLOP/s of the student's projection shapes (forward-size products; backward ones are the same shapes
+    transposed), best of three timings."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rows = STUDENT_BATCH * STUDENT_TOKENS
+    shapes = [(rows, hidden, hidden), (rows, hidden, ffn), (rows, ffn, hidden)]
+    mats = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
+    flops = sum(2 * m * k * n for m, k, n in shapes) * reps
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for a, b in mats:
+                a @ b
+        best = min(best, time.perf_counter() - t0)
+    return flops / best / 1e9
+
+
+def llama_decode_tokens_per_s(threads: int, tokens: int = 64) -> float | None:
+    """llama.cpp evaluating one token at a time after a prompt: its own single-sequence decode rate."""
+    from gold.teachers import llamacpp
+
+    if not llamacpp.available():
+        return None
+    teacher = llamacpp.LlamaCppTeacher.cached(threads=threads)
+    llm = teacher.llm
+    prompt = teacher.tokenize("Write a short movie review.\n\nReview: a fine film with a strong cast\nReview:")
+    llm.reset()
+    llm.eval(prompt)
+    token = prompt[-1]
+    t0 = time.perf_counter()
+    for _ in range(tokens):
+        llm.eval([token])
+    rate = tokens / (time.perf_counter() - t0)
+    llm.reset()
+    return rate
+
+
+def student_train_flops_per_token(model: Any, tokens: float) -> float:
+    """Training FLOPs per token of an encoder: 6 × non-embedding parameters (forward 2, backward 4) plus the
+    attention products (scores and mix: 4·L·d forward per layer, ×3 with backward)."""
+    cfg = model.config
+    d, ff, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    params = layers * (4 * d * d + 2 * d * ff)
+    return 6 * params + 3 * 4 * tokens * d * layers
+
+
+def profile_one(engine: str, threads: int, samples: int, probes: int) -> dict[str, Any]:
+    """One configuration, in this (child) process: the roofline numbers, then one round through the engine."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from gold.context import RunContext
+    from gold.examples import example_spec
+    from gold.loop import RunHooks, execute_run
+    from gold.specs import GoldSettings
+    from gold.store import Store
+    from gold.teachers import resolved_engine
+
+    out: dict[str, Any] = {"engine": engine, "threads": threads, "ran_on": resolved_engine(engine, GoldSettings().teacher.model)}
+    out["matmul_gflops"] = round(matmul_gflops(threads), 1)
+    decode = llama_decode_tokens_per_s(threads)
+    out["llama_decode_tok_s"] = round(decode, 1) if decode else None
+
+    class TimedMap(RunHooks):
+        def after_round(self, ctx, n, settings):
+            t0 = time.perf_counter()
+            super().after_round(ctx, n, settings)
+            out.setdefault("step_s", {})["map"] = round(time.perf_counter() - t0, 2)
+
+    with tempfile.TemporaryDirectory() as home:
+        store = Store(home)
+        task = example_spec("sst2")
+        task_id = store.create_task(task)
+        settings = GoldSettings(rounds=1, samples_per_round=samples, probe_size=probes, seed=0)
+        settings.teacher.engine = out["ran_on"]
+        run_id = store.create_run(task_id, settings.to_dict(), name="profile")
+        store.claim_run("profile", only=[run_id])
+        t0 = time.perf_counter()
+        execute_run(RunContext(store, run_id, "profile"), hooks=TimedMap())
+        out["wall_s"] = round(time.perf_counter() - t0, 1)  # model loads included
+        m = store.rounds(run_id)[0].metrics
+        usage = store.get_run(run_id).usage
+        steps = {**(m.step_seconds or {}), **out.get("step_s", {})}
+        out["step_s"] = steps
+        out["round_s"] = round(sum(steps.values()), 1)
+        gen_s = steps.get("generate", 0) + steps.get("probe", 0)
+        completion = usage.get("completion_tokens", 0)
+        out["teacher_tok_s"] = round(completion / gen_s, 1) if gen_s else None
+        out["samples_per_s"] = round(((m.gen_kept or 0) + (m.probe_kept or 0)) / gen_s, 2) if gen_s else None
+        out["label_samples_per_s"] = round((m.soft_labeled or 0) / steps["label"], 2) if steps.get("label") else None
+
+        from gold.checkpoints import load_checkpoint
+        from gold.students.training import steps_examples
+        from gold.steps.train import training_set
+
+        student = load_checkpoint(store, run_id, 1)
+        rows = training_set(store, run_id, task, settings).rows
+        lengths = [len(student.tokenizer(r.text).input_ids) for r in rows]
+        mean_tokens = sum(lengths) / len(lengths)
+        seen = steps_examples(len(rows), settings.student.batch_size, m.train_steps or 0)
+        flops = seen * mean_tokens * student_train_flops_per_token(student.model, mean_tokens)
+        train_s = steps.get("train", 0)
+        out["train_examples_per_s"] = round(seen / train_s, 1) if train_s else None
+        out["train_mean_tokens"] = round(mean_tokens, 1)
+        out["train_gflops"] = round(flops / train_s / 1e9, 2) if train_s else None
+        out["train_share_of_matmul"] = round(out["train_gflops"] / out["matmul_gflops"], 3) if train_s else None
+        if out["teacher_tok_s"] and decode:
+            out["decode_share_of_llama"] = round(out["teacher_tok_s"] / decode, 3)
+        store.close()
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--engines", default="transformers,llama.cpp", help="teacher engines (auto, transformers, llama.cpp)")
+    ap.add_argument("--threads", default="1,2", help="thread counts, each a configuration")
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--probes", type=int, default=16)
+    ap.add_argument("--one", nargs=2, metavar=("ENGINE", "THREADS"), help=argparse.SUPPRESS)  # the child's entry
+    a = ap.parse_args()
+    if a.one:
+        print("RESULT " + json.dumps(profile_one(a.one[0], int(a.one[1]), a.samples, a.probes)), flush=True)
+        return
+    configs = [(e.strip(), int(t)) for t in a.threads.split(",") for e in a.engines.split(",") if e.strip()]
+    results = []
+    for engine, threads in configs:
+        print(f"… {engine}, {threads} thread(s)", flush=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               "TOKENIZERS_PARALLELISM": "false"}
+        proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", engine, str(threads),
+                               "--samples", str(a.samples), "--probes", str(a.probes)],
+                              capture_output=True, text=True, env=env, cwd=ROOT)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if proc.returncode or line is None:
+            sys.exit(f"error: the {engine}/{threads} configuration failed:\n{proc.stderr[-3000:]}")
+        results.append(json.loads(line[7:]))
+    base = next((r for r in results if r["ran_on"] == "transformers"), None)
+    for r in results:
+        if base and r is not base and r["threads"] == base["threads"]:
+            r["round_over_transformers"] = round(r["round_s"] / base["round_s"], 3)
+    info = machine()
+    data = {"machine": machine_line(info), "machine_info": info, "samples": a.samples, "probes": a.probes,
+            "configs": results, "command": "bench/round_profile.py " + " ".join(sys.argv[1:])}
+    print_table(data)
+    path = RESULTS / "round_profile.json"
+    write_json(path, data)
+    print(f"\n{data['machine']}; written {path.relative_to(ROOT)}")
+
+
+def print_table(data: dict[str, Any]) -> None:
+    rows = data["configs"]
+    steps = ["generate", "label", "train", "probe", "score", "select", "measure", "map"]
+    head = f"{'seconds':<24}" + "".join(f"{r['ran_on'][:11] + ' ' + str(r['threads']) + 't':>16}" for r in rows)
+    print(f"\nOne round, {data['samples']} samples + {data['probes']} probes (SST-2, product defaults)\n{head}")
+    for s in steps:
+        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>16.1f}" for r in rows))
+    for key in ("round_s", "wall_s", "matmul_gflops", "train_gflops", "train_share_of_matmul", "train_examples_per_s",
+                "llama_decode_tok_s", "teacher_tok_s", "decode_share_of_llama", "samples_per_s",
+                "label_samples_per_s", "peak_rss_mb", "round_over_transformers"):
+        print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>16}" for r in rows))
+
+
+if __name__ == "__main__":
+    main()
