@@ -9,6 +9,7 @@ draws the round's UMAP map, so the Explore page never waits; the bench passes it
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from dataclasses import replace
 
@@ -25,24 +26,57 @@ STEP_MODULES = {name: importlib.import_module(f"gold.steps.{name}") for name in 
 
 class RunHooks:
     """What happens between rounds. Subclass it to add to a run without changing the loop (the bench's reviewer).
-    draw_maps=False (`gold worker --no-maps`): no map between rounds; the Explore page draws one when asked."""
+    draw_maps=False (`gold worker --no-maps`): no map between rounds; the Explore page draws one when asked.
+    background=True (the worker's): round n's map is drawn in a thread of its own while round n+1 runs, so the
+    next round does not wait for UMAP; one map is drawn at a time, and a run that finishes waits for its last."""
 
-    def __init__(self, draw_maps: bool = True):
+    def __init__(self, draw_maps: bool = True, background: bool = False):
         self.draw_maps = draw_maps
+        self.background = background
+        self._drawing: threading.Thread | None = None
 
     def after_round(self, ctx: RunContext, n: int, settings: GoldSettings) -> None:
         """Draw round n's map (embedded with the cached encoder); a failure here never fails the run."""
-        from gold.maps import compute_map  # umap loads only when a map is drawn
-
         if not self.draw_maps or n in ctx.store.mapped_rounds(ctx.run_id):
             return
         ctx.check()
-        ctx.progress(None, f"Round {n}: drawing the map…")
-        try:
-            points = compute_map(ctx.store, ctx.run_id, n, seed=settings.seed)
-            ctx.progress(None, f"Round {n}: map of {points} points ready.")
-        except Exception as e:  # noqa: BLE001 — the map is a view; the run's data is already safe
-            ctx.progress(None, f"Round {n}: the map could not be drawn ({type(e).__name__}: {e}).", level="warning")
+        if not self.background:
+            draw_map(ctx.store, ctx.run_id, n, settings.seed)
+            return
+        self.wait()
+        # its own connection to the store: a thread never shares the run's (gold.store: one per thread of work)
+        self._drawing = threading.Thread(target=_draw_apart, args=(ctx.store.home, ctx.run_id, n, settings.seed),
+                                         name=f"map-{ctx.run_id}-{n}", daemon=True)
+        self._drawing.start()
+
+    def wait(self) -> None:
+        """Wait for the map being drawn in the background, if any."""
+        if self._drawing is not None:
+            self._drawing.join()
+            self._drawing = None
+
+
+def draw_map(store, run_id: int, n: int, seed: int) -> None:
+    """Round n's map, with its progress as run events; a failure is a warning, never a failed run."""
+    from gold.maps import compute_map  # umap loads only when a map is drawn
+
+    store.add_event(f"Round {n}: drawing the map…", run_id=run_id)
+    try:
+        points = compute_map(store, run_id, n, seed=seed)
+        store.add_event(f"Round {n}: map of {points} points ready.", run_id=run_id)
+    except Exception as e:  # noqa: BLE001 — the map is a view; the run's data is already safe
+        store.add_event(f"Round {n}: the map could not be drawn ({type(e).__name__}: {e}).", run_id=run_id,
+                        level="warning")
+
+
+def _draw_apart(home, run_id: int, n: int, seed: int) -> None:
+    from gold.store import Store
+
+    store = Store(home)
+    try:
+        draw_map(store, run_id, n, seed)
+    finally:
+        store.close()
 
 
 def execute_run(ctx: RunContext, hooks: RunHooks | None = None) -> str:
@@ -73,7 +107,9 @@ def execute_run(ctx: RunContext, hooks: RunHooks | None = None) -> str:
             retrain(ctx, task, settings, hooks)
     except BudgetExceeded as e:
         ctx.progress(None, f"Budget reached: {e}", level="warning")
+        hooks.wait()
         return "stopped: budget"
+    hooks.wait()  # the run is finished with its maps drawn
     return "done"
 
 

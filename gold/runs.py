@@ -200,7 +200,9 @@ def run_overview(store: Store, run_id: int) -> RunOverview:
             "generated": m.generated, "kept": m.kept, "train size": m.train_size, "noise": m.noise,
             "feedback": m.feedback, **({m.metric_name: m.metric} if m.metric_name else {}),
             "energy mean": m.energy_mean, "energy std": m.energy_std,
-            "train s": m.train_seconds, "generate s": m.generate_seconds,
+            "generate s": m.generate_seconds, "label s": (m.step_seconds or {}).get("label"),
+            "train s": m.train_seconds,
+            "round s": round(sum(m.step_seconds.values()), 1) if m.step_seconds else None,
         })
     table = pd.DataFrame(rows) if rows else None
     if table is not None and metric_name and metric_name not in table:

@@ -97,7 +97,7 @@ def run_worker(home: str | Path | None = None, once: bool = False, idle_exit_s: 
             beat.run_id = run_id
             ctx = RunContext(store, run_id, worker_id)
             try:
-                status = execute_run(ctx, hooks=RunHooks(draw_maps=draw_maps))
+                status = execute_run(ctx, hooks=RunHooks(draw_maps=draw_maps, background=True))
                 store.finish_run(run_id, status)
             except Cancelled:
                 store.finish_run(run_id, "cancelled")

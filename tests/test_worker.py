@@ -15,6 +15,7 @@ import pytest
 from support import start_worker, tiny_settings, tiny_task
 
 from gold.runs import start_run
+from gold.steps import STEPS
 from gold.store import Store
 
 pytestmark = pytest.mark.slow
@@ -47,9 +48,10 @@ def test_run_finishes_every_round_with_metrics(finished):
         m = r.metrics
         assert m.metric_name == "accuracy" and 0 <= m.metric <= 1 and m.metric_rows == 16
         assert m.energy_hist and sum(m.energy_hist["counts"]) > 0
+        assert list(m.step_seconds) == list(STEPS) and all(v >= 0 for v in m.step_seconds.values())
         assert Path(r.checkpoint).joinpath("config.json").is_file()
         assert Path(r.checkpoint).parent.joinpath("train_ids.json").is_file()
-    assert store.mapped_rounds(run_id) == [1, 2]  # the worker drew each round's map
+    assert store.mapped_rounds(run_id) == [1, 2]  # drawn in the background, and the run waited for the last
     assert run.usage["completion_tokens"] > 0
 
 
