@@ -574,6 +574,8 @@ class GoldSettings:
     feedback: str = setting(
         "energy_band", label="Feedback strategy", group="GOLD loop", choices=FEEDBACK_STRATEGIES,
         before="energy_band",
+        choice_labels={"energy_band": "energy_band", "real_errors": "real_errors (experimental)",
+                       "student_loss": "student_loss (experimental)"},
         help="What goes back to the teacher as the next round's in-context examples. energy_band: the round's "
              "samples between the band's percentiles of the student's energy. real_errors: the task's evaluation "
              "rows the student gets wrong (half of them steer, the other half measure; no probes). student_loss: "
