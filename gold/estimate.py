@@ -100,13 +100,13 @@ def _seconds_from_history(store: Store, settings: GoldSettings, calls: int, samp
     backend and engine: generation at their seconds per prompt, training at their seconds per trained example
     (each round trains on everything kept so far, so the examples add up round by round)."""
     t = settings.teacher
+    teacher = (t.backend, t.model, resolved_engine(t.engine, t.model))
     gen_rates, train_rates = [], []
     for summary in store.list_runs():
         if len(gen_rates) >= HISTORY_ROUNDS:
             break
         other = GoldSettings.from_dict(store.get_run(summary.id).settings).teacher
-        if (other.backend, other.model, resolved_engine(other.engine, other.model)) != \
-                (t.backend, t.model, resolved_engine(t.engine, t.model)):
+        if (other.backend, other.model, resolved_engine(other.engine, other.model)) != teacher:
             continue
         for r in reversed(store.rounds(summary.id)):
             m = r.metrics

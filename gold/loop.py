@@ -105,12 +105,12 @@ def execute_run(ctx: RunContext, hooks: RunHooks | None = None) -> str:
             run_round(ctx, task, settings, n, existing.step if existing else None, load_teacher, hooks)
         if store.get_run(run_id).retrain_requested:
             retrain(ctx, task, settings, hooks)
+        status = "done"
     except BudgetExceeded as e:
         ctx.progress(None, f"Budget reached: {e}", level="warning")
-        hooks.wait()
-        return "stopped: budget"
-    hooks.wait()  # the run is finished with its maps drawn
-    return "done"
+        status = "stopped: budget"
+    hooks.wait()  # the run finishes with its maps drawn
+    return status
 
 
 def run_round(ctx: RunContext, task: TaskSpec, settings: GoldSettings, n: int, done_step: str | None,

@@ -40,15 +40,16 @@ def steering_split(rows: list[Example]) -> tuple[list[int], list[int]]:
 
 def steers_with_rows(settings: GoldSettings) -> bool:
     """Whether the run's feedback strategy shows the teacher real evaluation rows (GOLD mode only)."""
-    return settings.mode == "gold" and bool(getattr(feedback_strategy(settings.feedback), "steers_with_rows", False))
+    return settings.mode == "gold" and feedback_strategy(settings.feedback).steers_with_rows
 
 
 def evaluation_rows(task: TaskSpec, settings: GoldSettings | None = None) -> tuple[list[Example], str]:
     """The rows a run measures on, and which they are: the task's evaluation rows ("eval"), their scoring half
-    when the run steers with the other half ("eval", fewer rows), else the seeds ("seeds")."""
+    when the run steers with the other half ("eval", fewer rows; all of them when too few to split), else the
+    seeds ("seeds")."""
     if not task.eval_set:
         return task.seeds, "seeds"
-    if settings is not None and steers_with_rows(settings) and len(task.eval_set) >= MIN_ROWS:
+    if settings is not None and steers_with_rows(settings):
         _, score = steering_split(task.eval_set)
         return [task.eval_set[i] for i in score], "eval"
     return task.eval_set, "eval"

@@ -26,11 +26,15 @@ EPS = 1e-9
 def target_losses(pool: list[Sample], labels: list[str], probs: np.ndarray) -> np.ndarray:
     """Cross-entropy of the student's probabilities against each sample's target: its soft label when it has one
     of the right size, else the one-hot of its given label."""
-    out = np.empty(len(pool))
+    out = np.full(len(pool), np.nan)  # a sample with neither target is left unranked
     for i, s in enumerate(pool):
-        target = np.asarray(s.teacher_probs, dtype=float) if s.teacher_probs and len(s.teacher_probs) == len(labels) \
-            else np.eye(len(labels))[labels.index(s.output)] if s.output in labels else None
-        out[i] = np.nan if target is None else float(-(target * np.log(probs[i] + EPS)).sum())
+        if s.teacher_probs and len(s.teacher_probs) == len(labels):
+            target = np.asarray(s.teacher_probs, dtype=float)
+        elif s.output in labels:
+            target = np.eye(len(labels))[labels.index(s.output)]
+        else:
+            continue
+        out[i] = float(-(target * np.log(probs[i] + EPS)).sum())
     return out
 
 
