@@ -332,6 +332,7 @@ class Reviewer(RunHooks):
     product's hook between rounds, so a bench run draws no maps."""
 
     def __init__(self, store, run_id: int, task: BenchTask, oracle, k: int, order: str, seed: int, last_round: int):
+        super().__init__(draw_maps=False)
         self.store, self.run_id, self.task, self.oracle, self.k, self.order = store, run_id, task, oracle, k, order
         self.rng = random.Random(seed)
         self.last_round = last_round
@@ -407,14 +408,15 @@ def measure_run(task: BenchTask, method: Method, settings: GoldSettings, home: P
         m = [r.metrics.to_dict() for r in rounds]
         last = m[-1]
         flags = [s.flag for s in store.samples(run_id, kept_only=True)]
-        prompts_used = sum(x.get("gen_prompts", 0) + x.get("probe_prompts", 0) for x in m)
+        # every sample asked of the teacher, kept or rejected (a prompt may write several)
+        asked = sum((x.get(k) or 0) for x in m for k in ("gen_kept", "gen_rejected", "probe_kept", "probe_rejected"))
         return {
             "test": curve[-1], "curve": curve, "val_curve": [x.get("metric") for x in m],
             "generate_s": round(sum(x.get("generate_seconds", 0) for x in m), 1),
             "train_s": round(sum(x.get("train_seconds", 0) for x in m), 1),
             "kept": last.get("kept"), "rejected": last.get("rejected"), "noise": flags.count("noise"),
             "feedback": flags.count("feedback"), "train_size": last.get("train_size"),
-            "vetoed": last.get("vetoed"), "teacher_samples": prompts_used,
+            "vetoed": last.get("vetoed"), "teacher_samples": asked,
             "reviewer": reviewer.log if reviewer and method.veto else None,
         }
     finally:

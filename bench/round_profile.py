@@ -5,12 +5,16 @@ to what this machine can do at most.
 Usage:
   .venv/bin/python bench/round_profile.py                          # engines transformers,llama.cpp x threads 1,2
   .venv/bin/python bench/round_profile.py --engines auto --threads 2
+  .venv/bin/python bench/round_profile.py --engines auto --threads 2 --samples-per-prompt 1,4
 
-Each configuration runs in a child process of its own (fresh models, its own peak memory), one after the other,
-so the ratios between them are measured under the same conditions. Per configuration:
+A configuration is an engine, a thread count and the teacher's samples per prompt. Each runs in a child process
+of its own (fresh models, its own peak memory), one after the other, so the ratios between them are measured under
+the same conditions. Per configuration:
 
   steps        wall seconds of generate, label, train, probe, score, select, measure (the loop's own
-               `step_seconds`) and of the map drawn after the round (the worker's hook), and `round_s`, their sum;
+               `step_seconds`) and of the map drawn after the round (the worker's hook), `round_s`, their sum, and
+               `critical_s`, the round without the map (the worker draws it in the background while the next
+               round runs);
   roofline     the limits the steps are held against, measured here with the same threads:
                - matmul GFLOP/s: torch fp32 matrix products of the student's shapes (MiniLM: a batch of 16 texts of
                  ~32 tokens through the 384→384, 384→1536 and 1536→384 projections);
@@ -91,7 +95,7 @@ def student_train_flops_per_token(model: Any, tokens: float) -> float:
     return 6 * params + 3 * 4 * tokens * d * layers
 
 
-def profile_one(engine: str, threads: int, samples: int, probes: int) -> dict[str, Any]:
+def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt: int = 1) -> dict[str, Any]:
     """One configuration, in this (child) process: the roofline numbers, then one round through the engine."""
     import torch
 
@@ -103,7 +107,8 @@ def profile_one(engine: str, threads: int, samples: int, probes: int) -> dict[st
     from gold.store import Store
     from gold.teachers import resolved_engine
 
-    out: dict[str, Any] = {"engine": engine, "threads": threads, "ran_on": resolved_engine(engine, GoldSettings().teacher.model)}
+    out: dict[str, Any] = {"engine": engine, "threads": threads, "samples_per_prompt": per_prompt,
+                           "ran_on": resolved_engine(engine, GoldSettings().teacher.model)}
     out["matmul_gflops"] = round(matmul_gflops(threads), 1)
     decode = llama_decode_tokens_per_s(threads)
     out["llama_decode_tok_s"] = round(decode, 1) if decode else None
@@ -120,6 +125,7 @@ def profile_one(engine: str, threads: int, samples: int, probes: int) -> dict[st
         task_id = store.create_task(task)
         settings = GoldSettings(rounds=1, samples_per_round=samples, probe_size=probes, seed=0)
         settings.teacher.engine = out["ran_on"]
+        settings.teacher.samples_per_prompt = per_prompt
         run_id = store.create_run(task_id, settings.to_dict(), name="profile")
         store.claim_run("profile", only=[run_id])
         t0 = time.perf_counter()
@@ -130,6 +136,7 @@ def profile_one(engine: str, threads: int, samples: int, probes: int) -> dict[st
         steps = {**(m.step_seconds or {}), **out.get("step_s", {})}
         out["step_s"] = steps
         out["round_s"] = round(sum(steps.values()), 1)
+        out["critical_s"] = round(out["round_s"] - steps.get("map", 0), 1)
         gen_s = steps.get("generate", 0) + steps.get("probe", 0)
         completion = usage.get("completion_tokens", 0)
         out["teacher_tok_s"] = round(completion / gen_s, 1) if gen_s else None
@@ -164,48 +171,62 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="thread counts, each a configuration")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--probes", type=int, default=16)
-    ap.add_argument("--one", nargs=2, metavar=("ENGINE", "THREADS"), help=argparse.SUPPRESS)  # the child's entry
+    ap.add_argument("--samples-per-prompt", default="1", help="the teacher's samples per prompt, each a configuration")
+    ap.add_argument("--out", default=str(RESULTS / "round_profile.json"))
+    ap.add_argument("--one", nargs=3, metavar=("ENGINE", "THREADS", "K"), help=argparse.SUPPRESS)  # the child's entry
     a = ap.parse_args()
     if a.one:
-        print("RESULT " + json.dumps(profile_one(a.one[0], int(a.one[1]), a.samples, a.probes)), flush=True)
+        print("RESULT " + json.dumps(profile_one(a.one[0], int(a.one[1]), a.samples, a.probes, int(a.one[2]))),
+              flush=True)
         return
-    configs = [(e.strip(), int(t)) for t in a.threads.split(",") for e in a.engines.split(",") if e.strip()]
+    configs = [(e.strip(), int(t), int(k)) for t in a.threads.split(",") for e in a.engines.split(",") if e.strip()
+               for k in a.samples_per_prompt.split(",")]
     results = []
-    for engine, threads in configs:
-        print(f"… {engine}, {threads} thread(s)", flush=True)
+    for engine, threads, per_prompt in configs:
+        print(f"… {engine}, {threads} thread(s), {per_prompt} sample(s) per prompt", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "TOKENIZERS_PARALLELISM": "false"}
-        proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", engine, str(threads),
+        proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", engine, str(threads), str(per_prompt),
                                "--samples", str(a.samples), "--probes", str(a.probes)],
                               capture_output=True, text=True, env=env, cwd=ROOT)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode or line is None:
             sys.exit(f"error: the {engine}/{threads} configuration failed:\n{proc.stderr[-3000:]}")
         results.append(json.loads(line[7:]))
-    base = next((r for r in results if r["ran_on"] == "transformers"), None)
     for r in results:
-        if base and r is not base and r["threads"] == base["threads"]:
+        one = lambda x: x.get("samples_per_prompt", 1) == 1  # noqa: E731
+        base = next((b for b in results if b["ran_on"] == "transformers" and b["threads"] == r["threads"] and one(b)),
+                    None)
+        if base and r is not base:
             r["round_over_transformers"] = round(r["round_s"] / base["round_s"], 3)
+        single = next((b for b in results if b["ran_on"] == r["ran_on"] and b["threads"] == r["threads"] and one(b)),
+                      None)
+        if single and r is not single:
+            r["round_over_one_per_prompt"] = round(r["round_s"] / single["round_s"], 3)
+            r["critical_over_one_per_prompt"] = round(r["critical_s"] / single["critical_s"], 3)
     info = machine()
     data = {"machine": machine_line(info), "machine_info": info, "samples": a.samples, "probes": a.probes,
             "configs": results, "command": "bench/round_profile.py " + " ".join(sys.argv[1:])}
     print_table(data)
-    path = RESULTS / "round_profile.json"
+    path = Path(a.out)
     write_json(path, data)
-    print(f"\n{data['machine']}; written {path.relative_to(ROOT)}")
+    print(f"\n{data['machine']}; written {path}")
 
 
 def print_table(data: dict[str, Any]) -> None:
     rows = data["configs"]
     steps = ["generate", "label", "train", "probe", "score", "select", "measure", "map"]
-    head = f"{'seconds':<24}" + "".join(f"{r['ran_on'][:11] + ' ' + str(r['threads']) + 't':>16}" for r in rows)
+    head = f"{'seconds':<24}" + "".join(
+        f"{r['ran_on'][:9] + ' ' + str(r['threads']) + 't' + (' k' + str(r.get('samples_per_prompt', 1))):>18}"
+        for r in rows)
     print(f"\nOne round, {data['samples']} samples + {data['probes']} probes (SST-2, product defaults)\n{head}")
     for s in steps:
-        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>16.1f}" for r in rows))
-    for key in ("round_s", "wall_s", "matmul_gflops", "train_gflops", "train_share_of_matmul", "train_examples_per_s",
+        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>18.1f}" for r in rows))
+    for key in ("round_s", "critical_s", "wall_s", "matmul_gflops", "train_gflops", "train_share_of_matmul", "train_examples_per_s",
                 "llama_decode_tok_s", "teacher_tok_s", "decode_share_of_llama", "samples_per_s",
-                "label_samples_per_s", "peak_rss_mb", "round_over_transformers"):
-        print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>16}" for r in rows))
+                "label_samples_per_s", "peak_rss_mb", "round_over_transformers", "round_over_one_per_prompt",
+                "critical_over_one_per_prompt"):
+        print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>18}" for r in rows))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     teacher               the model that generates (the default)
     none                  nobody reads labels back: the student trains on the labels the teacher was asked for
+    seeds                 the run's student model fine-tuned on the task's seeds alone (`gold.seed_labeler`)
     embedded:NAME, a folder or a .gguf file   a local model
     openai:MODEL@BASE_URL an OpenAI-compatible server (openai:MODEL alone: the OpenAI API)
 
@@ -17,6 +18,7 @@ from gold.models import ModelNotFound, resolve
 
 TEACHER = "teacher"
 NONE = "none"
+SEEDS = "seeds"
 ENSEMBLE = "ensemble"
 
 
@@ -24,7 +26,7 @@ ENSEMBLE = "ensemble"
 class LabelerRef:
     """One candidate labeler, parsed from its reference string (see the module docstring)."""
 
-    kind: str  # "teacher" | "none" | "local" | "openai"
+    kind: str  # "teacher" | "none" | "seeds" | "local" | "openai"
     model: str = ""
     base_url: str = ""
 
@@ -33,8 +35,8 @@ class LabelerRef:
         text = str(text or "").strip()
         if text in ("", TEACHER):
             return cls(TEACHER)
-        if text == NONE:
-            return cls(NONE)
+        if text in (NONE, SEEDS):
+            return cls(text)
         if text.startswith("openai:"):
             rest = text[len("openai:"):]
             model, sep, url = rest.rpartition("@")
@@ -44,7 +46,7 @@ class LabelerRef:
         return cls("local", text)
 
     def __str__(self) -> str:
-        if self.kind in (TEACHER, NONE):
+        if self.kind in (TEACHER, NONE, SEEDS):
             return self.kind
         if self.kind == "openai":
             return f"openai:{self.model}" + (f"@{self.base_url}" if self.base_url else "")

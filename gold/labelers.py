@@ -9,11 +9,11 @@ labelers (`LabelerSpec.models`) and how one is picked (`LabelerSpec.pick`): the 
 evaluation rows few-shot before round 1, and the most accurate labels the run. That choice costs no
 generation: every candidate reads the same rows once, and the ensemble is computed from those reads.
 
-A candidate is a reference string (`LabelerRef`): "teacher" (the generating teacher; a llama.cpp teacher reads
-through the same GGUF under transformers), a local model ("embedded:gemma3-270m", a folder, a .gguf file), or
-an OpenAI-compatible server, "openai:MODEL@BASE_URL", whose label probabilities come from its `logprobs`
-(`OpenAITeacher.label_loglik`). "none" reads nothing: the student trains on the labels the teacher was asked to
-write.
+A candidate is a reference string (`LabelerRef`): "teacher" (the generating teacher, on its own engine), a local
+model ("embedded:gemma3-270m", a folder, a .gguf file), an OpenAI-compatible server, "openai:MODEL@BASE_URL",
+whose label probabilities come from its `logprobs` (`OpenAITeacher.label_loglik`), or "seeds", the run's student
+model fine-tuned on the seeds alone (`gold.seed_labeler`: beside a weak teacher it can be the better reader).
+"none" reads nothing: the student trains on the labels the teacher was asked to write.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gold.labeler_refs import ENSEMBLE, NONE, TEACHER, LabelerRef
+from gold.labeler_refs import ENSEMBLE, NONE, SEEDS, TEACHER, LabelerRef
 from gold.records import Round
 from gold.specs import Example, GoldSettings, TaskSpec
 
@@ -55,6 +55,9 @@ class Labeler:
 
         reads = []
         for i, scorer in enumerate(self.scorers):
+            if getattr(scorer, "direct", False):  # a classifier of its own (the seeds labeler): its probabilities
+                reads.append(scorer.read_probs(task, inputs))
+                continue
             p = fewshot.label_probs(scorer, task, inputs, seed=seed, prior=self._priors[i])
             self._priors[i] = p.prior
             reads.append(p.calibrated)
@@ -87,6 +90,10 @@ def load_scorer(ref: LabelerRef, settings: GoldSettings, teacher_scorer: Callabl
     """The loaded model behind a reference (cached per process by the teachers' own caches)."""
     if ref.kind == TEACHER:
         return teacher_scorer()
+    if ref.kind == SEEDS:
+        from gold.seed_labeler import SeedLabeler
+
+        return SeedLabeler(settings)
     if ref.kind == "local":
         from gold.teachers import local_teacher
 
@@ -155,7 +162,8 @@ def planned_name(settings: GoldSettings) -> str | None:
 
 @dataclass
 class LabelerScore:
-    """One row of the "choose on my rows" table: a candidate's few-shot accuracy on the evaluation rows."""
+    """One row of the "choose on my rows" table: a candidate's accuracy on the evaluation rows (read few-shot, or
+    as a classifier by "seeds")."""
 
     labeler: str
     metric: float | None

@@ -30,10 +30,12 @@ class RunHooks:
     background=True (the worker's): round n's map is drawn in a thread of its own while round n+1 runs, so the
     next round does not wait for UMAP; one map is drawn at a time, and a run that finishes waits for its last."""
 
+    _drawing: threading.Thread | None = None  # the map being drawn in the background (a class default, so a
+    # subclass that sets up its own __init__ still has it)
+
     def __init__(self, draw_maps: bool = True, background: bool = False):
         self.draw_maps = draw_maps
         self.background = background
-        self._drawing: threading.Thread | None = None
 
     def after_round(self, ctx: RunContext, n: int, settings: GoldSettings) -> None:
         """Draw round n's map (embedded with the cached encoder); a failure here never fails the run."""

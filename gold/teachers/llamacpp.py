@@ -104,6 +104,9 @@ class LlamaCppTeacher:
 
     prompt_style = "completion"
     engine = ENGINE
+    # One sequence whose key/value cache is kept between calls (`_feed`): a prompt continued right after its
+    # own reply evaluates only the new tokens (`prompts.run_requests` writes several-line requests so).
+    keeps_prefix = True
 
     def __init__(self, model: str = DEFAULT_TEACHER, threads: int | None = None, n_ctx: int = 4096):
         """`threads`: llama.cpp threads (None = `default_threads()`). `n_ctx`: the longest prompt plus reply."""
@@ -121,6 +124,7 @@ class LlamaCppTeacher:
         self.name = self.location.name
         self.threads = threads or default_threads()
         self.usage = Usage()
+        self.evaluated_prompt_tokens = 0  # prompt tokens actually run (the rest came from the kept cache)
         started = time.perf_counter()
         try:
             self.llm = Llama(model_path=str(self.location.weights), n_ctx=n_ctx, n_threads=self.threads,
@@ -223,6 +227,7 @@ class LlamaCppTeacher:
         keep = min(common, len(tokens) - 1)  # at least one token is evaluated, so its logits are fresh
         self.llm.n_tokens = keep
         self.llm.eval(tokens[keep:])
+        self.evaluated_prompt_tokens += len(tokens) - keep
 
     # -- scoring -------------------------------------------------------------------------------------------------
     def _bos(self) -> list[int]:

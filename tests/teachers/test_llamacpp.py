@@ -116,6 +116,28 @@ def test_prefix_cache_gives_the_replies_of_a_cold_start(llamacpp_teacher):
 
 
 @slow
+def test_several_samples_per_prompt_read_the_prompt_once(llamacpp_teacher):
+    """A request for 3 samples as 3 lines: every line after the first continues the same sequence, so the
+    prompt of seeds is evaluated once per request, not once per line; every line parses into a sample."""
+    import random
+
+    from gold import prompts
+    from gold.examples import example_spec
+
+    task = example_spec("sst2")
+    reqs = prompts.plan_requests(task, 6, rng=random.Random(0), options=prompts.PromptOptions(per_prompt=3))
+    assert [r.n_expected for r in reqs] == [3, 3]
+    before = llamacpp_teacher.evaluated_prompt_tokens
+    replies = prompts.run_requests(llamacpp_teacher, reqs, GenerationSettings(seed=2, max_new_tokens=24))
+    evaluated = llamacpp_teacher.evaluated_prompt_tokens - before
+    prompt_tokens = [llamacpp_teacher.count_tokens(r.prompt) for r in reqs]
+    assert evaluated < 1.5 * sum(prompt_tokens)  # three lines each would be 3x, plus the lines themselves
+    items = [it for r, c in zip(reqs, replies) for it in prompts.parse_request(task, r, c.text)]
+    assert len(items) == 6 and sum(it.reject_reason is None for it in items) >= 4
+    assert all(c.text.count("\nText:") == 2 for c in replies if c.finish_reason != "error")
+
+
+@slow
 def test_chat_prompts_and_too_long_prompts(llamacpp_teacher):
     messages = [{"role": "user", "content": "Say hello."}]
     rendered = llamacpp_teacher.render(messages)
