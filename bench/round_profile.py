@@ -19,7 +19,8 @@ the same conditions. Per configuration:
                - matmul GFLOP/s: torch fp32 matrix products of the student's shapes (MiniLM: a batch of 16 texts of
                  ~32 tokens through the 384→384, 384→1536 and 1536→384 projections);
                - llama.cpp decode tokens/s: the teacher's GGUF evaluating one token at a time after a few-shot
-                 prompt, nothing else (llama.cpp's own best for a single sequence on this machine);
+                 prompt, nothing else (llama.cpp's own best for a single sequence on this machine), and
+                 evaluating a 128-token prompt in one batch (what each prompt token of a sample costs);
   achieved     the student's training GFLOP/s (6 × its non-embedding parameters × tokens + attention, over the
                examples the optimizer saw) as a share of the matmul rate; the teacher's decode (completion tokens
                per second of the generate step) as a share of llama.cpp's rate;
@@ -86,6 +87,25 @@ def llama_decode_tokens_per_s(threads: int, tokens: int = 64) -> float | None:
     return rate
 
 
+def llama_prompt_tokens_per_s(threads: int, tokens: int = 128) -> float | None:
+    """llama.cpp evaluating a prompt of `tokens` tokens in one batch: what every prompt token of a sample costs."""
+    from gold.teachers import llamacpp
+
+    if not llamacpp.available():
+        return None
+    teacher = llamacpp.LlamaCppTeacher.cached(threads=threads)
+    llm = teacher.llm
+    ids = teacher.tokenize("Here are some examples of movie reviews, some negative and some positive. " * 16)[:tokens]
+    best = float("inf")
+    for _ in range(3):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(ids)
+        best = min(best, time.perf_counter() - t0)
+    llm.reset()
+    return len(ids) / best
+
+
 def student_train_flops_per_token(model: Any, tokens: float) -> float:
     """Training FLOPs per token of an encoder: 6 × non-embedding parameters (forward 2, backward 4) plus the
     attention products (scores and mix: 4·L·d forward per layer, ×3 with backward)."""
@@ -112,6 +132,8 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
     out["matmul_gflops"] = round(matmul_gflops(threads), 1)
     decode = llama_decode_tokens_per_s(threads)
     out["llama_decode_tok_s"] = round(decode, 1) if decode else None
+    prompt_rate = llama_prompt_tokens_per_s(threads)
+    out["llama_prompt_tok_s"] = round(prompt_rate, 1) if prompt_rate else None
 
     class TimedMap(RunHooks):
         def after_round(self, ctx, n, settings):
@@ -223,7 +245,7 @@ def print_table(data: dict[str, Any]) -> None:
     for s in steps:
         print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>18.1f}" for r in rows))
     for key in ("round_s", "critical_s", "wall_s", "matmul_gflops", "train_gflops", "train_share_of_matmul", "train_examples_per_s",
-                "llama_decode_tok_s", "teacher_tok_s", "decode_share_of_llama", "samples_per_s",
+                "llama_decode_tok_s", "llama_prompt_tok_s", "teacher_tok_s", "decode_share_of_llama", "samples_per_s",
                 "label_samples_per_s", "peak_rss_mb", "round_over_transformers", "round_over_one_per_prompt",
                 "critical_over_one_per_prompt"):
         print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>18}" for r in rows))
