@@ -101,9 +101,9 @@ def main() -> None:
             stages["first_round"] = wait_for(
                 lambda: run_status() and any(r.n == 1 and r.status == "done" for r in store.rounds(run_id)),
                 a.timeout, "round 1")
+            to_first = time.perf_counter() - t0
             if a.whole_run:
                 stages["whole_run"] = wait_for(lambda: run_status() == "done", a.timeout, "the run's end")
-            total = time.perf_counter() - t0
         finally:
             worker.terminate()
             try:
@@ -112,16 +112,18 @@ def main() -> None:
                 worker.kill()
         first = next(r for r in store.rounds(run_id) if r.n == 1)
         run = store.get_run(run_id)
+        store.close()
 
     m = first.metrics
+    info = machine()
     result: dict[str, Any] = {
         "task": a.task, "fresh_clone": a.clone, "stages_s": {k: None if v is None else round(v, 1) for k, v in stages.items()},
-        "to_first_student_s": round(total if not a.whole_run else total - stages["whole_run"], 1),
-        "from_make_run_s": round((stages["install"] or 0) + total - (stages.get("whole_run") or 0), 1),
+        "to_first_student_s": round(to_first, 1),
+        "from_make_run_s": round((stages["install"] or 0) + to_first, 1),
         "first_round": {"samples": m.kept, "train_size": m.train_size, "metric_name": m.metric_name,
                         "metric": m.metric, "step_seconds": m.step_seconds},
         "engine": run.settings.get("teacher", {}).get("engine"),
-        "machine": machine_line(machine()), "machine_info": machine(),
+        "machine": machine_line(info), "machine_info": info,
         "command": "bench/first_student.py " + " ".join(sys.argv[1:]),
     }
     print(f"\nTime to the first student ({a.task}, default settings, engine {result['engine']}):")
@@ -131,7 +133,7 @@ def main() -> None:
     steps = ", ".join(f"{k} {v:.1f}" for k, v in (m.step_seconds or {}).items())
     print(f"  round 1: {m.kept} samples, trained on {m.train_size}, {m.metric_name} "
           f"{'-' if m.metric is None else f'{m.metric:.3f}'}; steps (s): {steps}")
-    print(machine_line(machine()))
+    print(result["machine"])
     write_json(Path(a.out), result)
     print(f"written {a.out}")
 

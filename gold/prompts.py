@@ -373,7 +373,8 @@ def run_requests(
             results[i] = _write_lines(teacher, requests, [i], base.with_(seed=base.seed + 1009 * i), None, True)[i]
             if progress:
                 progress(k / len(lines), f"teacher: {k}/{len(lines)} prompts")
-    for i, c in _write_lines(teacher, requests, [i for i in lines if i not in set(apart)], base, progress,
+    written_apart = set(apart)
+    for i, c in _write_lines(teacher, requests, [i for i in lines if i not in written_apart], base, progress,
                              False).items():
         results[i] = c
     return [c for c in results if c is not None]
