@@ -6,24 +6,27 @@ Usage:
   .venv/bin/python bench/round_profile.py                          # engines transformers,llama.cpp x threads 1,2
   .venv/bin/python bench/round_profile.py --engines auto --threads 2
   .venv/bin/python bench/round_profile.py --engines auto --threads 2 --samples-per-prompt 1,4
+  .venv/bin/python bench/round_profile.py --engines transformers,auto --threads 2 --precisions fp32,auto
 
-A configuration is an engine, a thread count and the teacher's samples per prompt. Each runs in a child process
-of its own (fresh models, its own peak memory), one after the other, so the ratios between them are measured under
-the same conditions. Per configuration:
+A configuration is an engine, a thread count, the teacher's samples per prompt and the student's training
+precision. Ratios (`round_over_first`, `critical_over_first`) are against the first configuration listed.
+Each configuration runs in a child process of its own (fresh models, its own peak memory), one after the other, so
+the ratios between them are measured under the same conditions. Per configuration:
 
   steps        wall seconds of generate, label, train, probe, score, select, measure (the loop's own
                `step_seconds`) and of the map drawn after the round (the worker's hook), `round_s`, their sum, and
                `critical_s`, the round without the map (the worker draws it in the background while the next
                round runs);
   roofline     the limits the steps are held against, measured here with the same threads:
-               - matmul GFLOP/s: torch fp32 matrix products of the student's shapes (MiniLM: a batch of 16 texts of
-                 ~32 tokens through the 384→384, 384→1536 and 1536→384 projections);
+               - matmul GFLOP/s: torch fp32 (and bf16) matrix products of the student's shapes (MiniLM: a batch
+                 of 16 texts of ~32 tokens through the 384→384, 384→1536 and 1536→384 projections);
                - llama.cpp decode tokens/s: the teacher's GGUF evaluating one token at a time after a few-shot
                  prompt, nothing else (llama.cpp's own best for a single sequence on this machine), and
                  evaluating a 128-token prompt in one batch (what each prompt token of a sample costs);
   achieved     the student's training GFLOP/s (6 × its non-embedding parameters × tokens + attention, over the
-               examples the optimizer saw) as a share of the matmul rate; the teacher's decode (completion tokens
-               per second of the generate step) as a share of llama.cpp's rate;
+               examples the optimizer saw) as a share of the fp32 matmul rate, and of the bf16 one when it trained
+               in bf16; the teacher's decode (completion tokens per second of the generate step) as a share of
+               llama.cpp's rate;
   memory       the child's peak RSS with teacher, labeler, student and map encoder loaded.
 
 Prints a table and writes bench/results/round_profile.json.
@@ -47,15 +50,16 @@ from common import RESULTS, ROOT, machine, machine_line, write_json  # noqa: I00
 STUDENT_BATCH, STUDENT_TOKENS = 16, 32
 
 
-def matmul_gflops(threads: int, hidden: int = 384, ffn: int = 1536, reps: int = 30) -> float:
-    """fp32 GFLOP/s of the student's projection shapes (forward-size products; backward ones are the same shapes
-    transposed), best of three timings."""
+def matmul_gflops(threads: int, hidden: int = 384, ffn: int = 1536, reps: int = 30, dtype: str = "fp32") -> float:
+    """GFLOP/s of the student's projection shapes in `dtype` ("fp32" or "bf16"; forward-size products, backward
+    ones are the same shapes transposed), best of three timings."""
     import torch
 
     torch.set_num_threads(threads)
     rows = STUDENT_BATCH * STUDENT_TOKENS
     shapes = [(rows, hidden, hidden), (rows, hidden, ffn), (rows, ffn, hidden)]
-    mats = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
+    kind = torch.bfloat16 if dtype == "bf16" else torch.float32
+    mats = [(torch.randn(m, k, dtype=kind), torch.randn(k, n, dtype=kind)) for m, k, n in shapes]
     flops = sum(2 * m * k * n for m, k, n in shapes) * reps
     best = float("inf")
     for _ in range(3):
@@ -115,7 +119,8 @@ def student_train_flops_per_token(model: Any, tokens: float) -> float:
     return 6 * params + 3 * 4 * tokens * d * layers
 
 
-def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt: int = 1) -> dict[str, Any]:
+def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt: int = 1,
+                precision: str = "auto") -> dict[str, Any]:
     """One configuration, in this (child) process: the roofline numbers, then one round through the engine."""
     import torch
 
@@ -125,11 +130,14 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
     from gold.loop import RunHooks, execute_run
     from gold.specs import GoldSettings
     from gold.store import Store
+    from gold.students.training import compute_precision
     from gold.teachers import resolved_engine
 
     out: dict[str, Any] = {"engine": engine, "threads": threads, "samples_per_prompt": per_prompt,
-                           "ran_on": resolved_engine(engine, GoldSettings().teacher.model)}
+                           "ran_on": resolved_engine(engine, GoldSettings().teacher.model), "precision": precision,
+                           "trained_in": compute_precision(torch.device("cpu"), precision)}
     out["matmul_gflops"] = round(matmul_gflops(threads), 1)
+    out["matmul_bf16_gflops"] = round(matmul_gflops(threads, dtype="bf16"), 1)
     decode = llama_decode_tokens_per_s(threads)
     out["llama_decode_tok_s"] = round(decode, 1) if decode else None
     prompt_rate = llama_prompt_tokens_per_s(threads)
@@ -148,6 +156,7 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
         settings = GoldSettings(rounds=1, samples_per_round=samples, probe_size=probes, seed=0)
         settings.teacher.engine = out["ran_on"]
         settings.teacher.samples_per_prompt = per_prompt
+        settings.student.precision = precision
         run_id = store.create_run(task_id, settings.to_dict(), name="profile")
         store.claim_run("profile", only=[run_id])
         t0 = time.perf_counter()
@@ -180,6 +189,8 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
         out["train_mean_tokens"] = round(mean_tokens, 1)
         out["train_gflops"] = round(flops / train_s / 1e9, 2) if train_s else None
         out["train_share_of_matmul"] = round(out["train_gflops"] / out["matmul_gflops"], 3) if train_s else None
+        if out["trained_in"] == "bf16" and train_s:  # the limit of the arithmetic the fit actually ran in
+            out["train_share_of_bf16_matmul"] = round(out["train_gflops"] / out["matmul_bf16_gflops"], 3)
         if out["teacher_tok_s"] and decode:
             out["decode_share_of_llama"] = round(out["teacher_tok_s"] / decode, 3)
         store.close()
@@ -194,38 +205,34 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--probes", type=int, default=16)
     ap.add_argument("--samples-per-prompt", default="1", help="the teacher's samples per prompt, each a configuration")
+    ap.add_argument("--precisions", default="auto", help="the student's training precisions (auto, bf16, fp32), each "
+                    "a configuration")
     ap.add_argument("--out", default=str(RESULTS / "round_profile.json"))
-    ap.add_argument("--one", nargs=3, metavar=("ENGINE", "THREADS", "K"), help=argparse.SUPPRESS)  # the child's entry
+    ap.add_argument("--one", nargs=4, metavar=("ENGINE", "THREADS", "K", "PRECISION"),
+                    help=argparse.SUPPRESS)  # the child's entry
     a = ap.parse_args()
     if a.one:
-        print("RESULT " + json.dumps(profile_one(a.one[0], int(a.one[1]), a.samples, a.probes, int(a.one[2]))),
-              flush=True)
+        print("RESULT " + json.dumps(profile_one(a.one[0], int(a.one[1]), a.samples, a.probes, int(a.one[2]),
+                                                 a.one[3])), flush=True)
         return
-    configs = [(e.strip(), int(t), int(k)) for t in a.threads.split(",") for e in a.engines.split(",") if e.strip()
-               for k in a.samples_per_prompt.split(",")]
+    configs = [(e.strip(), int(t), int(k), p.strip()) for t in a.threads.split(",") for e in a.engines.split(",")
+               if e.strip() for k in a.samples_per_prompt.split(",") for p in a.precisions.split(",") if p.strip()]
     results = []
-    for engine, threads, per_prompt in configs:
-        print(f"… {engine}, {threads} thread(s), {per_prompt} sample(s) per prompt", flush=True)
+    for engine, threads, per_prompt, precision in configs:
+        print(f"… {engine}, {threads} thread(s), {per_prompt} sample(s) per prompt, training in {precision}", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "TOKENIZERS_PARALLELISM": "false"}
         proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", engine, str(threads), str(per_prompt),
-                               "--samples", str(a.samples), "--probes", str(a.probes)],
+                               precision, "--samples", str(a.samples), "--probes", str(a.probes)],
                               capture_output=True, text=True, env=env, cwd=ROOT)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode or line is None:
             sys.exit(f"error: the {engine}/{threads} configuration failed:\n{proc.stderr[-3000:]}")
         results.append(json.loads(line[7:]))
-    for r in results:
-        one = lambda x: x.get("samples_per_prompt", 1) == 1  # noqa: E731
-        base = next((b for b in results if b["ran_on"] == "transformers" and b["threads"] == r["threads"] and one(b)),
-                    None)
-        if base and r is not base:
-            r["round_over_transformers"] = round(r["round_s"] / base["round_s"], 3)
-        single = next((b for b in results if b["ran_on"] == r["ran_on"] and b["threads"] == r["threads"] and one(b)),
-                      None)
-        if single and r is not single:
-            r["round_over_one_per_prompt"] = round(r["round_s"] / single["round_s"], 3)
-            r["critical_over_one_per_prompt"] = round(r["critical_s"] / single["critical_s"], 3)
+    for r in results:  # each configuration against the first one (list the reference first)
+        if r is not results[0]:
+            r["round_over_first"] = round(r["round_s"] / results[0]["round_s"], 3)
+            r["critical_over_first"] = round(r["critical_s"] / results[0]["critical_s"], 3)
     info = machine()
     data = {"machine": machine_line(info), "machine_info": info, "samples": a.samples, "probes": a.probes,
             "configs": results, "command": "bench/round_profile.py " + " ".join(sys.argv[1:])}
@@ -239,16 +246,16 @@ def print_table(data: dict[str, Any]) -> None:
     rows = data["configs"]
     steps = ["generate", "label", "train", "probe", "score", "select", "measure", "map"]
     head = f"{'seconds':<24}" + "".join(
-        f"{r['ran_on'][:9] + ' ' + str(r['threads']) + 't' + (' k' + str(r.get('samples_per_prompt', 1))):>18}"
+        f"{r['ran_on'][:9] + ' ' + str(r['threads']) + 't k' + str(r.get('samples_per_prompt', 1)) + ' ' + r.get('trained_in', 'fp32'):>24}"
         for r in rows)
     print(f"\nOne round, {data['samples']} samples + {data['probes']} probes (SST-2, product defaults)\n{head}")
     for s in steps:
-        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>18.1f}" for r in rows))
-    for key in ("round_s", "critical_s", "wall_s", "matmul_gflops", "train_gflops", "train_share_of_matmul", "train_examples_per_s",
-                "llama_decode_tok_s", "llama_prompt_tok_s", "teacher_tok_s", "decode_share_of_llama", "samples_per_s",
-                "label_samples_per_s", "peak_rss_mb", "round_over_transformers", "round_over_one_per_prompt",
-                "critical_over_one_per_prompt"):
-        print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>18}" for r in rows))
+        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>24.1f}" for r in rows))
+    for key in ("round_s", "critical_s", "wall_s", "matmul_gflops", "matmul_bf16_gflops", "train_gflops",
+                "train_share_of_matmul", "train_share_of_bf16_matmul", "train_examples_per_s", "llama_decode_tok_s",
+                "llama_prompt_tok_s", "teacher_tok_s", "decode_share_of_llama", "samples_per_s", "label_samples_per_s",
+                "peak_rss_mb", "round_over_first", "critical_over_first"):
+        print(f"{key:<26}" + "".join(f"{str(r.get(key, '-')):>24}" for r in rows))
 
 
 if __name__ == "__main__":

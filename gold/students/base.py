@@ -14,6 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_checkable
 
+# How a student's forward and backward passes compute (`training.compute_precision` resolves "auto"):
+#   auto  bf16 mixed precision where the processor computes bf16 natively (AVX512-BF16 or AMX CPUs, CUDA GPUs
+#         with bf16), else fp32;
+#   bf16  bf16 mixed precision wherever torch runs it (slow on processors that only emulate bf16);
+#   fp32  fp32 throughout.
+# Mixed precision keeps the weights, their gradients and AdamW's state in fp32: only matmuls and their
+# neighbours run in bf16, so the saved and exported student is the same fp32 model either way.
+PRECISIONS = ("auto", "bf16", "fp32")
+
 if TYPE_CHECKING:  # annotations only: importing this module (as gold.specs does) loads no numpy
     import numpy as np
 
@@ -55,6 +64,8 @@ class TrainingArgs:
         soft_label_weight: w in target = (1 - w)·one-hot(given label) + w·teacher probabilities, for rows that
             carry `TrainExample.soft` (classifier; 0 = the given labels only). Distils what the teacher believes
             about a generated text instead of trusting the label it was asked to write.
+        precision: "auto", "bf16" or "fp32" (see PRECISIONS): bf16 mixed precision trains MiniLM 1.7× faster
+            on a 2-core AVX512-BF16 CPU (docs/benchmarks.md, *Training precision*).
     """
 
     epochs: int = 5
@@ -73,6 +84,7 @@ class TrainingArgs:
     label_smoothing: float = 0.0
     early_stopping: bool = False
     soft_label_weight: float = 1.0
+    precision: str = "auto"
 
     def problems(self) -> list[str]:
         p = []
@@ -92,6 +104,8 @@ class TrainingArgs:
             p.append("Label smoothing must be in [0, 1).")
         if self.max_length < 8:
             p.append("The max length must be at least 8 tokens.")
+        if self.precision not in PRECISIONS:
+            p.append(f"The training precision must be one of {', '.join(PRECISIONS)}.")
         return p
 
 
@@ -113,6 +127,7 @@ class TrainReport:
     examples_per_second: float
     best_step: int | None = None  # early stopping: the step whose weights were kept
     eval_history: list[tuple[int, float]] = field(default_factory=list)  # (step, score on the evaluation rows)
+    precision: str = "fp32"  # what the passes computed in: "bf16" or "fp32" (TrainingArgs.precision resolved)
 
 
 @runtime_checkable

@@ -2,7 +2,8 @@
 
 Why this shape: the student must train in seconds on 2 CPU cores every round (GOLD retrains it each round),
 score thousands of samples for energy, and export as a plain Hugging Face folder a user loads with one
-`transformers.pipeline` call. So: fp32, dynamic padding (SST-2 texts average 24 tokens: a fixed width wastes
+`transformers.pipeline` call. So: fp32 weights (trained in bf16 mixed precision where the CPU has bf16
+arithmetic, `training.autocast`), dynamic padding (SST-2 texts average 24 tokens: a fixed width wastes
 most of the compute), fused AdamW, no Trainer (its overhead and logging are not worth it at 60–500 steps).
 
 The student knows nothing of tasks or the store: it takes strings and label names.
@@ -173,6 +174,7 @@ class ClassifierStudent:
         weights = torch.tensor([float(ex.weight) for ex in examples], dtype=torch.float32)
         use_weights = bool((weights != 1).any())
 
+        precision = training.compute_precision(self.device, args.precision)
         start = time.perf_counter()
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # seeded dropout, and the caller's RNG is left as it was
@@ -180,7 +182,7 @@ class ClassifierStudent:
             try:
                 model.train()
                 keeper = self._train_steps(encoded, targets, weights if use_weights else None, args, steps, progress,
-                                           judge)
+                                           judge, precision)
             finally:
                 model.eval()
         seconds = time.perf_counter() - start
@@ -193,6 +195,7 @@ class ClassifierStudent:
             examples_per_second=training.steps_examples(n, args.batch_size, steps) / seconds if seconds > 0 else float("inf"),
             best_step=keeper.best_step if keeper else None,
             eval_history=keeper.history if keeper else [],
+            precision=precision,
         )
 
     def _targets(self, examples: list[TrainExample], soft_weight: float) -> torch.Tensor:
@@ -227,6 +230,7 @@ class ClassifierStudent:
         steps: int,
         progress: ProgressFn | None,
         judge: list[TrainExample],
+        precision: str,
     ) -> training.BestWeights | None:
         model = self.model
         opt = training.Optimization(model, args, steps)
@@ -236,9 +240,10 @@ class ClassifierStudent:
         self.loss_history = []
         for step, idx in enumerate(training.batches(len(encoded), args.batch_size, steps, rng), start=1):
             batch = self._collate([encoded[i] for i in idx])
-            logits = model(**batch).logits
+            with training.autocast(self.device, precision):
+                logits = model(**batch).logits
             loss = classification_loss(
-                logits,
+                logits.float(),
                 targets[idx].to(self.device),
                 args.loss,
                 args.sce_alpha,

@@ -286,6 +286,7 @@ class Seq2SeqStudent:
                                                                                 [e.target for e in judge]))))
                   if judge else None)
         checkpoints = training.epoch_ends(n, args.batch_size, steps)
+        precision = training.compute_precision(self.device, args.precision)
         model.train()
         self.loss_history = []
         seen = 0
@@ -293,7 +294,9 @@ class Seq2SeqStudent:
         try:
             for step, idx in enumerate(training.batches(n, args.batch_size, steps, rng), start=1):
                 batch = self._to_device(collate_train([pairs[i] for i in idx], self.pad_id, self.encoder_decoder))
-                loss = _per_example(self._token_ce(batch), weights[idx] if use_weights else None)
+                with training.autocast(self.device, precision):
+                    per_example = self._token_ce(batch)
+                loss = _per_example(per_example.float(), weights[idx] if use_weights else None)
                 loss.backward()
                 opt.step()
                 value = float(loss.detach())
@@ -317,6 +320,7 @@ class Seq2SeqStudent:
             examples_per_second=seen / seconds if seconds > 0 else float("inf"),
             best_step=keeper.best_step if keeper else None,
             eval_history=keeper.history if keeper else [],
+            precision=precision,
         )
 
     def _target_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

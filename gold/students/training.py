@@ -2,19 +2,56 @@
 
 Steps are planned from epochs with a floor (small rounds must still converge), batches are consecutive slices of
 a fresh seeded permutation per epoch, AdamW (fused where torch has it) skips decay on biases and norms, the
-learning rate warms up linearly then decays to 0, gradients are clipped at 1. Kept apart from the models so the
+learning rate warms up linearly then decays to 0, gradients are clipped at 1, forward and backward run in bf16
+mixed precision where the processor has bf16 arithmetic (`autocast`). Kept apart from the models so the
 two students cannot drift into two recipes, and so the benchmarks can swap a piece (e.g. unfused AdamW).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from typing import Callable, Iterator
+from typing import Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
 
-from gold.students.base import TrainingArgs
+from gold.students.base import PRECISIONS, TrainingArgs
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_has_bf16() -> bool:
+    """Native bf16 arithmetic on this CPU (AVX512-BF16 or AMX): where oneDNN's bf16 matmuls beat fp32 ones.
+    Elsewhere torch emulates bf16 and mixed precision is slower than fp32."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(bool(getattr(cpu, name)()) for name in checks if hasattr(cpu, name))
+    except (RuntimeError, AttributeError):
+        return False
+
+
+def compute_precision(device: torch.device, precision: str) -> str:
+    """What "auto", "bf16" or "fp32" means on `device`: "bf16" or "fp32"."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown training precision {precision!r}; one of {', '.join(PRECISIONS)}.")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if _cpu_has_bf16() else "fp32"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> ContextManager:
+    """The context a training step's forward pass runs in: torch's bf16 autocast for "bf16" (weights stay fp32,
+    matmuls and their neighbours compute in bf16; backward follows the forward's types), nothing for "fp32".
+    `precision` is a resolved one (`compute_precision`). The loss is computed outside, on fp32 logits."""
+    if precision == "bf16" and device.type in ("cpu", "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 class Optimization:

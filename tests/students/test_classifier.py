@@ -200,6 +200,40 @@ def test_warm_start_keeps_weights_and_cold_start_resets_them(trained):
         student.max_length = trained.args.max_length
 
 
+# --- precision --------------------------------------------------------------------------------------------
+def test_bf16_mixed_precision_trains_like_fp32_and_keeps_fp32_weights(trained):
+    student = trained.student
+    trained_model = student.model
+    snapshot = {k: v.detach().clone() for k, v in trained_model.state_dict().items()}
+    try:
+        runs = {}
+        for precision in ("fp32", "bf16"):
+            args = TrainingArgs(epochs=1, min_steps=6, batch_size=8, learning_rate=1e-4, max_length=32, loss="ce",
+                                precision=precision)
+            report = student.fit(trained.examples, args)
+            assert report.precision == precision
+            assert all(p.dtype == torch.float32 for p in student.model.parameters())  # master weights stay fp32
+            runs[precision] = (list(student.loss_history), student.model.classifier.weight.detach().clone())
+        (loss32, head32), (loss16, head16) = runs["fp32"], runs["bf16"]
+        assert loss16 == pytest.approx(loss32, rel=0.05)  # the same fit, at bf16's ~3 significant digits
+        assert torch.allclose(head16, head32, atol=1e-3) and not torch.equal(head16, head32)  # bf16 did compute
+    finally:
+        trained_model.load_state_dict(snapshot)
+        student.model = trained_model
+        student.max_length = trained.args.max_length
+
+
+def test_auto_precision_follows_the_processor():
+    from gold.students.training import _cpu_has_bf16, compute_precision
+
+    cpu = torch.device("cpu")
+    assert compute_precision(cpu, "auto") == ("bf16" if _cpu_has_bf16() else "fp32")
+    assert compute_precision(cpu, "fp32") == "fp32" and compute_precision(cpu, "bf16") == "bf16"
+    with pytest.raises(ValueError):
+        compute_precision(cpu, "fp8")
+    assert TrainingArgs(precision="fp16").problems() == ["The training precision must be one of auto, bf16, fp32."]
+
+
 # --- early stopping -------------------------------------------------------------------------------------
 def test_early_stopping_keeps_the_epoch_that_did_best_on_the_evaluation_rows(trained, monkeypatch):
     """The score after each epoch is scripted (best after the 2nd epoch, a tie later) and the head's weights are
