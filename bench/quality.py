@@ -240,10 +240,18 @@ def as_cached(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+# Settings that choose how the arithmetic is done, not what is computed, and stay out of a cell's identity as the
+# machine does: bf16 and fp32 training give students whose test-row probabilities are 0.7–3.8e-4 apart and the same
+# labels (`bench/precision.py`), and `auto` resolves differently on different machines anyway.
+NUMERICS = ("precision",)
+
+
 def settings_identity(settings: GoldSettings) -> dict[str, Any]:
     """What of a run's settings its result depends on: all of them (`as_cached`), less those at the value runs got
-    before they existed and, in baseline mode, less the GOLD-only ones."""
+    before they existed, less the arithmetic ones (NUMERICS) and, in baseline mode, less the GOLD-only ones."""
     d = as_cached(settings.to_dict())
+    for k in NUMERICS:
+        d.get("student", {}).pop(k, None)
     if d["mode"] == "baseline":
         for k in GOLD_ONLY:
             d.pop(k, None)
@@ -264,7 +272,8 @@ def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: in
     if method.kind == "teacher":
         ident["label_read"] = READS
     elif method.kind == "seeds_only":
-        ident["student"] = without_neutral({"student": asdict(StudentSpec())})["student"]
+        ident["student"] = {k: v for k, v in without_neutral({"student": asdict(StudentSpec())})["student"].items()
+                            if k not in NUMERICS}
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{task.key}-{method.name}-s{seed}-b{budget}-{digest}"
 

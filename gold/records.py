@@ -107,6 +107,7 @@ class RoundMetrics:
     train_seconds: float | None = None
     train_steps: int | None = None
     train_loss: float | None = None
+    train_precision: str | None = None  # what the student's passes computed in: "bf16" or "fp32"
     best_step: int | None = None
     selected_on_eval: bool | None = None  # early stopping chose the epoch on the evaluation rows
     # probe

@@ -20,6 +20,7 @@ def tiny_settings(**overrides):
     s.teacher.engine = "transformers"  # the same engine wherever llama.cpp is or is not built (fixtures record it)
     s.teacher.max_new_tokens = 24
     s.teacher.batch_size = 6
+    s.student.precision = "fp32"  # the same arithmetic on every CPU, bf16 or not (fixtures record it)
     s.student.min_steps = 4
     s.student.epochs = 1
     s.student.batch_size = 8

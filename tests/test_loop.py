@@ -57,6 +57,7 @@ def test_the_last_round_trains_a_fresh_student_chosen_on_the_evaluation_rows(sto
     run_id = store.create_run(task_id, settings.to_dict())
     assert run_inline(store, run_id) == "done"
     first, last = (r.metrics for r in store.rounds(run_id))
+    assert first.train_precision == last.train_precision == "fp32"  # what tiny_settings pins, as the round ran
     assert first.best_step is None and not first.selected_on_eval
     assert last.selected_on_eval is True and 1 <= last.best_step <= last.train_steps
 

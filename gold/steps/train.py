@@ -39,6 +39,7 @@ class TrainResult(StepResult):
     train_seconds: float | None = None
     train_steps: int | None = None
     train_loss: float | None = None
+    train_precision: str | None = None
     best_step: int | None = None
     selected_on_eval: bool | None = None
     checkpoint: str | None = None
@@ -76,6 +77,7 @@ def run(ctx: RunContext, state: RoundState) -> TrainResult:
     chose = report.best_step is not None  # early stopping chose an epoch on the evaluation rows
     return TrainResult(train_size=len(data.rows), train_seconds=round(time.perf_counter() - t0, 1),
                        train_steps=report.steps, train_loss=round(report.final_loss, 4),
+                       train_precision=report.precision,
                        best_step=report.best_step, selected_on_eval=True if chose else None,
                        checkpoint=str(state.checkpoint))
 
