@@ -6,7 +6,7 @@ kept or not) leaves the generated data exactly as it was. Instead of rerunning a
 generation on 2 cores at 256 samples) this script takes each finished cell's store from bench/quality.py,
 rebuilds the final training set and trains a student per recipe (~1 min), read on the same held-out test rows.
 Every data seed is paired with `--train-seeds` training seeds, because training noise alone moves a student
-by several points (docs/design.md).
+by several points (docs/architecture.md).
 
 Usage:
   .venv/bin/python bench/quality.py                     # first: the cells (cached under bench/.work/quality)

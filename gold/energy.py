@@ -112,7 +112,7 @@ def _band_bounds(sorted_e: np.ndarray, lo: float, hi: float) -> tuple[float, flo
     is then decided by value, so equal energies always share a fate. Consequences, on purpose: a flat
     distribution flags no noise and puts everything in the band (it carries no signal to act on); ties at
     the upper bound stay in the band rather than being called noise, because dropping rows costs accuracy
-    (docs/design.md); one sample is feedback, never noise.
+    (docs/architecture.md); one sample is feedback, never noise.
     """
     n = len(sorted_e)
     k_lo = min(math.ceil(round(n * lo / 100.0, 9)), n - 1)  # first rank inside the band

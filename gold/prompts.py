@@ -1,6 +1,6 @@
 """Teacher prompts built from a task's seeds and feedback, and strict parsing of the replies into samples.
 
-Two prompt forms, because the teachers differ (docs/design.md):
+Two prompt forms, because the teachers differ (docs/architecture.md):
 - completion form, for small local models: a same-label list of examples that the model simply continues:
   the task's instruction, "Here are some examples labeled "{label}"." and that label's seeds (shuffled) as
   "Title: …" lines, ending in "Title:"; the reply's first line is one new sample. The line titles come from

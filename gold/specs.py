@@ -602,7 +602,7 @@ class GoldSettings:
     feedback_needs_agreement: bool = setting(
         True, label="Only agreed feedback", group="GOLD loop",
         help="Only samples whose teacher label the student predicts too may become feedback: keeps mislabeled "
-             "samples from being fed back (the best detector of mislabeled samples measured, docs/design.md).")
+             "samples from being fed back (the best detector of mislabeled samples measured, docs/architecture.md).")
     steer_labels: bool = setting(
         False, label="Steer label shares", group="GOLD loop", standing="experimental", before=False,
         help="GOLD, classification: split each round's samples across labels by the student's energy on the "

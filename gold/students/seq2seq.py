@@ -5,7 +5,7 @@ Why a causal LM and not T5 (the paper's student): the only generative weights sh
 Studio are the teacher's SmolLM2 GGUF, dequantized here to fp32 so they can be trained. A local T5 folder
 (any config with `is_encoder_decoder`) works too, through a deliberately small second branch.
 
-The format is plain completion, which tiny models follow far better than chat prompts (docs/design.md):
+The format is plain completion, which tiny models follow far better than chat prompts (docs/architecture.md):
 `"Input: {text}\\nOutput:"` + `" {target}"` + eos. Prompt and target are tokenized separately and
 concatenated, so the model trains on exactly the token boundary it sees when it generates after the prompt.
 Labels are -100 on the prompt *and* on the padding: the official GOLD code padded labels with the pad id,

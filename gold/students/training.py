@@ -73,7 +73,7 @@ class Optimization:
 def plan_steps(n: int, args: TrainingArgs) -> int:
     """Optimizer steps for n examples: max(epochs·⌈n/batch⌉, min_steps), capped by max_steps when > 0.
     The floor exists because a student trained for a few steps on a small round stays near its initial
-    state and its energies are flat (docs/design.md: std 0.03 vs 0.5–0.8 for a converged one)."""
+    state and its energies are flat (docs/architecture.md: std 0.03 vs 0.5–0.8 for a converged one)."""
     steps = max(args.epochs * math.ceil(n / args.batch_size), args.min_steps, 1)
     return min(steps, args.max_steps) if args.max_steps > 0 else steps
 
@@ -139,7 +139,7 @@ class BestWeights:
     labeled rows, the best weights so far are kept in memory (a copy of the state dict: ~90 MB for MiniLM),
     and `restore` puts them back when the fit ends.
 
-    Why: a student trained to convergence on generated data memorises its label noise (docs/design.md: converged
+    Why: a student trained to convergence on generated data memorises its label noise (docs/architecture.md: converged
     final students lost 3–6 points, and plain generation got worse as its budget grew). The labeled rows a
     user gives for evaluation are the one clean signal a run has, so the final student is the epoch that does
     best on them. Ties go to the later epoch (more data seen, same score). `score` must return higher = better.

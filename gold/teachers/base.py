@@ -2,7 +2,7 @@
 
 A teacher turns prompts into text; nothing more. Prompt building and parsing live in `gold.prompts`, so a
 teacher knows nothing of tasks, labels or the store, and the local and remote teachers stay swappable.
-A teacher declares the prompt form it follows best (`prompt_style`): docs/design.md measured that a 135M model
+A teacher declares the prompt form it follows best (`prompt_style`): docs/architecture.md measured that a 135M model
 follows plain-completion few-shot prompts far better than chat prompts, while API models are chat models.
 
 `GenerationSettings` defaults are the sampling recipe (T 0.9, top_p 0.95, repetition penalty 1.2, at most 40 new

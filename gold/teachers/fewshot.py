@@ -5,7 +5,7 @@ paper's protocol. Three read-outs:
   raw         argmax of the label log-likelihoods;
   calibrated  contextual calibration (Zhao et al., 2021): the label distribution the model gives content-free
               inputs ("N/A", "", "[MASK]") is divided out, which removes the prior a small model has for one
-              label word (docs/design.md: raw 52% vs calibrated 66% on SST-2 for the embedded 135M teacher).
+              label word (docs/architecture.md: raw 52% vs calibrated 66% on SST-2 for the embedded 135M teacher).
   batch       batch calibration (Zhou et al., 2024): the label distribution the model gives the rows themselves
               is rescaled to a uniform one (`match_prior`); TREC: 54% against 47% contextually calibrated.
 Seq2seq answers greedily after the same kind of prompt and is read by exact match.

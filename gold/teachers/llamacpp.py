@@ -5,12 +5,12 @@ through PyTorch, which on a small CPU spends most of its time outside the matrix
 quantized weights natively. `bench/teacher_engines.py` measures both side by side on the same prompts.
 
 Why this teacher samples in Python rather than with llama.cpp's own sampler: GOLD's generation recipe
-(docs/design.md: temperature 0.9, top-k 50, top-p 0.95, repetition penalty 1.2, stop at a newline) was measured with
-HF semantics, where the repetition penalty covers every token in the context, the few-shot examples included,
-and is applied before the temperature. llama.cpp's penalty sees only the generated tokens and its chain adds
-min-p. So the model's next-token logits come from llama.cpp and the same processors as `LocalTeacher` run on
-them here, in numpy (~0.2 ms a token against ~5 ms for the forward pass). Each prompt gets its own seeded
-generator (seed, position in the batch), so a reply does not depend on which other prompts share its batch.
+(docs/architecture.md: temperature 0.9, top-k 50, top-p 0.95, repetition penalty 1.2, stop at a newline) was
+measured with HF semantics, where the repetition penalty covers every token in the context, the few-shot examples
+included, and is applied before the temperature. llama.cpp's penalty sees only the generated tokens and its chain
+adds min-p. So the model's next-token logits come from llama.cpp and the same processors as `LocalTeacher` run on
+them here, in numpy (~0.2 ms a token against ~5 ms for the forward pass). Each prompt gets its own seeded generator
+(seed, position in the batch), so a reply does not depend on which other prompts share its batch.
 
 Prompts run one at a time (the high-level binding has one sequence), sorted so that prompts sharing a prefix
 follow each other: the key/value cache of the common prefix is kept and only the rest is evaluated.

@@ -210,7 +210,7 @@ def _sampling_processors(s: GenerationSettings) -> LogitsProcessorList:
 
 
 class LocalTeacher:
-    """A transformers causal LM as a GOLD teacher. Prefers completion-form prompts (docs/design.md)."""
+    """A transformers causal LM as a GOLD teacher. Prefers completion-form prompts (docs/architecture.md)."""
 
     prompt_style = "completion"
 

@@ -77,7 +77,8 @@ def test_energy_drops_on_training_text_and_stays_high_on_gibberish(trained):
     student = trained.student
     after = student.energy(trained.texts)
     gibberish = student.energy(trained.gibberish)
-    # Untrained, every energy sits near -ln 2 (docs/design.md); training makes the student confident in-distribution.
+    # Untrained, every energy sits near -ln 2 (docs/architecture.md); training makes the student confident
+    # in-distribution.
     assert np.mean(after) < np.mean(trained.energy_before) - 0.2
     assert np.mean(after) < np.mean(gibberish) - 0.1
     assert np.all(np.abs(trained.energy_before + math.log(2)) < 0.2)

@@ -87,7 +87,7 @@ def test_label_loglik_ranks_the_obvious_label_first(local_teacher):
     # robust to the raw model's label bias: the positive margin is larger on the positive review...
     margin = s[:, 0] - s[:, 1]
     assert margin[0] > margin[1] + 1.0
-    # ...and after calibrating with a content-free input (docs/design.md) each review ranks its label first
+    # ...and after calibrating with a content-free input (docs/architecture.md) each review ranks its label first
     free = local_teacher.label_loglik(["Review: N/A\nSentiment:"], cands, prefix=prefix)[0]
     calibrated = s - free
     assert calibrated[0].argmax() == 0 and calibrated[1].argmax() == 1

@@ -4,7 +4,7 @@ percentiles of the student's energy go back to the teacher as in-context example
 Why a band and not the top: the highest-energy samples are as often mislabeled or off-task as they are rare, so
 the band stops short of them (those above `band_hi` are the noise strategy's business). With
 `feedback_needs_agreement`, a classification sample whose label the student does not predict is left out: of the
-detectors of mislabeled samples measured, that one was the best (docs/design.md)."""
+detectors of mislabeled samples measured, that one was the best (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ examples, so the teacher writes "more like these" where the student is weakest. 
 everywhere still sends its `feedback_count` highest-energy rows: the ones furthest from what it has learned.
 
 Why real rows rather than the round's own samples: with soft labels the student already learns the teacher's
-uncertainty on the samples it wrote, so picking among those samples by energy adds little (docs/design.md);
+uncertainty on the samples it wrote, so picking among those samples by energy adds little (docs/architecture.md);
 the student's errors on real text are a signal the teacher's own writing does not contain. The run then
 measures on the other half of the evaluation rows only, and it writes no probes (its whole teacher budget buys
 samples), since probes serve only strategies that pick among them.
