@@ -18,13 +18,12 @@ import argparse
 import statistics
 import sys
 import time
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from common import RESULTS, machine, machine_line, write_json  # noqa: I001
 from quality import example_task, train_student  # noqa: E402
-from report import T95  # noqa: E402
+from report import interval_half  # noqa: E402
 
 from gold.evaluation import evaluate_student  # noqa: E402
 from gold.specs import StudentSpec  # noqa: E402
@@ -34,7 +33,7 @@ def paired(mine: list[float], theirs: list[float]) -> dict[str, Any]:
     """Mean difference over seeds, its 95% t-interval (n ≥ 2; else the mean twice) and wins–losses."""
     diffs = [x - y for x, y in zip(mine, theirs)]
     m = statistics.mean(diffs)
-    half = T95.get(len(diffs) - 1, 1.96) * statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) >= 2 else 0.0
+    half = interval_half(diffs) or 0.0
     return {"mean": round(m, 2), "low": round(m - half, 2), "high": round(m + half, 2),
             "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
 

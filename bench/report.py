@@ -46,6 +46,15 @@ def engine_note(entry: dict) -> str:
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
+def interval_half(diffs: list[float]) -> float | None:
+    """Half the 95% t-interval of the mean of `diffs` over seeds; None for fewer than 2."""
+    if len(diffs) < 2:
+        return None
+    m = sum(diffs) / len(diffs)
+    sd = (sum((d - m) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+    return T95.get(len(diffs) - 1, 1.96) * sd / len(diffs) ** 0.5
+
+
 def seeds_of(e: dict, name: str) -> list[int]:
     """The seeds a method's per-seed values belong to (its missing seeds are left out of them)."""
     missing = set((e.get("missing_seeds") or {}).get(name, []))
@@ -88,9 +97,8 @@ def paired(e: dict, name: str, exported: bool = False) -> str:
     m = sum(diffs) / len(diffs)
     wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
     text = f"{m:+.1f}"
-    if len(diffs) >= 2:
-        sd = (sum((d - m) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
-        half = T95.get(len(diffs) - 1, 1.96) * sd / len(diffs) ** 0.5
+    half = interval_half(diffs)
+    if half is not None:
         text += f" [{m - half:+.1f}, {m + half:+.1f}]"
     return f"{text} ({wins}–{losses}{', vs hard-label baseline' if ref == 'baseline_hard' else ''})"
 

@@ -13,6 +13,7 @@ embeddings (`embed`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -70,7 +71,7 @@ def main() -> None:
     tok_lens = [len(x) for x in student.tokenizer(texts, truncation=True, max_length=128)["input_ids"]]
     args = TrainingArgs(epochs=1, min_steps=a.steps, max_steps=a.steps, batch_size=16, seed=0, warm_start=True,
                         loss="ce", precision="fp32")
-    bf16 = TrainingArgs(**{**args.__dict__, "precision": "bf16"})
+    bf16 = dataclasses.replace(args, precision="bf16")
 
     fused_adamw, collate = training.adamw, clf.ClassifierStudent._collate
 
