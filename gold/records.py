@@ -132,6 +132,7 @@ class RoundMetrics:
     metric_rows: int | None = None
     energy_hist: dict[str, list[float]] | None = None  # {"counts": [...], "edges": [...]} of this round's samples
     label_energy: dict[str, float | None] | None = None  # steer_labels: the student's mean energy per label
+    label_error: dict[str, float | None] | None = None  # steer_labels by errors: its error rate per steering label
     next_label_shares: dict[str, float] | None = None  # steer_labels: the next round's label shares
     generated: int | None = None
     kept: int | None = None

@@ -264,6 +264,10 @@ SOFT_LABEL_CALIBRATIONS = ("contextual", "batch")
 #             is strictly better than every single candidate.
 LABELER_PICKS = ("first", "ensemble", "choose")
 FEEDBACK_STRATEGIES: tuple[str, ...] = tuple(FEEDBACK)
+# What sets each label's share of a round's samples when a run steers label shares (gold/steering.py):
+#   energy  the student's mean energy on the label's evaluation rows;
+#   errors  the student's error rate on the label's steering rows.
+STEER_SIGNALS = ("energy", "errors")
 NOISE_STRATEGIES: tuple[str, ...] = tuple(NOISE)
 
 STANDINGS = ("core", "advanced", "experimental")
@@ -605,8 +609,14 @@ class GoldSettings:
              "samples from being fed back (the best detector of mislabeled samples measured, docs/architecture.md).")
     steer_labels: bool = setting(
         False, label="Steer label shares", group="GOLD loop", standing="experimental", before=False,
-        help="GOLD, classification: split each round's samples across labels by the student's energy on the "
-             "evaluation rows of each label (higher energy = less covered → more samples), instead of evenly.")
+        help="GOLD, classification: split each round's samples across labels by how the round's student reads "
+             "each label's evaluation rows (Steer label shares by), instead of evenly.")
+    steer_labels_by: str = setting(
+        "energy", label="Steer label shares by", group="GOLD loop", standing="experimental", choices=STEER_SIGNALS,
+        before="energy",
+        help="What sets the label shares when Steer label shares is on. energy: the student's mean energy on each "
+             "label's evaluation rows (higher = less covered → more samples). errors: the student's error rate on "
+             "each label's steering rows (half of the evaluation rows steer, the other half measure).")
     train_on_probes: bool = setting(
         False, label="Train on probes too", group="GOLD loop", standing="experimental", before=False,
         help="GOLD: probes (the samples pushed toward other styles) join training from the next round, read back "

@@ -113,6 +113,25 @@ def test_steered_rounds_split_their_samples_by_the_previous_students_energy_per_
     assert second.label_shares == shares  # what round 1's student measured steers round 2
 
 
+def test_rounds_steered_by_errors_split_their_samples_by_the_students_errors_on_the_steering_rows(store, home):
+    from gold.steering import steering_split
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(steer_labels=True, steer_labels_by="errors", samples_per_round=6)
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    first, second = (r.metrics for r in store.rounds(run_id))
+    steer, score = steering_split(store.get_task(task_id).spec.eval_set)
+    assert first.metric_rows == len(score) and second.metric_rows == len(score)  # the other half measures
+    assert set(first.label_error) == {"negative", "positive"} and first.label_energy is None
+    assert all(0.0 <= v <= 1.0 for v in first.label_error.values())
+    shares = first.next_label_shares
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    worse = max(first.label_error, key=first.label_error.get)
+    assert first.label_error["negative"] == first.label_error["positive"] or shares[worse] > 0.5
+    assert second.label_shares == shares
+
+
 def test_a_run_on_the_llama_cpp_engine_generates_and_reads_soft_labels_with_it(store, home):
     pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
     from gold.teachers.cache import get_teacher, scoring_teacher

@@ -175,7 +175,7 @@ def test_every_default_and_before_value_is_within_its_own_range_and_labels_are_s
     core = {s.path for s in registry.settings() if s.standing == "core"}
     assert core == {"mode", "rounds", "samples_per_round", "teacher.backend", "teacher.model", "teacher.base_url"}
     experimental = {s.path for s in registry.settings() if s.standing == "experimental"}
-    assert experimental == {"steer_labels", "train_on_probes", "student.final_fresh", "student.early_stopping",
+    assert experimental == {"steer_labels", "steer_labels_by", "train_on_probes", "student.final_fresh", "student.early_stopping",
                             "student.label_smoothing"}
     assert "experimental" in registry.get("noise").choice_label("relabel")
 

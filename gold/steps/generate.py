@@ -2,7 +2,8 @@
 
 The budget of a round is `samples_per_round`, plus `probe_size` in a round that writes no probes (baseline mode
 spends the whole teacher budget on plain generation). In GOLD mode from round 2 on, prompts carry the earlier
-rounds' feedback examples; with `steer_labels` the labels' shares come from the previous round's measure step.
+rounds' feedback examples; with `steer_labels` the labels' shares come from the previous round's measure step
+(its student's energy or errors per label).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def run(ctx: RunContext, state: RoundState) -> GenerateResult:
     feedback = feedback_examples(store, run_id, n, state.task) if state.gold else {}
     shares = steered_shares(store, run_id, n) if state.gold and settings.steer_labels else None
     if shares:
-        ctx.progress(None, f"Round {n}: label shares steered by the student's energy: "
+        signal = "errors on the steering rows" if settings.steer_labels_by == "errors" else "energy"
+        ctx.progress(None, f"Round {n}: label shares steered by the student's {signal}: "
                            + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     t0 = time.perf_counter()
     written = write_samples(ctx, state, budget, role="train", feedback=feedback, label_shares=shares)

@@ -1,7 +1,8 @@
 """Measure: the task metric of the round's student on the task's evaluation rows (else its seeds), the energy
 histogram of the round's samples, and the run's sample counts. With `steer_labels` (GOLD, classification), the
-student's energy per label on those rows also sets the next round's label shares: labels whose real rows look
-out-of-distribution to the student get more samples."""
+student's reading of labeled rows also sets the next round's label shares: by energy, labels whose evaluation rows
+look out-of-distribution to the student get more samples; by errors, labels whose steering rows it gets wrong
+more often do (gold/steering.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import numpy as np
 
 from gold.context import RunContext
 from gold.energy import steering_shares
-from gold.evaluation import evaluate_student, metric_name, task_metric
+from gold.evaluation import evaluate_student, is_correct, metric_name, task_metric
 from gold.specs import Example, TaskSpec
-from gold.steering import evaluation_rows
+from gold.steering import error_shares, evaluation_rows, steering_rows
 from gold.steps import RoundState, StepResult, finite
 
 HIST_BINS = 20
@@ -28,6 +29,7 @@ class MeasureResult(StepResult):
     metric_rows: int | None = None
     energy_hist: dict[str, list[float]] | None = None
     label_energy: dict[str, float | None] | None = None
+    label_error: dict[str, float | None] | None = None
     next_label_shares: dict[str, float] | None = None
     generated: int | None = None
     kept: int | None = None
@@ -39,7 +41,15 @@ def run(ctx: RunContext, state: RoundState) -> MeasureResult:
     task, settings, student = state.task, state.settings, state.trained_student()
     rows, source = evaluation_rows(task, settings)
     out = MeasureResult(metric_name=metric_name(task), metric_on=source, metric_rows=len(rows))
-    if task.kind == "classification" and state.gold and settings.steer_labels and rows:
+    steering = task.kind == "classification" and state.gold and settings.steer_labels
+    if steering and settings.steer_labels_by == "errors":
+        out.metric = evaluate_student(student, task, rows)
+        _, steer = steering_rows(task)
+        if steer:
+            wrong = label_errors(task, steer, student.predict([task.format_input(ex.inputs) for ex in steer]))
+            out.label_error = {k: round(sum(v) / len(v), 4) if v else None for k, v in wrong.items()}
+            out.next_label_shares = {k: round(v, 4) for k, v in error_shares(wrong).items()}
+    elif steering and rows:
         # one forward pass gives both the metric and the per-label energies
         scored = student.score([task.format_input(ex.inputs) for ex in rows], temperature=settings.energy_temperature)
         out.metric = task_metric(task, [p.output for p in student.predictions(scored.probs)], rows)
@@ -65,4 +75,13 @@ def label_energies(task: TaskSpec, rows: list[Example], energies: Any) -> dict[s
     for ex, e in zip(rows, energies):
         if ex.output in out:
             out[ex.output].append(float(e))
+    return out
+
+
+def label_errors(task: TaskSpec, rows: list[Example], predictions: list[Any]) -> dict[str, list[bool]]:
+    """Whether the student got each labeled row wrong, grouped by the row's true label (every label present)."""
+    out: dict[str, list[bool]] = {label: [] for label in task.labels}
+    for ex, p in zip(rows, predictions):
+        if ex.output in out:
+            out[ex.output].append(not is_correct(task, p.output, ex.output))
     return out
