@@ -4,6 +4,7 @@ scripts measured, not numbers typed by hand).
 Usage: .venv/bin/python bench/report.py [--quality bench/results/quality.json] [--speed bench/results/speed.json]
                                         [--refit bench/results/refit*.json] [--veto bench/results/quality_veto.json]
                                         [--label-choice bench/results/label_choice*.json]
+       .venv/bin/python bench/report.py --combine A.json B.json --quality C.json   # two invocations as one table
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import RESULTS, read_json
+from common import RESULTS, read_json, write_json
 
 LABELS = {
     "teacher_raw": "teacher few-shot (label log-likelihood, raw)",
@@ -141,6 +142,75 @@ def quality_tables(data: dict) -> str:
     return "\n".join(out)
 
 
+# the entry fields two quality results must share for their cells to be one table's
+COMPARABLE = ("budget", "rounds", "probe_share", "test_rows", "teacher_engine", "metric")
+
+
+def method_of(row: str) -> str:
+    """The bench method that measures a table row (the teacher's three rows come from one cell per seed)."""
+    return "teacher" if row.startswith("teacher_") else row
+
+
+def row_seeds(e: dict, row: str) -> list[int]:
+    """The seeds a row's per-seed values belong to."""
+    missing = set((e.get("missing_seeds") or {}).get(method_of(row), []))
+    return [s for s in e["seeds"] if s not in missing]
+
+
+def combine_entries(entries: list[dict]) -> tuple[dict, list[str]]:
+    """One task's quality entries, measured by separate `bench/quality.py` invocations at the same budget, as one
+    entry: each row (method) taken whole from the entry that measured it on the most seeds (the later on a tie),
+    with its details. Why this is sound: a cell is a deterministic function of its key (task, method settings,
+    seed, budget), so a method measured in two invocations gives the same numbers; where two entries hold the same
+    row and seed they must agree, and the second list returned names every disagreement (an empty list means the
+    entries reproduced each other wherever they met)."""
+    first = entries[0]
+    for e in entries[1:]:
+        differ = [k for k in COMPARABLE if e.get(k) != first.get(k)]
+        if differ:
+            raise ValueError(f"these results are not one table: they differ in {', '.join(differ)}")
+    seen: dict[tuple[str, int], float | None] = {}
+    problems: list[str] = []
+    source: dict[str, dict] = {}
+    for e in entries:
+        for row, vals in e["per_seed"].items():
+            for seed, v in zip(row_seeds(e, row), vals):
+                if (row, seed) in seen and seen[(row, seed)] != v:
+                    problems.append(f"{row} seed {seed}: {seen[(row, seed)]} and {v}")
+                seen[(row, seed)] = v
+            if row not in source or len(row_seeds(e, row)) >= len(row_seeds(source[row], row)):
+                source[row] = e
+    seeds = sorted({s for e in entries for s in e["seeds"]})
+    out = {k: first.get(k) for k in (*COMPARABLE, "val_rows")}
+    out.update(seeds=seeds, per_seed={}, spread={}, details={}, missing_seeds={},
+               command=" + ".join(dict.fromkeys(e["command"] for e in entries if e.get("command"))))
+    for row, e in source.items():
+        have = row_seeds(e, row)
+        out["per_seed"][row] = e["per_seed"][row]
+        out[row], out["spread"][row] = e[row], e["spread"].get(row)
+        if method_of(row) in e.get("details", {}):
+            out["details"][method_of(row)] = e["details"][method_of(row)]
+        if len(have) < len(seeds):
+            out["missing_seeds"][method_of(row)] = [s for s in seeds if s not in have]
+    if not out["missing_seeds"]:
+        del out["missing_seeds"]
+    return out, problems
+
+
+def combine_quality(datas: list[dict]) -> tuple[dict, list[str]]:
+    """Quality results files as one (`combine_entries` per budget and task)."""
+    out: dict = {"quality_by_budget": {}, "combined_from": [d.get("command") for d in datas]}
+    problems: list[str] = []
+    keys = {(b, t) for d in datas for b, per_task in d.get("quality_by_budget", {}).items() for t in per_task}
+    for budget, task in sorted(keys):
+        entries = [d["quality_by_budget"][budget][task] for d in datas if task in d["quality_by_budget"].get(budget, {})]
+        entry, bad = combine_entries(entries)
+        out["quality_by_budget"].setdefault(budget, {})[task] = entry
+        problems += [f"{task}, {budget} samples, {b}" for b in bad]
+    out["machine"] = datas[-1].get("machine")
+    return out, problems
+
+
 def refit_tables(data: dict) -> str:
     """bench/refit.py: how the final student is trained, on the same generated data (one table per task)."""
     out = []
@@ -250,7 +320,22 @@ def main() -> None:
     ap.add_argument("--veto", default=str(RESULTS / "quality_veto.json"))
     ap.add_argument("--label-choice", nargs="*", default=[str(p) for p in sorted(RESULTS.glob("label_choice*.json"))])
     ap.add_argument("--engines", default=str(RESULTS / "teacher_engines.json"))
+    ap.add_argument("--combine", nargs="+", metavar="RESULTS.json",
+                    help="quality results of separate bench/quality.py invocations (same budget and settings) to "
+                         "write as one file, --quality, and print; refused where they disagree on a cell")
     a = ap.parse_args()
+    if a.combine:
+        try:
+            combined, problems = combine_quality([read_json(Path(p)) for p in a.combine])
+        except ValueError as e:
+            raise SystemExit(f"error: {e}")
+        if problems:
+            raise SystemExit("error: the files disagree on cells they share, so their cells were not measured "
+                             "the same way:\n  " + "\n  ".join(problems))
+        write_json(Path(a.quality), combined)
+        print(f"written {a.quality}")
+        section("Quality", combined, "bench/quality.py", quality_tables)
+        return
     q, s = read_json(Path(a.quality)), read_json(Path(a.speed))
     section("Simulated reviewer", read_json(Path(a.veto)), "bench/quality.py", veto_table)
     section("Quality", q, "bench/quality.py", quality_tables)

@@ -76,3 +76,37 @@ def test_a_table_entry_carries_the_exported_students_next_to_the_last_rounds():
     assert e["gold"] == 65.0  # the headline stays the last round's student
     d = e["details"]["gold"]
     assert d["exported_rounds"] == [2, 3] and d["exported_per_seed"] == [70.0, 65.0] and d["exported"] == 67.5
+
+
+def quality_entry(seeds: list[int], per_seed: dict[str, list[float]], **extra) -> dict:
+    """A results-file entry as bench/quality.py writes one (the fields combine_entries reads)."""
+    means = {k: round(sum(v) / len(v), 1) for k, v in per_seed.items()}
+    return {"budget": 256, "rounds": 4, "probe_share": 0.2, "test_rows": 200, "teacher_engine": "llama.cpp",
+            "metric": "accuracy", "val_rows": 100, "seeds": seeds, "per_seed": per_seed, **means,
+            "spread": {k: [min(v), max(v)] for k, v in per_seed.items()},
+            "details": {k: {"exported_per_seed": v} for k, v in per_seed.items() if not k.startswith("teacher")},
+            "command": f"bench/quality.py --seeds {','.join(map(str, seeds))}", **extra}
+
+
+def test_separate_invocations_combine_into_one_table_where_their_shared_cells_agree():
+    defaults = quality_entry([0, 1, 2], {"teacher_raw": [50.0, 51.0, 52.0], "gold": [63.0, 65.0, 61.0],
+                                         "baseline": [60.0, 62.0, 58.0]})
+    variant = quality_entry([0, 1, 2], {"teacher_raw": [50.0, 51.0, 52.0], "gold": [63.0],
+                                        "gold_err": [66.0, 66.0, 64.0]}, missing_seeds={"gold": [1, 2]})
+    combined, problems = report.combine_entries([defaults, variant])
+    assert problems == []
+    assert combined["per_seed"] == {"teacher_raw": [50.0, 51.0, 52.0], "gold": [63.0, 65.0, 61.0],
+                                    "baseline": [60.0, 62.0, 58.0], "gold_err": [66.0, 66.0, 64.0]}
+    assert combined["gold"] == 63.0 and "missing_seeds" not in combined  # gold whole, from the 3-seed entry
+    assert report.paired(combined, "gold_err") == "+5.3 [+2.5, +8.2] (3–0)"  # 66−60, 66−62, 64−58
+    assert "--seeds 0,1,2 + " not in combined["command"]  # the same command is named once
+
+
+def test_cells_that_disagree_or_tables_at_other_budgets_are_not_combined():
+    a = quality_entry([0], {"gold": [63.0]})
+    _, problems = report.combine_entries([a, quality_entry([0, 1], {"gold": [62.5, 60.0]})])
+    assert problems == ["gold seed 0: 63.0 and 62.5"]
+    with pytest.raises(ValueError, match="budget"):
+        report.combine_entries([a, {**quality_entry([0], {"gold": [63.0]}), "budget": 2048}])
+    only_some, _ = report.combine_entries([a, quality_entry([0, 2], {"baseline": [60.0, 61.0]})])
+    assert only_some["missing_seeds"] == {"gold": [2]} and only_some["seeds"] == [0, 2]
