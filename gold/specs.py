@@ -591,11 +591,13 @@ class GoldSettings:
         "energy_band", label="Feedback strategy", group="GOLD loop", choices=FEEDBACK_STRATEGIES,
         before="energy_band",
         choice_labels={"energy_band": "energy_band", "real_errors": "real_errors (experimental)",
-                       "student_loss": "student_loss (experimental)"},
+                       "student_loss": "student_loss (experimental)", "coverage": "coverage (experimental)"},
         help="What goes back to the teacher as the next round's in-context examples. energy_band: the round's "
              "samples between the band's percentiles of the student's energy. real_errors: the task's evaluation "
              "rows the student gets wrong (half of them steer, the other half measure; no probes). student_loss: "
-             "the round's samples in the band of the student's loss on its soft label.")
+             "the round's samples in the band of the student's loss on its soft label. coverage: as many of the "
+             "round's samples as the energy band, those furthest from the seeds, the evaluation rows' text and each "
+             "other in the map's embedding space.")
     noise: str = setting(
         "drop", label="Noise", group="GOLD loop", choices=NOISE_STRATEGIES,
         choice_labels={"drop": "drop: out of training", "relabel": "relabel (experimental)",

@@ -132,6 +132,25 @@ def test_rounds_steered_by_errors_split_their_samples_by_the_students_errors_on_
     assert second.label_shares == shares
 
 
+def test_coverage_feedback_picks_from_the_map_encoders_cached_embeddings(store, home):
+    """A tiny run with feedback coverage, no map drawn: the last round flags feedback the student agrees with,
+    and the select step leaves its embeddings in the store's cache for the map to reuse."""
+    from gold.maps import ENCODER_KEY, text_hash
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(feedback="coverage", band_lo=0, band_hi=100)
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    last = store.rounds(run_id)[-1].metrics  # flags are the last select step's
+    fed = [s for s in store.samples(run_id, round_n=2) if s.flag == "feedback"]
+    assert fed and last.feedback == len(fed)
+    assert all(s.prediction == s.output for s in fed)  # agreement holds, as for the energy band
+    task = store.get_task(task_id).spec
+    texts = [task.format_input(s.inputs) for s in store.samples(run_id)]
+    texts += [task.format_input(ex.inputs) for ex in task.seeds]
+    assert len(store.get_embeddings(ENCODER_KEY, [text_hash(t) for t in set(texts)])) == len(set(texts))
+
+
 def test_a_run_on_the_llama_cpp_engine_generates_and_reads_soft_labels_with_it(store, home):
     pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
     from gold.teachers.cache import get_teacher, scoring_teacher

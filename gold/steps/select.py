@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gold.context import RunContext
+from gold.maps import embed_cached
 from gold.steps import RoundState, StepResult, finite
 from gold.store import training_roles
 from gold.strategies import feedback_strategy, noise_strategy
@@ -32,7 +33,8 @@ def run(ctx: RunContext, state: RoundState) -> SelectResult:
     noise_ids = noise_strategy(settings.noise).flag([r for r in rows if r.role in roles], task, settings)
     flags: dict[int, str] = {i: "noise" for i in noise_ids}
     pool = [r for r in rows if r.round == state.n and not r.vetoed and flags.get(r.id) != "noise"]
-    pick = feedback_strategy(settings.feedback).pick(pool, task, settings, state.trained_student)
+    pick = feedback_strategy(settings.feedback).pick(pool, task, settings, state.trained_student,
+                                                     embed=lambda texts: embed_cached(store, texts))
     if pick.note:
         ctx.progress(None, f"Round {state.n}: {pick.note}", level="warning")
     flags.update({i: "feedback" for i in pick.ids})

@@ -16,6 +16,7 @@ FEEDBACK: dict[str, str] = {
     "energy_band": "gold.strategies.feedback.energy_band",
     "real_errors": "gold.strategies.feedback.real_errors",
     "student_loss": "gold.strategies.feedback.student_loss",
+    "coverage": "gold.strategies.feedback.coverage",
 }
 NOISE: dict[str, str] = {
     "drop": "gold.strategies.noise.drop",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
@@ -26,7 +26,8 @@ class FeedbackPick:
 class FeedbackStrategy(Protocol):
     """Picks the next round's in-context examples among the round's scored samples that are neither vetoed nor
     noise (`pool`, in store order, every sample with an energy) or, for a strategy that `steers_with_rows`, among
-    the task's steering rows (gold/steering.py). `student()` gives the round's trained student.
+    the task's steering rows (gold/steering.py). `student()` gives the round's trained student; `embed(texts)`
+    gives the texts' sentence embeddings from the map's encoder (L2-normalised rows, cached in the store).
 
     `needs_probes`: whether the strategy reads probes; a strategy that does not spends the probe budget on
     samples. `steers_with_rows`: whether it shows the teacher real evaluation rows, in which case the run
@@ -37,7 +38,7 @@ class FeedbackStrategy(Protocol):
     steers_with_rows: bool
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
-             student: Callable[[], Any]) -> FeedbackPick: ...
+             student: Callable[[], Any], embed: Callable[[Sequence[str]], Any] | None = None) -> FeedbackPick: ...
 
 
 class NoiseStrategy(Protocol):

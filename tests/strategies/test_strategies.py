@@ -100,3 +100,53 @@ def test_real_errors_feeds_back_the_students_wrong_steering_rows_and_writes_no_p
         sorted(task.eval_set[i].inputs["text"] for i in first.feedback_rows)
     assert all(ex.output == label for label, rows in fed.items() for ex in rows)
     assert all(r.metrics.metric_rows == len(score) for r in rounds)
+
+
+def test_farthest_first_spreads_its_picks_and_skips_what_the_centres_cover():
+    import numpy as np
+
+    from gold.strategies.feedback.coverage import farthest_first
+
+    def unit(*rows):
+        v = np.asarray(rows, dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    # two tight clusters of candidates plus one copy of the centre; the centre covers the x axis
+    candidates = unit([1, 0, 0], [0, 1, 0], [0, 0.99, 0.1], [0, 0, 1], [0.1, 0, 0.99])
+    centres = unit([1, 0, 0])
+    first_two = farthest_first(candidates, centres, 2)
+    assert 0 not in first_two  # the copy of a centre is covered already
+    assert set(first_two) & {1, 2} and set(first_two) & {3, 4}  # one from each cluster, not two neighbours
+    assert farthest_first(candidates, centres, 5)[-1] == 0  # picked last, when nothing else is left
+    assert farthest_first(candidates, centres, 0) == [] and len(farthest_first(candidates, centres, 99)) == 5
+
+
+def test_coverage_sends_as_many_as_the_energy_band_and_prefers_what_the_seeds_do_not_cover():
+    """The real map encoder: per label, coverage feeds back as many samples as the energy band (agreement
+    included), and among a label's samples it passes over a near-copy of a seed for text unlike the seeds."""
+    from gold.specs import Example
+
+    task = TaskSpec(name="t", kind="classification", instruction="Sentiment of a movie review.",
+                    labels=["a", "b"], seeds=[Example({"text": "A wonderful, moving film."}, "a"),
+                                              Example({"text": "A dull and boring film."}, "b")])
+    texts_a = ["A wonderful and moving film.", "The soundtrack alone is worth the ticket price.",
+               "My grandmother laughed through the whole thing.", "A wonderful, moving film!",
+               "Cinematography that makes the desert look like another planet.", "A wonderful film, moving."]
+    texts_b = ["A dull, boring film.", "The sequel nobody asked for, and it shows.",
+               "I checked my watch four times in the first hour.", "A boring and dull film."]
+    pool = [sample(i, "a", float(i)) for i in range(len(texts_a))]
+    pool += [sample(10 + i, "b", float(i)) for i in range(len(texts_b))]
+    for s, text in zip(pool, texts_a + texts_b):
+        s.inputs = {"text": text}
+    pool[4].prediction = "b"  # the student does not believe this one's label: never fed back
+    settings = GoldSettings(band_lo=0, band_hi=100)
+    band = set(strategies.feedback_strategy("energy_band").pick(pool, task, settings).ids)
+    picked = strategies.feedback_strategy("coverage").pick(pool, task, settings)
+    chosen = set(picked.ids)
+    by_label = lambda ids: sorted(s.output for s in pool if s.id in ids)  # noqa: E731
+    assert by_label(chosen) == by_label(band) and 4 not in chosen
+    narrow = GoldSettings(band_lo=50, band_hi=80)
+    few = set(strategies.feedback_strategy("coverage").pick(pool, task, narrow).ids)
+    assert by_label(few) == by_label(set(strategies.feedback_strategy("energy_band").pick(pool, task, narrow).ids))
+    copies = {0, 3, 5, 10, 13}  # near-copies of a seed
+    assert not few & copies and few  # the picks are the texts unlike the seeds

@@ -22,7 +22,7 @@ class EnergyBand:
     steers_with_rows = False
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
-             student: Callable[[], Any] | None = None) -> FeedbackPick:
+             student: Callable[[], Any] | None = None, embed: Any = None) -> FeedbackPick:
         classify = task.kind == "classification"
         band = select_band([s.energy for s in pool], settings.band_lo, settings.band_hi,
                            groups=[s.output for s in pool] if classify else None)

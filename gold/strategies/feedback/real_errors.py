@@ -33,7 +33,7 @@ class RealErrors:
     steers_with_rows = True
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
-             student: Callable[[], Any]) -> FeedbackPick:
+             student: Callable[[], Any], embed: Any = None) -> FeedbackPick:
         index, rows = steering_rows(task)
         if not rows:
             fallback = energy_band.STRATEGY.pick(pool, task, settings)

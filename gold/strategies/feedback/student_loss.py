@@ -44,7 +44,7 @@ class StudentLoss:
     steers_with_rows = False
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
-             student: Callable[[], Any]) -> FeedbackPick:
+             student: Callable[[], Any], embed: Any = None) -> FeedbackPick:
         if task.kind != "classification" or not pool:
             return energy_band.STRATEGY.pick(pool, task, settings)
         model = student()
