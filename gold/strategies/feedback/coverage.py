@@ -16,14 +16,16 @@ cache in the store, so the map drawn after the round reuses them.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gold.energy import select_band
 from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
 from gold.strategies.base import FeedbackPick
+from gold.strategies.feedback import energy_band
+from gold.strategies.feedback.energy_band import may_feed_back
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -69,16 +71,11 @@ class Coverage:
         if not pool:
             return FeedbackPick()
         classify = task.kind == "classification"
-        groups = [s.output for s in pool] if classify else [""] * len(pool)
-        band = select_band([s.energy for s in pool], settings.band_lo, settings.band_hi,
-                           groups=groups if classify else None)
-        eligible = [i for i, s in enumerate(pool)
-                    if not (settings.feedback_needs_agreement and classify and s.prediction != s.output)]
-        allowed = set(eligible)
-        quota: dict[str, int] = {}  # what the energy band would send per label, agreement included
-        for i in band.feedback:
-            if int(i) in allowed:
-                quota[groups[i]] = quota.get(groups[i], 0) + 1
+        groups = [s.output if classify else "" for s in pool]
+        band = energy_band.STRATEGY.pick(pool, task, settings)
+        band_ids = set(band.ids)
+        quota = Counter(g for s, g in zip(pool, groups) if s.id in band_ids)  # what the band sends per label
+        eligible = [i for i, s in enumerate(pool) if may_feed_back(s, classify, settings)]
         embed = embed or _encoder_embed
         texts = [task.format_input(s.inputs) for s in pool]
         references = [task.format_input(ex.inputs) for ex in [*task.seeds, *task.eval_set]]
@@ -89,7 +86,7 @@ class Coverage:
             members = [i for i in eligible if groups[i] == group]
             chosen = farthest_first(samples[members], centres, k)
             ids += [pool[members[j]].id for j in chosen]
-        return FeedbackPick(ids=sorted(ids), lo_energy=band.lo_value, hi_energy=band.hi_value)
+        return FeedbackPick(ids=sorted(ids), lo_energy=band.lo_energy, hi_energy=band.hi_energy)
 
 
 STRATEGY = Coverage()

@@ -16,6 +16,12 @@ from gold.specs import GoldSettings, TaskSpec
 from gold.strategies.base import FeedbackPick
 
 
+def may_feed_back(sample: Sample, classify: bool, settings: GoldSettings) -> bool:
+    """The agreement rule (`feedback_needs_agreement`): a classification sample may go back to the teacher only
+    if the student predicts its given label."""
+    return not (settings.feedback_needs_agreement and classify and sample.prediction != sample.output)
+
+
 class EnergyBand:
     name = "energy_band"
     needs_probes = True
@@ -26,8 +32,7 @@ class EnergyBand:
         classify = task.kind == "classification"
         band = select_band([s.energy for s in pool], settings.band_lo, settings.band_hi,
                            groups=[s.output for s in pool] if classify else None)
-        ids = [pool[i].id for i in band.feedback
-               if not (settings.feedback_needs_agreement and classify and pool[i].prediction != pool[i].output)]
+        ids = [pool[i].id for i in band.feedback if may_feed_back(pool[i], classify, settings)]
         return FeedbackPick(ids=ids, lo_energy=band.lo_value, hi_energy=band.hi_value)
 
 
