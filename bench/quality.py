@@ -204,7 +204,7 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
 
 # Settings the engine reads only in GOLD mode (rounds.probing, training_set's probes): a baseline cell's identity
 # leaves them out, so a change of their default does not throw away baseline cells that would run the same.
-GOLD_ONLY = ("train_on_probes",)
+GOLD_ONLY = ("train_on_probes", "feedback")
 
 
 def without_neutral(settings: dict[str, Any], neutral: dict[str, Any] = BEFORE_THEY_EXISTED) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def as_cached(d: dict[str, Any]) -> dict[str, Any]:
 
     - `noise` is written as the two booleans it replaced: noise_filter (off for "keep"), and relabel_noise, which
       appears only when on ("relabel"; a cell of the other strategies was keyed without it);
-    - `feedback` at "energy_band", the one strategy there was, is left out;
+    - `feedback` at "energy_band", what a run stored without the setting does, is left out;
     - map_after_round, which every bench run set to False (the map is a hook now, not a setting), is put back.
     Any other strategy name stays in under its own key, so a new strategy's cells get keys of their own."""
     d = dict(d)

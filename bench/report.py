@@ -10,6 +10,7 @@ Usage: .venv/bin/python bench/report.py [--quality bench/results/quality.json] [
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 
 from common import RESULTS, read_json, write_json
@@ -160,10 +161,11 @@ def row_seeds(e: dict, row: str) -> list[int]:
 def combine_entries(entries: list[dict]) -> tuple[dict, list[str]]:
     """One task's quality entries, measured by separate `bench/quality.py` invocations at the same budget, as one
     entry: each row (method) taken whole from the entry that measured it on the most seeds (the later on a tie),
-    with its details. Why this is sound: a cell is a deterministic function of its key (task, method settings,
-    seed, budget), so a method measured in two invocations gives the same numbers; where two entries hold the same
-    row and seed they must agree, and the second list returned names every disagreement (an empty list means the
-    entries reproduced each other wherever they met)."""
+    with its details; a row that other entries measured on further seeds (seeds run in separate lanes) is joined
+    seed by seed instead (`join_row`). Why this is sound: a cell is a deterministic function of its key (task,
+    method settings, seed, budget), so a method measured in two invocations gives the same numbers; where two
+    entries hold the same row and seed they must agree, and the second list returned names every disagreement (an
+    empty list means the entries reproduced each other wherever they met)."""
     first = entries[0]
     for e in entries[1:]:
         differ = [k for k in COMPARABLE if e.get(k) != first.get(k)]
@@ -185,16 +187,69 @@ def combine_entries(entries: list[dict]) -> tuple[dict, list[str]]:
     out.update(seeds=seeds, per_seed={}, spread={}, details={}, missing_seeds={},
                command=" + ".join(dict.fromkeys(e["command"] for e in entries if e.get("command"))))
     for row, e in source.items():
-        have = row_seeds(e, row)
-        out["per_seed"][row] = e["per_seed"][row]
-        out[row], out["spread"][row] = e[row], e["spread"].get(row)
-        if method_of(row) in e.get("details", {}):
-            out["details"][method_of(row)] = e["details"][method_of(row)]
+        holders = [x for x in entries if row in x["per_seed"]]
+        union = {sd for x in holders for sd in row_seeds(x, row)}
+        if len(union) > len(row_seeds(e, row)):
+            have, joined = join_row(row, holders)
+            out["per_seed"][row], out[row], out["spread"][row] = joined["per_seed"], joined["mean"], joined["spread"]
+            if joined["details"] is not None:
+                out["details"][method_of(row)] = joined["details"]
+        else:
+            have = row_seeds(e, row)
+            out["per_seed"][row] = e["per_seed"][row]
+            out[row], out["spread"][row] = e[row], e["spread"].get(row)
+            if method_of(row) in e.get("details", {}):
+                out["details"][method_of(row)] = e["details"][method_of(row)]
         if len(have) < len(seeds):
             out["missing_seeds"][method_of(row)] = [s for s in seeds if s not in have]
     if not out["missing_seeds"]:
         del out["missing_seeds"]
     return out, problems
+
+
+PER_SEED_DETAILS = ("exported_per_seed", "exported_rounds")
+
+
+def join_row(row: str, holders: list[dict]) -> tuple[list[int], dict]:
+    """A row measured on different seeds by different entries, joined seed by seed: each seed's value from the
+    entry with the most seeds that holds it; the mean and [min, max] over the joined seeds; the method's details
+    with per-seed lists joined the same way, `exported` the mean of the joined exported students, and every other
+    number (and list of numbers, as the per-round curve) the seed-weighted mean of the entries' means."""
+    owner: dict[int, dict] = {}
+    for e in sorted(holders, key=lambda x: -len(row_seeds(x, row))):
+        for sd in row_seeds(e, row):
+            owner.setdefault(sd, e)
+    have = sorted(owner)
+    values = [owner[sd]["per_seed"][row][row_seeds(owner[sd], row).index(sd)] for sd in have]
+    known = [v for v in values if v is not None]
+    mean = round(statistics.mean(known), 1) if known else None
+    spread = [min(known), max(known)] if known else None
+    m = method_of(row)
+    sources: list[dict] = []
+    for sd in have:
+        if all(owner[sd] is not e for e in sources):
+            sources.append(owner[sd])
+    weights = {id(e): sum(1 for sd in have if owner[sd] is e) for e in sources}
+    with_details = [e for e in sources if m in e.get("details", {})]
+    if not with_details:
+        return have, {"per_seed": values, "mean": mean, "spread": spread, "details": None}
+    details: dict = {}
+    for key in dict.fromkeys(k for e in with_details for k in e["details"][m]):
+        got = [(e, e["details"][m][key]) for e in with_details if key in e["details"][m]]
+        if key in PER_SEED_DETAILS and len(got) == len(with_details):
+            details[key] = [owner[sd]["details"][m][key][row_seeds(owner[sd], row).index(sd)] for sd in have]
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for _, v in got):
+            total = sum(weights[id(e)] for e, _ in got)
+            details[key] = round(sum(weights[id(e)] * v for e, v in got) / total, 1)
+        elif all(isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v) for _, v in got) and \
+                len({len(v) for _, v in got}) == 1:
+            total = sum(weights[id(e)] for e, _ in got)
+            details[key] = [round(sum(weights[id(e)] * v[i] for e, v in got) / total, 1) for i in range(len(got[0][1]))]
+        else:
+            details[key] = got[0][1]
+    if "exported_per_seed" in details and "exported" in details:
+        details["exported"] = round(statistics.mean(details["exported_per_seed"]), 1)
+    return have, {"per_seed": values, "mean": mean, "spread": spread, "details": details}
 
 
 def combine_quality(datas: list[dict]) -> tuple[dict, list[str]]:

@@ -402,7 +402,8 @@ def _settings_table(s: GoldSettings) -> str:
     rows = [
         ("mode", s.mode), ("rounds", s.rounds), ("samples per round", s.samples_per_round),
         ("probe size", s.probe_size), ("energy temperature T", s.energy_temperature),
-        ("feedback band (energy percentiles)", f"{s.band_lo:g}–{s.band_hi:g}"),
+        ("feedback strategy", s.feedback),
+        ("energy band (percentiles)", f"{s.band_lo:g}–{s.band_hi:g}"),
         ("feedback examples per prompt", s.feedback_count), ("feedback rate", s.feedback_rate),
         ("noise (samples above the band)", s.noise),
         ("feedback needs student agreement", s.feedback_needs_agreement),

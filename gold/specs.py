@@ -555,7 +555,9 @@ class LabelerSpec:
 @dataclass
 class GoldSettings:
     """One run's GOLD loop. Defaults follow the paper and its official code where they apply (energy T 1,
-    the 50th–80th percentile band, 3 feedback examples, feedback on every second prompt, SCE loss)."""
+    the 50th–80th percentile band, 3 feedback examples, feedback on every second prompt, SCE loss); the feedback
+    strategy is coverage, which chooses among the band's share by where the samples lie and measured above the
+    paper's random pick from the band (docs/benchmarks.md)."""
 
     mode: str = setting(
         "gold", label="Mode", group="GOLD loop", standing="core", choices=MODES, widget="radio",
@@ -588,16 +590,16 @@ class GoldSettings:
         0.5, label="Feedback rate", group="GOLD loop", lo=0.0, hi=1.0, step=0.05,
         help="Share of prompts that get feedback examples (official code: every second batch, 0.5).")
     feedback: str = setting(
-        "energy_band", label="Feedback strategy", group="GOLD loop", choices=FEEDBACK_STRATEGIES,
+        "coverage", label="Feedback strategy", group="GOLD loop", choices=FEEDBACK_STRATEGIES,
         before="energy_band",
-        choice_labels={"energy_band": "energy_band", "real_errors": "real_errors (experimental)",
-                       "student_loss": "student_loss (experimental)", "coverage": "coverage (experimental)"},
-        help="What goes back to the teacher as the next round's in-context examples. energy_band: the round's "
-             "samples between the band's percentiles of the student's energy. real_errors: the task's evaluation "
-             "rows the student gets wrong (half of them steer, the other half measure; no probes). student_loss: "
-             "the round's samples in the band of the student's loss on its soft label. coverage: as many of the "
-             "round's samples as the energy band, those furthest from the seeds, the evaluation rows' text and each "
-             "other in the map's embedding space.")
+        choice_labels={"coverage": "coverage", "energy_band": "energy_band (the paper's)",
+                       "real_errors": "real_errors (experimental)", "student_loss": "student_loss (experimental)"},
+        help="What goes back to the teacher as the next round's in-context examples. coverage: per label as many "
+             "of the round's samples as the energy band holds, those furthest from the seeds, the evaluation rows' "
+             "text and each other in the map's embedding space. energy_band: the round's samples between the "
+             "band's percentiles of the student's energy, drawn at random. real_errors: the task's evaluation rows "
+             "the student gets wrong (half of them steer, the other half measure; no probes). student_loss: the "
+             "round's samples in the band of the student's loss on its soft label.")
     noise: str = setting(
         "drop", label="Noise", group="GOLD loop", choices=NOISE_STRATEGIES,
         choice_labels={"drop": "drop: out of training", "relabel": "relabel (experimental)",

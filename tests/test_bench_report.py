@@ -102,6 +102,24 @@ def test_separate_invocations_combine_into_one_table_where_their_shared_cells_ag
     assert "--seeds 0,1,2 + " not in combined["command"]  # the same command is named once
 
 
+def test_a_row_measured_on_other_seeds_by_other_invocations_is_joined_seed_by_seed():
+    """Seeds run in separate lanes: seed 0 in one file, seeds 1 and 2 in one file each. The row is joined seed by
+    seed, its mean and spread over the three, the exported students listed per seed, the other details weighted
+    by how many seeds each file gave."""
+    s0 = quality_entry([0], {"gold": [72.0], "baseline": [77.5]})
+    s12 = quality_entry([1, 2], {"gold": [76.0, 76.5]})
+    s12["details"]["gold"].update(exported_rounds=[2, 3], train_s=100.0, curve=[70.0, 80.0])
+    s0["details"]["gold"].update(exported_rounds=[4], train_s=130.0, curve=[76.0, 74.0])
+    combined, problems = report.combine_entries([s0, s12])
+    assert problems == [] and combined["seeds"] == [0, 1, 2]
+    assert combined["per_seed"]["gold"] == [72.0, 76.0, 76.5] and combined["gold"] == 74.8
+    assert combined["spread"]["gold"] == [72.0, 76.5]
+    d = combined["details"]["gold"]
+    assert d["exported_per_seed"] == [72.0, 76.0, 76.5] and d["exported_rounds"] == [4, 2, 3]
+    assert d["train_s"] == 110.0 and d["curve"] == [72.0, 78.0]  # (130 + 2·100) / 3; (76 + 2·70) / 3, …
+    assert combined["missing_seeds"] == {"baseline": [1, 2]}  # seed 0 only: left as measured
+
+
 def test_cells_that_disagree_or_tables_at_other_budgets_are_not_combined():
     a = quality_entry([0], {"gold": [63.0]})
     _, problems = report.combine_entries([a, quality_entry([0, 1], {"gold": [62.5, 60.0]})])

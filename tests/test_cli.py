@@ -255,7 +255,7 @@ def test_a_run_json_stored_before_the_noise_strategies_still_starts_the_run_it_d
         (tmp_path / f"old{n}.json").write_text(json.dumps({**old, **flags, "map_after_round": False}))
         r = gold("run", "s", "--config", str(tmp_path / f"old{n}.json"), "--detach", home=home)
         assert r.returncode == 0, r.stderr
-        expected = GoldSettings(rounds=2, seed=3, noise=noise)
+        expected = GoldSettings(rounds=2, seed=3, noise=noise)  # keys a config leaves out take the defaults
         expected.teacher.engine = "transformers"
         assert Store(home).get_run(n).settings == expected.to_dict()
 

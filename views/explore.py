@@ -208,13 +208,15 @@ with right:
         if st.button(f"Veto {len(above)} above", key="veto_above", disabled=not len(above)):
             store.set_vetoed(above["id"].astype(int).tolist(), True)
             st.rerun()
-    # Energy histogram with the band marked.
+    # Energy histogram with the noise threshold marked, and the band the feedback is drawn from when the energy
+    # band picks it (coverage and the others choose by other signals, wherever the energy lies).
     if len(view) and view["energy"].notna().any():
         ev = view["energy"].dropna()
         lo_v, hi_v = np.percentile(ev, [settings.band_lo, settings.band_hi])
         hist = go.Figure(go.Histogram(x=ev, nbinsx=30, marker_color="#b8860b"))
-        hist.add_vrect(x0=lo_v, x1=hi_v, fillcolor="#1f77b4", opacity=0.15, line_width=0,
-                       annotation_text="feedback band", annotation_position="top left")
+        if settings.feedback == "energy_band":
+            hist.add_vrect(x0=lo_v, x1=hi_v, fillcolor="#1f77b4", opacity=0.15, line_width=0,
+                           annotation_text="feedback band", annotation_position="top left")
         hist.add_vline(x=hi_v, line_color="#d62728", annotation_text="noise →", annotation_position="bottom right")
         hist.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="energy", showlegend=False)
         st.plotly_chart(hist, key=f"hist_{run_id}_{round_n}")

@@ -1,8 +1,9 @@
 """bench/quality.py caches each finished cell under a key that hashes everything its result depends on. Adding a
 setting must not silently throw away hours of measured cells: a new setting at the value that does what the engine
 did before it existed is a `before=` of its field (gold.settings.BEFORE_THEY_EXISTED), and a setting that replaces
-others is written back in their shape by `quality.as_cached`. These keys are those of the cells behind the tables of
-docs/benchmarks.md."""
+others is written back in their shape by `quality.as_cached`. A gold-mode key names its feedback strategy unless
+that is energy_band, so the gold-mode keys here are those of cells with today's default, coverage; the baseline and
+seeds-only keys are those of the cells behind the tables of docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ quality = pytest.importorskip("quality")
 
 HARD = (("student.soft_label_weight", 0.0),)
 MEASURED = {  # (task, method, mode, overrides, seed, budget, engine) -> the key its cached cell has
-    ("sst2", "gold", "gold", (), 0, 256, "transformers"): "sst2-gold-s0-b256-89a94b335807",
+    ("sst2", "gold", "gold", (), 0, 256, "transformers"): "sst2-gold-s0-b256-78cdd9975552",
     ("trec", "baseline", "baseline", (), 0, 256, "transformers"): "trec-baseline-s0-b256-6cc6edde3ea5",
-    ("sst2", "gold_hard", "gold", HARD, 0, 256, "transformers"): "sst2-gold_hard-s0-b256-05de979ba024",
+    ("sst2", "gold_hard", "gold", HARD, 0, 256, "transformers"): "sst2-gold_hard-s0-b256-1c023dcae938",
     ("trec", "steer", "gold", (("steer_labels", True), *HARD), 0, 256, "transformers"):
-        "trec-steer-s0-b256-6cd71de3ca18",
-    ("sst2", "gold_hard", "gold", HARD, 0, 2048, "llama.cpp"): "sst2-gold_hard-s0-b2048-d47fd31fdf6e",
+        "trec-steer-s0-b256-effa667f1687",
+    ("sst2", "gold_hard", "gold", HARD, 0, 2048, "llama.cpp"): "sst2-gold_hard-s0-b2048-26cf5b3fd1aa",
     ("trec", "baseline_hard", "baseline", HARD, 1, 2048, "llama.cpp"): "trec-baseline_hard-s1-b2048-2afefc5d63d0",
 }
 
@@ -82,10 +83,10 @@ def test_rows_borrowed_from_another_budget_are_not_listed_as_not_measured():
 # they were settings, and the same settings as the strategy named directly.
 OLD_NAMES = {
     "gold_ce_keep=gold:student.loss=ce,noise_filter=false,student.soft_label_weight=0.0":
-        ("sst2-gold_ce_keep-s0-b256-f4392f031817", "keep"),
+        ("sst2-gold_ce_keep-s0-b256-5f81599cdc59", "keep"),
     "kd_keep=gold:student.soft_label_weight=1.0,student.soft_label_calibration=batch,noise_filter=false":
-        ("sst2-kd_keep-s0-b256-eef1aeb77acf", "keep"),
-    "relabel=gold:relabel_noise=true": ("sst2-relabel-s0-b256-7413efa742f4", "relabel"),
+        ("sst2-kd_keep-s0-b256-828bf144ed58", "keep"),
+    "relabel=gold:relabel_noise=true": ("sst2-relabel-s0-b256-65271a221d79", "relabel"),
 }
 
 
@@ -113,7 +114,8 @@ def test_the_cache_shape_writes_each_noise_strategy_as_the_booleans_it_replaced(
     for noise, flags in (("drop", (True, None)), ("keep", (False, None)), ("relabel", (True, True))):
         d = quality.as_cached(quality.GoldSettings(noise=noise).to_dict())
         assert (d["noise_filter"], d.get("relabel_noise")) == flags and "noise" not in d
-        assert "feedback" not in d and d["map_after_round"] is False
+        assert d["feedback"] == "coverage" and d["map_after_round"] is False
+    assert "feedback" not in quality.as_cached(quality.GoldSettings(feedback="energy_band").to_dict())
     assert quality.as_cached(s.to_dict())["seed"] == s.seed
 
 

@@ -13,10 +13,10 @@ import importlib
 from typing import Any
 
 FEEDBACK: dict[str, str] = {
+    "coverage": "gold.strategies.feedback.coverage",
     "energy_band": "gold.strategies.feedback.energy_band",
     "real_errors": "gold.strategies.feedback.real_errors",
     "student_loss": "gold.strategies.feedback.student_loss",
-    "coverage": "gold.strategies.feedback.coverage",
 }
 NOISE: dict[str, str] = {
     "drop": "gold.strategies.noise.drop",

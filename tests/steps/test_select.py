@@ -45,7 +45,7 @@ def test_probes_that_train_face_the_noise_filter_like_any_training_sample(store,
 
 def test_the_band_feeds_back_the_middle_and_flags_the_top_and_baseline_flags_nothing(store, home):
     task, run_id, rows = scored_run(store, probe=False)
-    result = run_select(store, run_id, task, GoldSettings(band_lo=50, band_hi=80))
+    result = run_select(store, run_id, task, GoldSettings(band_lo=50, band_hi=80, feedback="energy_band"))
     flags = [r.flag for r in store.samples(run_id)]  # energies rise with the row
     assert flags[-1] == "noise" and "feedback" in flags[3:8] and "feedback" not in flags[:3]
     assert result.noise == flags.count("noise") and result.feedback == flags.count("feedback")
