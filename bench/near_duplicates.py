@@ -33,21 +33,17 @@ from gold.store import Store  # noqa: E402
 CELL = re.compile(r"^(?P<task>[a-z0-9_]+)-(?P<method>.+)-s(?P<seed>\d+)-b(?P<budget>\d+)-[0-9a-f]+$")
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def near_copies(samples: np.ndarray, seeds: np.ndarray, threshold: float) -> int:
-    """How many rows of `samples` (L2-normalised, in generation order) have a seed or an earlier row at cosine
-    similarity ≥ threshold: what a filter keeping the first of each near-duplicate group would drop."""
-    earlier = samples @ samples.T
-    earlier[np.triu_indices(len(samples))] = -1.0  # row i against rows 0..i-1 only
-    to_seed = (samples @ seeds.T).max(axis=1) if len(seeds) else np.full(len(samples), -1.0)
-    return int(((earlier.max(axis=1, initial=-1.0) >= threshold) | (to_seed >= threshold)).sum())
+def near_copy_counts(earlier: np.ndarray, to_seed: np.ndarray, thresholds: list[float]) -> dict[str, int]:
+    """Per threshold, how many samples have an earlier sample (`earlier`: each one's highest cosine similarity to
+    the samples before it in generation order) or a seed (`to_seed`) at similarity ≥ it: what a filter keeping
+    the first of each near-duplicate group would drop."""
+    closest = np.maximum(earlier, to_seed)
+    return {f"{t:g}": int((closest >= t).sum()) for t in thresholds}
 
 
 def measure_cell(home: Path, thresholds: list[float]) -> dict[str, Any] | None:
-    """The counts of the one run in the cell's store, or None when the store holds no finished run."""
+    """The counts of the one run in the cell's store, or None when the store holds no finished run. The map
+    encoder's embeddings are L2-normalised, so dot products are cosine similarities."""
     store = Store(home)
     try:
         runs = [r for r in store.list_runs() if r.status == "done"]
@@ -58,17 +54,19 @@ def measure_cell(home: Path, thresholds: list[float]) -> dict[str, Any] | None:
         kept = [s for s in store.samples(run.id, kept_only=True) if s.role == "train"]
         if len(kept) < 2:
             return None
-        vectors = unit(embed_cached(store, [task.format_input(s.inputs) for s in kept]))
-        seeds = unit(embed_cached(store, [task.format_input(ex.inputs) for ex in task.seeds]))
+        vectors = embed_cached(store, [task.format_input(s.inputs) for s in kept])
+        seeds = embed_cached(store, [task.format_input(ex.inputs) for ex in task.seeds])
     finally:
         store.close()
-    others = vectors @ vectors.T
-    np.fill_diagonal(others, -1.0)
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -1.0)
+    to_seed = (vectors @ seeds.T).max(axis=1) if len(seeds) else np.full(len(vectors), -1.0)
+    earlier = np.where(np.tri(len(vectors), k=-1, dtype=bool), sims, -1.0).max(axis=1)  # row i vs rows 0..i-1
     q = [0.5, 0.9, 0.99, 1.0]
     return {"samples": len(kept),
-            "near_copies": {f"{t:g}": near_copies(vectors, seeds, t) for t in thresholds},
-            "max_sim_to_sample": [round(float(v), 3) for v in np.quantile(others.max(axis=1), q)],
-            "max_sim_to_seed": [round(float(v), 3) for v in np.quantile((vectors @ seeds.T).max(axis=1), q)],
+            "near_copies": near_copy_counts(earlier, to_seed, thresholds),
+            "max_sim_to_sample": [round(float(v), 3) for v in np.quantile(sims.max(axis=1), q)],
+            "max_sim_to_seed": [round(float(v), 3) for v in np.quantile(to_seed, q)],
             "quantiles": q}
 
 

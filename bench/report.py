@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections import Counter
 from pathlib import Path
 
 from common import RESULTS, read_json, write_json
@@ -225,11 +226,8 @@ def join_row(row: str, holders: list[dict]) -> tuple[list[int], dict]:
     mean = round(statistics.mean(known), 1) if known else None
     spread = [min(known), max(known)] if known else None
     m = method_of(row)
-    sources: list[dict] = []
-    for sd in have:
-        if all(owner[sd] is not e for e in sources):
-            sources.append(owner[sd])
-    weights = {id(e): sum(1 for sd in have if owner[sd] is e) for e in sources}
+    sources = list({id(owner[sd]): owner[sd] for sd in have}.values())  # in seed order, each entry once
+    weights = Counter(id(owner[sd]) for sd in have)  # seeds each entry gives
     with_details = [e for e in sources if m in e.get("details", {})]
     if not with_details:
         return have, {"per_seed": values, "mean": mean, "spread": spread, "details": None}
