@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -46,6 +47,17 @@ def machine() -> dict[str, Any]:
 def machine_line(info: dict[str, Any]) -> str:
     gpu = f", {info['gpu']}" if info.get("gpu") else ""
     return f"{info['cpu_count']} CPU cores ({info['cpu']}){gpu}, torch {info['torch']}, load {info['load_avg_1m']}"
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.5) -> float:
+    """Poll `check()` until it returns true; the seconds it took. Past `timeout_s` the benchmark ends, saying
+    what did not happen."""
+    t0 = time.perf_counter()
+    while not check():
+        if time.perf_counter() - t0 > timeout_s:
+            sys.exit(f"error: {what} did not happen within {timeout_s:.0f} s.")
+        time.sleep(poll_s)
+    return time.perf_counter() - t0
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, ROOT, machine, machine_line, write_json  # noqa: I001
+from common import RESULTS, ROOT, machine, machine_line, wait_for, write_json  # noqa: I001
 
 from gold.store import Store
 
@@ -44,16 +44,6 @@ def run_quiet(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> floa
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"error: {what} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - t0
-
-
-def wait_for(check, timeout_s: float, what: str) -> float:
-    """Poll `check()` until it returns true; the seconds it took."""
-    t0 = time.perf_counter()
-    while not check():
-        if time.perf_counter() - t0 > timeout_s:
-            sys.exit(f"error: {what} did not happen within {timeout_s:.0f} s.")
-        time.sleep(POLL_S)
     return time.perf_counter() - t0
 
 

@@ -93,3 +93,12 @@ def test_each_step_and_strategy_lives_in_the_file_that_bears_its_name():
 def test_pages_reach_models_and_data_only_through_the_engine():
     for p in [ROOT / "app.py", *(ROOT / "views").glob("*.py")]:
         assert not imported_modules(p) & {"torch", "transformers", "sqlite3", "sqlite_utils", "umap"}, p
+
+
+def test_the_served_app_watches_no_source_files():
+    """Streamlit's watcher would put the app's folder (venv and default data folder included) under inotify; the
+    worker's reads and writes there kept the app on most of a core while a tab was open (bench/app_cpu.py)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["fileWatcherType"] == "none"

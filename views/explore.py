@@ -22,6 +22,7 @@ from gold.maps import compute_map, map_frame
 from gold.runs import default_run_id
 from gold.specs import GoldSettings
 from gold.store import NotFound
+from gold.strategies import feedback_strategy
 from views._common import (
     clip, default_run, follow_url, get_store, isolate_bidi, md_escape, mirror_url, review_queue, selection_ids,
 )
@@ -208,13 +209,13 @@ with right:
         if st.button(f"Veto {len(above)} above", key="veto_above", disabled=not len(above)):
             store.set_vetoed(above["id"].astype(int).tolist(), True)
             st.rerun()
-    # Energy histogram with the noise threshold marked, and the band the feedback is drawn from when the energy
-    # band picks it (coverage and the others choose by other signals, wherever the energy lies).
+    # Energy histogram with the noise threshold marked, and the band the feedback is drawn from when the run's
+    # feedback strategy draws from it (coverage and the others choose by other signals, wherever the energy lies).
     if len(view) and view["energy"].notna().any():
         ev = view["energy"].dropna()
         lo_v, hi_v = np.percentile(ev, [settings.band_lo, settings.band_hi])
         hist = go.Figure(go.Histogram(x=ev, nbinsx=30, marker_color="#b8860b"))
-        if settings.feedback == "energy_band":
+        if feedback_strategy(settings.feedback).draws_from_band:
             hist.add_vrect(x0=lo_v, x1=hi_v, fillcolor="#1f77b4", opacity=0.15, line_width=0,
                            annotation_text="feedback band", annotation_position="top left")
         hist.add_vline(x=hi_v, line_color="#d62728", annotation_text="noise →", annotation_position="bottom right")

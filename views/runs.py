@@ -1,7 +1,8 @@
 """Runs page: choose teacher, student and GOLD settings, start / cancel / resume runs, watch them live.
 
 The run itself happens in the background worker (gold/worker.py); this page only writes the run's frozen
-settings to the store and reads its progress back, refreshing a fragment every two seconds while it runs.
+settings to the store and reads its progress back, refreshing a fragment every two seconds while the run is queued
+or running (a finished run's page is drawn once: no polling while nothing can change).
 The address bar names the run shown (`/runs?run=ID`), so a run can be linked, bookmarked and reopened after a
 server restart; `?task=ID` preselects the task of a new run.
 """
@@ -201,14 +202,18 @@ def confirm_delete(run: Run) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=2.0)
-def live(run_id: int) -> None:
+def live(run_id: int, polling: bool) -> None:
+    """The run's progress, controls, tables and charts. `polling`: this fragment reruns every two seconds because
+    the run was active when the page was drawn; once it is not, one full rerun redraws the page (the runs table's
+    status too) without the timer."""
     try:
         ov = run_overview(store, run_id)
     except NotFound:
         st.warning("This run was deleted.")
         return
     run = ov.run
+    if polling and run.status not in ACTIVE_STATUSES:
+        st.rerun()
     st.subheader(f"#{run.id} {md_escape(run.name)}")
     st.caption(f"Task: {md_escape(run.task_name)} · mode: {run.mode} · {describe_status(run)}")
     st.progress(ov.progress, text=md_escape(clip(ov.progress_text, 300)))
@@ -309,4 +314,5 @@ def live(run_id: int) -> None:
         st.json(run.settings)
 
 
-live(ss["run_id"])
+shown_active = next(r.status for r in runs if r.id == ss["run_id"]) in ACTIVE_STATUSES
+st.fragment(live, run_every=2.0 if shown_active else None)(ss["run_id"], shown_active)

@@ -31,11 +31,13 @@ class FeedbackStrategy(Protocol):
 
     `needs_probes`: whether the strategy reads probes; a strategy that does not spends the probe budget on
     samples. `steers_with_rows`: whether it shows the teacher real evaluation rows, in which case the run
-    measures on the other half only."""
+    measures on the other half only. `draws_from_band`: whether its picks lie in the energy band
+    (`band_lo`–`band_hi` percentiles), so the Explore page can mark that band as where the feedback came from."""
 
     name: str
     needs_probes: bool
     steers_with_rows: bool
+    draws_from_band: bool
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
              student: Callable[[], Any], embed: Callable[[Sequence[str]], Any] | None = None) -> FeedbackPick: ...

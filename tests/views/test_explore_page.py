@@ -21,12 +21,11 @@ PAGE = str(ROOT / "views" / "explore.py")
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)> **bold**'
 
 
-@pytest.fixture
-def scored_run(home):
+def make_scored_run(home, **settings):
     """A run whose round 1 has scored samples (energies as a student would leave them) and a map."""
     store = Store(home)
     task_id = tiny_task(store, eval_rows=6)
-    run_id = store.create_run(task_id, GoldSettings(rounds=2).to_dict(), name="explored")
+    run_id = store.create_run(task_id, GoldSettings(rounds=2, **settings).to_dict(), name="explored")
     texts = [f"sample review number {i} about a film with {'great' if i % 2 else 'awful'} acting" for i in range(18)]
     texts.append(EVIL)
     ids = store.add_samples(run_id, 1, "train", [{"inputs": {"text": t}, "output": "positive" if i % 2 else "negative"}
@@ -38,6 +37,11 @@ def scored_run(home):
     store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.5})
     compute_map(store, run_id, 1)
     return store, run_id, ids
+
+
+@pytest.fixture
+def scored_run(home):
+    return make_scored_run(home)
 
 
 def test_map_is_cached_not_recomputed(scored_run):
@@ -79,6 +83,22 @@ def test_user_text_is_escaped_in_hovers(scored_run):
     evil = [h for h in hovers if "alert" in h]
     assert evil and all("<script>" not in h and "<img" not in h for h in evil)
     assert "&lt;script&gt;" in evil[0]
+
+
+def histogram_notes(at) -> list[str]:
+    """The annotations on the page's energy histogram (the last chart)."""
+    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    return [a.get("text") for a in spec["layout"].get("annotations", [])]
+
+
+@pytest.mark.parametrize("feedback, marked", [("coverage", False), ("energy_band", True)])
+def test_the_feedback_band_is_marked_only_where_the_feedback_is_drawn_from_it(home, feedback, marked):
+    make_scored_run(home, feedback=feedback)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    notes = histogram_notes(at)
+    assert "noise →" in notes
+    assert ("feedback band" in notes) is marked
 
 
 def test_filters_update_counts(scored_run):

@@ -215,6 +215,34 @@ def bar(at) -> int:
     return at.get("progress")[0].proto.value
 
 
+def auto_rerun_intervals(monkeypatch) -> list[float]:
+    """The refresh timers the page asks the browser for (a fragment's `run_every`), as they are sent."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+    sent: list[float] = []
+    enqueue = ForwardMsgQueue.enqueue
+
+    def spy(self, msg):
+        if msg.WhichOneof("type") == "auto_rerun":
+            sent.append(msg.auto_rerun.interval)
+        return enqueue(self, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", spy)
+    return sent
+
+
+def test_the_page_refreshes_itself_only_while_the_run_can_change(page, home, monkeypatch):
+    sent = auto_rerun_intervals(monkeypatch)
+    store, run_id = running_run(home, "refreshing", 2, {"metric_name": "accuracy", "metric": 0.61, "kept": 60})
+    page.run()
+    assert not page.exception and sent == [2.0]  # running: the progress redraws every two seconds
+    store.finish_run(run_id, "done")
+    sent.clear()
+    page.run()
+    assert not page.exception and sent == []  # ended: drawn once, no timer
+    assert any("done" in c.value for c in page.caption)
+
+
 def test_the_bar_moves_within_a_round_and_unmeasured_cells_are_blank(page, home):
     store, run_id = running_run(home, "moving", 2, {"metric_name": "accuracy", "metric": 0.61, "kept": 60})
     store.start_round(run_id, 2)

@@ -65,6 +65,7 @@ class Coverage:
     name = "coverage"
     needs_probes = True
     steers_with_rows = False
+    draws_from_band = False
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
              student: Callable[[], Any] | None = None, embed: Embed | None = None) -> FeedbackPick:

@@ -26,6 +26,7 @@ class EnergyBand:
     name = "energy_band"
     needs_probes = True
     steers_with_rows = False
+    draws_from_band = True
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
              student: Callable[[], Any] | None = None, embed: Any = None) -> FeedbackPick:

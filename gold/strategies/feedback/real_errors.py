@@ -31,6 +31,7 @@ class RealErrors:
     name = "real_errors"
     needs_probes = False
     steers_with_rows = True
+    draws_from_band = False
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
              student: Callable[[], Any], embed: Any = None) -> FeedbackPick:

@@ -42,6 +42,7 @@ class StudentLoss:
     name = "student_loss"
     needs_probes = True
     steers_with_rows = False
+    draws_from_band = False
 
     def pick(self, pool: list[Sample], task: TaskSpec, settings: GoldSettings,
              student: Callable[[], Any], embed: Any = None) -> FeedbackPick:
