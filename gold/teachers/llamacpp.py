@@ -14,6 +14,12 @@ them here, in numpy (~0.2 ms a token against ~5 ms for the forward pass). Each p
 
 Prompts run one at a time (the high-level binding has one sequence), sorted so that prompts sharing a prefix
 follow each other: the key/value cache of the common prefix is kept and only the rest is evaluated.
+
+Why weights stay in llama.cpp's plain CPU buffers on a processor with AMX tiles (`uses_extra_buffers`): a build
+for such a processor moves quantized weights into its AMX buffer, and decoding after the kept prefix then ends the
+process with a segmentation fault (seen on a Sapphire Rapids VM; llama.cpp's AMX buffer has no `get_tensor`). The
+embedded teacher is Q4_1, which no other extra buffer (the repacked AVX2/AVX-512 layouts) takes, so it loses
+nothing; only a user's own Q4_0 GGUF on such a processor runs without the repacked layout.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -99,6 +106,39 @@ def process_logits(logits: np.ndarray, context: np.ndarray, s: GenerationSetting
     return p
 
 
+def uses_extra_buffers() -> bool:
+    """Whether the installed llama.cpp may move weights into its CPU "extra" buffers: not when it was built with
+    AMX (module docstring), where those buffers crash the decoder."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info()
+
+
+_params_lock = threading.Lock()
+
+
+@contextmanager
+def _model_params(use_extra_bufts: bool) -> Iterator[None]:
+    """`Llama(...)` with `use_extra_bufts` set: the binding's constructor takes its model parameters from
+    `llama_model_default_params()` and has no argument for this field, so that function is wrapped while one
+    model loads (under a lock: two teachers may load at once in one process)."""
+    import llama_cpp.llama_cpp as capi
+
+    with _params_lock:
+        default = capi.llama_model_default_params
+
+        def params():
+            p = default()
+            p.use_extra_bufts = use_extra_bufts
+            return p
+
+        capi.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            capi.llama_model_default_params = default
+
+
 class LlamaCppTeacher:
     """A GGUF model run by llama.cpp as a GOLD teacher. Same protocol and recipe as `LocalTeacher`."""
 
@@ -127,8 +167,9 @@ class LlamaCppTeacher:
         self.evaluated_prompt_tokens = 0  # prompt tokens actually run (the rest came from the kept cache)
         started = time.perf_counter()
         try:
-            self.llm = Llama(model_path=str(self.location.weights), n_ctx=n_ctx, n_threads=self.threads,
-                             n_threads_batch=self.threads, verbose=False, seed=0)
+            with _model_params(use_extra_bufts=uses_extra_buffers()):
+                self.llm = Llama(model_path=str(self.location.weights), n_ctx=n_ctx, n_threads=self.threads,
+                                 n_threads_batch=self.threads, verbose=False, seed=0)
         except Exception as exc:  # a corrupt or unsupported file: say which, keep the cause
             raise TeacherError(f"llama.cpp could not load the teacher model {self.location.weights}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started

@@ -172,3 +172,23 @@ def test_label_reads_match_the_transformers_teacher_and_multi_token_labels_add_u
     assert ll[1, 2] == pytest.approx(cold, abs=1e-3)
     assert llamacpp_teacher.label_loglik(rows[1:2], cands, prefix=prefix, normalize=True)[0, 2] == \
         pytest.approx(ll[1, 2] / len(cand), abs=1e-6)
+
+
+def test_weights_stay_out_of_the_amx_buffer_on_a_build_that_has_it():
+    """A build with AMX crashes when it decodes after a kept prefix from weights in its AMX buffer: the teacher
+    loads with llama.cpp's extra buffers off there, and only while one model loads."""
+    pytest.importorskip("llama_cpp")
+    import llama_cpp
+    import llama_cpp.llama_cpp as capi
+
+    from gold.teachers.llamacpp import _model_params, uses_extra_buffers
+
+    assert uses_extra_buffers() == (b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info())
+    default = capi.llama_model_default_params
+    assert default().use_extra_bufts  # llama.cpp's own default: on
+    with _model_params(use_extra_bufts=False):
+        assert capi.llama_model_default_params().use_extra_bufts is False
+    assert capi.llama_model_default_params is default
+    with pytest.raises(RuntimeError), _model_params(use_extra_bufts=False):
+        raise RuntimeError("a load that fails")
+    assert capi.llama_model_default_params is default
