@@ -5,9 +5,13 @@ Its own module so that the loop, the steps and the worker all import it and none
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gold.store import Store
+
+PROGRESS_EVERY_S = 2.0  # within a step, at most one progress event this often: the bar moves, the log stays short
 
 
 class Cancelled(Exception):
@@ -49,3 +53,17 @@ class RunContext:
     def progress(self, fraction: float | None, message: str, level: str = "info") -> None:
         """An event on the run: the Runs page shows the newest, and its fraction moves the round's bar."""
         self.store.add_event(message, run_id=self.run_id, level=level, progress=fraction)
+
+    def progress_within(self, every_s: float | None = None) -> Callable[[float, str], None]:
+        """A progress callback for work inside a step (a batch of teacher prompts, training steps) that reports
+        at most once every `every_s` seconds (default PROGRESS_EVERY_S), and always the end (fraction 1)."""
+        every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        last = [time.monotonic()]
+
+        def report(fraction: float, message: str) -> None:
+            now = time.monotonic()
+            if fraction >= 1.0 or now - last[0] >= every_s:
+                last[0] = now
+                self.progress(fraction, message)
+
+        return report

@@ -72,11 +72,15 @@ def draw_map(store, run_id: int, n: int, seed: int) -> None:
 
 
 def _draw_apart(home, run_id: int, n: int, seed: int) -> None:
+    """The background map: marked as this process's background work, so the teacher generating the next round
+    leaves it a core (`gold.cpu`)."""
+    from gold import cpu
     from gold.store import Store
 
     store = Store(home)
     try:
-        draw_map(store, run_id, n, seed)
+        with cpu.background():
+            draw_map(store, run_id, n, seed)
     finally:
         store.close()
 

@@ -64,3 +64,23 @@ def start_worker(home, *args, env_extra=None):
     env = {**os.environ, "GOLD_HOME": str(home), "GOLD_HEARTBEAT_S": "1", **(env_extra or {})}
     return subprocess.Popen([PYTHON, "-m", "gold", "worker", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Counters:
+    """A stand-in for `gold.cpu.read_times`: kernel counters that advance as a test says, `tick(others=, own=)`
+    in cores busy (others' and this process's) over `jiffies`."""
+
+    def __init__(self, cores: int):
+        from gold.cpu import CpuTimes
+
+        self.cores, self.now = cores, CpuTimes(busy=0, total=0, own=0)
+
+    def tick(self, others: float, own: float, jiffies: int = 100) -> None:
+        from gold.cpu import CpuTimes
+
+        n = self.now
+        busy = round((others + own) * jiffies)
+        self.now = CpuTimes(busy=n.busy + busy, total=n.total + self.cores * jiffies, own=n.own + round(own * jiffies))
+
+    def __call__(self):
+        return self.now

@@ -206,3 +206,23 @@ def test_without_train_on_probes_every_round_probes_and_probes_never_train(store
     assert {r.round for r in probes} == {1, 2}
     trained = set(json.loads(layout.train_ids_path(store.run_dir(run_id), 2).read_text())["sample_ids"])
     assert not {r.id for r in probes} & trained
+
+
+def test_a_step_reports_how_far_it_is_while_it_works(store, home, monkeypatch):
+    """One batch of prompts and one training pass: the Runs page's bar still moves inside them, from the
+    llama.cpp teacher's prompt-by-prompt progress (the default engine; transformers runs a batch as one) and the
+    student's steps (here reported at every chance)."""
+    pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
+    from gold import context
+
+    monkeypatch.setattr(context, "PROGRESS_EVERY_S", 0.0)
+    task_id = tiny_task(store)
+    settings = tiny_settings(rounds=1, samples_per_round=6)  # 6 prompts: one teacher batch
+    settings.teacher.engine = "llama.cpp"
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    events = store.events(run_id, limit=500)
+    generating = [e["progress"] for e in events if "generating" in e["message"]]
+    training = [e["progress"] for e in events if "training the student" in e["message"] and "step" in e["message"]]
+    assert any(0 < p < 1 for p in generating), generating  # inside the one batch
+    assert any(0 < p < 1 for p in training), training

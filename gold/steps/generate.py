@@ -80,11 +80,19 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
     kept = rejected = 0
     batch = max(1, base.batch_size)
     total = len(requests)
+    verb = "probing" if probe else "generating"
+    within = ctx.progress_within()
     for start in range(0, total, batch):
         ctx.check()
         chunk = requests[start : start + batch]
+
+        def on_prompts(frac: float, _msg: str, start: int = start, size: int = len(chunk)) -> None:
+            if frac < 1.0:  # the batch's end is reported below, with its counts
+                done = start + int(frac * size)
+                within(done / total, f"Round {n}: {verb} {done}/{total} prompts ({kept} kept, {rejected} rejected)")
+
         # run_requests writes multi-line blocks (premise/hypothesis, question/answer) one line at a time.
-        completions = prompts.run_requests(teacher, chunk, base.with_(seed=base.seed + start))
+        completions = prompts.run_requests(teacher, chunk, base.with_(seed=base.seed + start), on_prompts)
         rows = []
         for req, comp in zip(chunk, completions):
             for item in prompts.parse_request(task, req, comp.text, seen):
@@ -101,8 +109,7 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
                  "completion_tokens": sum(c.completion_tokens for c in completions)}
         ctx.store.add_usage(ctx.run_id, **usage, cost_usd=teacher.usage.cost_of(**usage))
         done = min(total, start + batch)
-        ctx.progress(done / total, f"Round {n}: {'probing' if probe else 'generating'} {done}/{total} prompts "
-                                   f"({kept} kept, {rejected} rejected)")
+        ctx.progress(done / total, f"Round {n}: {verb} {done}/{total} prompts ({kept} kept, {rejected} rejected)")
     return Written(kept=kept, rejected=rejected, prompts=total)
 
 

@@ -64,10 +64,13 @@ def run(ctx: RunContext, state: RoundState) -> TrainResult:
     ctx.progress(None, f"Round {n}: training the student on {len(data.rows)} examples…")
     t0 = time.perf_counter()
 
+    within = ctx.progress_within()
+
     def on_step(frac: float, msg: str) -> None:
         failpoint("train")  # weights half-updated, no checkpoint saved
         if int(frac * 100) % 20 == 0:
             ctx.check()
+        within(frac, f"Round {n}: training the student on {len(data.rows)} examples ({msg})")
 
     report = state.student.fit(data.rows, args, progress=on_step, eval_examples=judge)
     state.student.save(state.checkpoint)

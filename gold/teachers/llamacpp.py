@@ -32,6 +32,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from gold.cpu import ThreadGovernor
 from gold.models import DEFAULT_TEACHER, ModelLocation, force_offline, resolve
 from gold.teachers.base import (
     Completion,
@@ -148,8 +149,11 @@ class LlamaCppTeacher:
     # own reply evaluates only the new tokens (`prompts.run_requests` writes several-line requests so).
     keeps_prefix = True
 
-    def __init__(self, model: str = DEFAULT_TEACHER, threads: int | None = None, n_ctx: int = 4096):
-        """`threads`: llama.cpp threads (None = `default_threads()`). `n_ctx`: the longest prompt plus reply."""
+    def __init__(self, model: str = DEFAULT_TEACHER, threads: int | None = None, n_ctx: int = 4096,
+                 adapt: bool = True):
+        """`threads`: the most llama.cpp threads (None = `default_threads()`); `adapt`: run fewer while other work
+        holds cores (`gold.cpu`: a busy core slows every thread at llama.cpp's barriers), else always that many.
+        `n_ctx`: the longest prompt plus reply."""
         force_offline()
         self.location: ModelLocation = resolve(model)
         if not self.location.gguf_file:
@@ -163,6 +167,8 @@ class LlamaCppTeacher:
             raise TeacherError(f"The llama.cpp engine is not installed: {INSTALL_HINT}.") from exc
         self.name = self.location.name
         self.threads = threads or default_threads()
+        self.governor = ThreadGovernor(self.threads) if adapt and self.threads > 1 else None
+        self.running_threads = self.threads  # what llama.cpp runs with now
         self.usage = Usage()
         self.evaluated_prompt_tokens = 0  # prompt tokens actually run (the rest came from the kept cache)
         started = time.perf_counter()
@@ -257,8 +263,21 @@ class LlamaCppTeacher:
         ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
+    def _fit_threads(self) -> None:
+        """Run as many threads as the governor allows now (called before every evaluation; it looks at the
+        machine at most every `gold.cpu.RECHECK_S`)."""
+        if self.governor is None:
+            return
+        n = self.governor.threads()
+        if n != self.running_threads:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
+            self.running_threads = n
+
     def _feed(self, tokens: list[int]) -> None:
         """Evaluate `tokens` after what the context already holds that they share (the cached prefix)."""
+        self._fit_threads()
         cached = self.llm.input_ids[: self.llm.n_tokens]
         common = 0
         for a, b in zip(cached, tokens):
@@ -349,6 +368,7 @@ class LlamaCppTeacher:
                 if any(x in tail for x in long_stops):
                     finish = "stop"
                     break
+            self._fit_threads()
             self.llm.eval([token])
         text = self.llm.detokenize(new, special=False).decode("utf-8", errors="replace")
         text, hit = truncate_at_stop(text, stops)

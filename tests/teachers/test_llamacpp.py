@@ -192,3 +192,29 @@ def test_weights_stay_out_of_the_amx_buffer_on_a_build_that_has_it():
     with pytest.raises(RuntimeError), _model_params(use_extra_bufts=False):
         raise RuntimeError("a load that fails")
     assert capi.llama_model_default_params is default
+
+
+@slow
+def test_the_teacher_runs_fewer_threads_while_other_work_holds_a_core(llamacpp_teacher):
+    """With a core busy elsewhere, llama.cpp itself is told to run one thread, and every core again once free."""
+    import llama_cpp
+
+    from gold.cpu import FreeCores, ThreadGovernor
+    from support import Counters
+
+    counters, clock = Counters(cores=2), [0.0]
+    teacher = llamacpp_teacher
+    saved = teacher.governor, teacher.running_threads
+    teacher.governor = ThreadGovernor(2, FreeCores(cores=2, reader=counters), clock=lambda: clock[0])
+    try:
+        counters.tick(others=1.0, own=1.0)
+        clock[0] += 1.0
+        replies = teacher.generate([SHORT], GREEDY)
+        assert teacher.running_threads == 1 == llama_cpp.llama_n_threads(teacher.llm.ctx)
+        counters.tick(others=0.0, own=2.0)
+        clock[0] += 1.0
+        assert teacher.generate([SHORT], GREEDY)[0].text == replies[0].text  # the thread count changes no reply
+        assert teacher.running_threads == 2 == llama_cpp.llama_n_threads_batch(teacher.llm.ctx)
+    finally:
+        teacher.governor, teacher.running_threads = saved
+        llama_cpp.llama_set_n_threads(teacher.llm.ctx, teacher.running_threads, teacher.running_threads)
