@@ -2,10 +2,9 @@
 
 Why it matters: llama.cpp's threads meet at a barrier many times per token. When another process (the browser,
 the app, a second run) or this worker's own background map holds one of the cores, the thread on that core waits
-for its time slice at every barrier, and the others wait for it. On 2 cores, two threads decoded 128 tokens in
-66.8 s against 3.6 s for one thread while two other processes ran, where on an idle machine two threads are about
-1.4× faster than one (`bench/teacher_threads.py`). A fixed count is therefore wrong on a shared machine in one
-direction or the other; the teacher asks `FreeCores` before each prompt (at most every `RECHECK_S`) and runs that
+for its time slice at every barrier, and the others wait for it. On 2 cores beside one busy process, two threads
+generated 6.9× slower than one, where on an idle machine they are 1.6× faster (`bench/teacher_threads.py`). A
+fixed count is therefore wrong on a shared machine in one direction or the other; the teacher asks `FreeCores` before each prompt (at most every `RECHECK_S`) and runs that
 many threads, at least one and at most its own setting.
 
 How it counts, on Linux: busy time of all cores (`/proc/stat`) since the last look, less this process's own CPU
