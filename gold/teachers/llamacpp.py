@@ -17,9 +17,9 @@ follow each other: the key/value cache of the common prefix is kept and only the
 
 Why weights stay in llama.cpp's plain CPU buffers on a processor with AMX tiles (`uses_extra_buffers`): a build
 for such a processor moves quantized weights into its AMX buffer, and decoding after the kept prefix then ends the
-process with a segmentation fault (seen on a Sapphire Rapids VM; llama.cpp's AMX buffer has no `get_tensor`). The
-embedded teacher is Q4_1, which no other extra buffer (the repacked AVX2/AVX-512 layouts) takes, so it loses
-nothing; only a user's own Q4_0 GGUF on such a processor runs without the repacked layout.
+process with a segmentation fault (seen on an Intel Xeon with AMX, in a VM; llama.cpp's AMX buffer has no
+`get_tensor`). The embedded teacher is Q4_1, which no other extra buffer (the repacked AVX2/AVX-512 layouts)
+takes, so it loses nothing; only a user's own Q4_0 GGUF on such a processor runs without the repacked layout.
 """
 
 from __future__ import annotations
