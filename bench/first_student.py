@@ -35,8 +35,6 @@ from common import RESULTS, ROOT, machine, machine_line, wait_for, write_json  #
 
 from gold.store import Store
 
-POLL_S = 0.5
-
 
 def run_quiet(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> float:
     """Run a command to its end; its seconds. A failure ends the benchmark with the command's own output."""

@@ -4,8 +4,9 @@ Why it matters: llama.cpp's threads meet at a barrier many times per token. When
 the app, a second run) or this worker's own background map holds one of the cores, the thread on that core waits
 for its time slice at every barrier, and the others wait for it. On 2 cores beside one busy process, two threads
 generated 6.9× slower than one, where on an idle machine they are 1.6× faster (`bench/teacher_threads.py`). A
-fixed count is therefore wrong on a shared machine in one direction or the other; the teacher asks `FreeCores` before each prompt (at most every `RECHECK_S`) and runs that
-many threads, at least one and at most its own setting.
+fixed count is therefore wrong on a shared machine in one direction or the other; the teacher asks `FreeCores`
+before each prompt (at most every `RECHECK_S`) and runs that many threads, at least one and at most its own
+setting.
 
 How it counts, on Linux: busy time of all cores (`/proc/stat`) since the last look, less this process's own CPU
 time (`/proc/self/stat`, every thread), is what others used; each job this process runs in the background
