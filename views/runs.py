@@ -99,7 +99,17 @@ def setting_rows(rows: list[Setting], values: dict, per_row: int = 4) -> None:
             values[s.path] = setting_widget(col, s)
 
 
-with st.expander("Start a new run", expanded=not store.list_runs()):
+# A run just queued: the form folds away (the run it started is what the user watches now, and it is drawn below
+# the form), and what was said about it when it was queued is said again on this rerun.
+queued = ss.pop("run_queued", None)
+if queued:
+    ss["new_run_open"] = False
+    for sentence in queued["notes"]:
+        st.info(sentence)
+    st.caption(queued["estimate"])
+    st.success(queued["message"])
+
+with st.expander("Start a new run", expanded=not store.list_runs(), key="new_run_open", on_change="rerun"):
     # enter_to_submit=False: Enter in a number box (Rounds…) must not queue a run; only the button does.
     with st.form("new_run", enter_to_submit=False):
         task_id = st.selectbox("Task", list(task_names), format_func=task_names.get, key="run_task_id")
@@ -146,14 +156,17 @@ with st.expander("Start a new run", expanded=not store.list_runs()):
             show_problems(e.problems, "The run was not started. Please fix these settings:")
         else:
             with st.spinner("Asking the teacher's server whether it gives log-probabilities…"):
-                for sentence in soft_label_check(store, task_id, settings, api_key=api_key or None):
-                    st.info(sentence)
-            st.caption(run_estimate(store, task_id, settings).sentence())
+                notes = soft_label_check(store, task_id, settings, api_key=api_key or None)
             if keyed:
                 # The key goes into one worker's environment only: never the database, the logs or `ps`.
                 spawn_keyed_worker(store.home, ids, api_key)
             ss["run_id"] = ids[0]
-            st.success(f"Queued run {', '.join(map(str, ids))}; the worker starts it in a moment.")
+            ss["run_queued"] = {
+                "notes": list(notes), "estimate": run_estimate(store, task_id, settings).sentence(),
+                "message": f"Queued run {', '.join(map(str, ids))}; the worker starts it in a moment. "
+                           "It is shown below.",
+            }
+            st.rerun()
 
 # -- the runs ---------------------------------------------------------------------------------------------------
 

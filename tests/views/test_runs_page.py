@@ -43,6 +43,19 @@ def test_start_a_gold_run_with_its_baseline(page, home):
     assert any("No background worker" in w.value for w in page.warning)
 
 
+def test_a_queued_run_folds_the_form_away_and_is_the_run_shown(page, home):
+    """A newcomer pressed *Start run* and saw the same form again, the new run below the fold."""
+    assert page.session_state["new_run_open"] is True  # no run yet: the form is open
+    submit(page)
+    [run] = Store(home).list_runs()
+    assert page.session_state["new_run_open"] is False
+    assert "Queued run" in page.success[0].value and "shown below" in page.success[0].value
+    assert page.session_state["run_id"] == run.id
+    assert any(h.value == f"#{run.id} {run.name}" for h in page.subheader)
+    page.run()  # the next rerun says it once, not again
+    assert not [s for s in page.success if "Queued run" in s.value]
+
+
 def test_openai_teacher_without_key_is_refused(page, home):
     [backend] = [r for r in page.radio if r.label == "Backend"]
     backend.set_value("openai")
