@@ -16,8 +16,13 @@ Usage:
 
 A recipe is ROWS:key=value,... — ROWS is `trainable` (what the run's last round trained on: seeds + samples
 neither vetoed nor flagged as noise), `all` (every kept sample, noise flags ignored) or `relabel` (trainable +
-the noise-flagged samples under the label the run's last student predicted: noise strategy `relabel`); keys are StudentSpec
-fields on top of the product's defaults. Writes bench/results/refit.json and prints a table.
+the noise-flagged samples under the label the run's last student predicted: noise strategy `relabel`); keys are
+StudentSpec fields on top of the product's defaults, and `rounds=K` or `rounds=J-K` keeps the seeds and only those
+rounds' samples. Soft labels: a cell whose run stored them trains on them; a hard-label cell trains on the given
+labels, or, with a soft_label_weight, on the teacher's read-back computed here. Two kinds train nothing:
+`exported` (the round the run's evaluation rows pick, as the Export page does) and `average` (the weight average of
+the round students, `gold.students.averaging`; `last=K`: of the last K rounds'). Writes bench/results/refit.json
+and prints a table.
 """
 
 from __future__ import annotations
@@ -55,10 +60,15 @@ RECIPES = {
     "all_soft_only_bc": "all:soft_label_weight=1.0,soft_label_calibration=batch",
     "warm_relabel": "relabel:",
     "warm_es_relabel": "relabel:early_stopping=true",
+    "exported": "exported:",  # the round the run's evaluation rows pick, as the Export page does (no training)
+    "average_all": "average:",  # the weight average of every round's student (no training)
+    "average_last2": "average:last=2",  # of the last two rounds' students
+    "fresh_round1": "trainable:final_fresh=true,rounds=1",  # a fresh student on the seeds and round 1's samples
+    "fresh_round4": "trainable:final_fresh=true,rounds=4",  # ... and on round 4's alone
 }
 
 
-ROW_KINDS = ("trainable", "all", "relabel")
+ROW_KINDS = ("trainable", "all", "relabel", "average", "exported")
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
@@ -68,6 +78,13 @@ def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
     overrides = {}
     for pair in filter(None, pairs.split(",")):
         key, _, value = pair.partition("=")
+        if rows == "average" and key.strip() == "last":
+            overrides["last"] = int(value)
+            continue
+        if rows != "average" and key.strip() == "rounds":  # e.g. rounds=1 or rounds=1-2: only these rounds' samples
+            lo, _, hi = value.partition("-")
+            overrides["rounds"] = list(range(int(lo), int(hi or lo) + 1))
+            continue
         if key.strip() not in StudentSpec.__dataclass_fields__:
             sys.exit(f"error: recipe '{text}': '{key}' is not a student setting.")
         overrides[key.strip()] = parse_value(value)
@@ -80,6 +97,32 @@ def finished_cells(work: Path, task: str, method: str, budget: int, seed: int) -
     homes = sorted(work.glob(f"homes/{task}-{method}-s{seed}-b{budget}-*"), key=lambda p: p.stat().st_mtime,
                    reverse=True)
     return [h for h in homes if (work / "cells" / f"{h.name}.json").exists()]
+
+
+def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0) -> dict[str, Any]:
+    """A final student made of the cell's saved round students, with no training: `exported`, the round whose
+    student the run's own evaluation rows score best (the latest of ties, as the Export page picks); `average`,
+    the weight average of every round's student (`last` K > 0: of the last K rounds')."""
+    from gold.checkpoints import load_checkpoint
+    from gold.export import pick_round
+    from gold.students.averaging import average_students
+    from gold.store import Store
+
+    store = Store(home)
+    try:
+        run_id = store.list_runs()[0].id
+        rounds = [r.n for r in store.rounds(run_id)]
+        if rows_kind == "exported":
+            n = pick_round(store, run_id).n
+            return {"test": evaluate_student(load_checkpoint(store, run_id, n), bench_task.spec, bench_task.test),
+                    "round": n}
+        picked = rounds[-last:] if last else rounds
+        t0 = time.perf_counter()
+        student = average_students([load_checkpoint(store, run_id, n) for n in picked])
+        return {"test": evaluate_student(student, bench_task.spec, bench_task.test), "rounds": picked,
+                "seconds": round(time.perf_counter() - t0, 1)}
+    finally:
+        store.close()
 
 
 def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], train_seed: int) -> dict[str, Any]:
@@ -96,6 +139,7 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
     store = Store(home)
     try:
         run = store.get_run(store.list_runs()[0].id)
+        only_rounds = overrides.pop("rounds", None)
         spec = replace(StudentSpec(), **overrides)
         # ROWS: trainable = the run's own noise strategy; relabel = the noise rows under the last student's label
         stored = GoldSettings.from_dict(run.settings)
@@ -108,7 +152,9 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
         else:
             train = training_set(store, run.id, task, settings).rows
             rows = store.samples(run.id, trainable_only=True)
-        if overrides.get("soft_label_weight"):
+        if any(r.teacher_probs for r in rows):  # a soft-label cell: the probabilities its run stored and trained on
+            soft = {str(r.id): r.teacher_probs for r in rows}
+        elif overrides.get("soft_label_weight"):
             if overrides.get("soft_label_calibration") == "batch":  # over each round's samples, as a run does
                 every = store.samples(run.id, role="train", kept_only=True)
                 soft = batch_calibrated(task, every, teacher_probs(home, task, every, settings.seed))
@@ -116,9 +162,12 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
                 soft = teacher_probs(home, task, rows, settings.seed)
         else:
             soft = {}
-        # the recipe's soft labels (the teacher's read-back, cached per cell), never the ones the run stored
+        # a hard-label cell: the recipe's soft labels (the teacher's read-back, cached per cell)
         by_text = {task.format_input(r.inputs): soft.get(str(r.id)) for r in rows}
         train = [replace(t, soft=by_text.get(t.text)) for t in train]
+        if only_rounds:  # the seeds and these rounds' samples
+            round_of = {task.format_input(r.inputs): r.round for r in rows}
+            train = [t for t in train if round_of.get(t.text, only_rounds[0]) in only_rounds]
         last = settings.rounds
         prev = layout.checkpoint_dir(store.run_dir(run.id), last - 1)
         args = training_args(settings, spec.warm_start and prev.exists(), last)
@@ -207,7 +256,8 @@ def main() -> None:
                     print(f"no finished {task_key}/{method} cell for seed {seed} at budget {a.budget}: skipped")
                     continue
                 for name in recipes:
-                    for ts in ([0] if name == "as_run" else train_seeds):
+                    untrained = name == "as_run" or parsed.get(name, ("",))[0] in ("average", "exported")
+                    for ts in ([0] if untrained else train_seeds):
                         jobs.append((bench_task, method, seed, homes[0], name, ts))
 
     results: dict[str, Any] = {}
@@ -226,7 +276,10 @@ def main() -> None:
             r = {"ident": ident, "test": read_json(work / "cells" / f"{home.name}.json")["test"]}
         else:
             rows_kind, overrides = parsed[name]
-            r = {"ident": ident, **refit(home, bench_task, rows_kind, overrides, ts)}
+            if rows_kind in ("average", "exported"):
+                r = {"ident": ident, **from_rounds(home, bench_task, rows_kind, overrides.get("last", 0))}
+            else:
+                r = {"ident": ident, **refit(home, bench_task, rows_kind, overrides, ts)}
             write_json(cache_dir / f"{home.name}-{name}-t{ts}.json", r)
         results[f"{bench_task.key}|{method}|{name}|s{seed}|t{ts}"] = {"test": r["test"], "best_step": r.get("best_step"),
                                                                        "seconds": r.get("seconds")}

@@ -6,10 +6,11 @@ Usage:
   .venv/bin/python bench/round_profile.py                          # engines transformers,llama.cpp x threads 1,2
   .venv/bin/python bench/round_profile.py --engines auto --threads 2
   .venv/bin/python bench/round_profile.py --engines auto --threads 2 --samples-per-prompt 1,4
+  .venv/bin/python bench/round_profile.py --engines auto --threads 2 --prompts-per-draw 1,4
   .venv/bin/python bench/round_profile.py --engines transformers,auto --threads 2 --precisions fp32,auto
 
-A configuration is an engine, a thread count, the teacher's samples per prompt and the student's training
-precision. Ratios (`round_over_first`, `critical_over_first`) are against the first configuration listed.
+A configuration is an engine, a thread count, the teacher's samples per prompt, its prompts per draw of examples
+and the student's training precision. Ratios (`round_over_first`, `critical_over_first`) are against the first configuration listed.
 Each configuration runs in a child process of its own (fresh models, its own peak memory), one after the other, so
 the ratios between them are measured under the same conditions. Per configuration:
 
@@ -120,7 +121,7 @@ def student_train_flops_per_token(model: Any, tokens: float) -> float:
 
 
 def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt: int = 1,
-                precision: str = "auto") -> dict[str, Any]:
+                precision: str = "auto", per_draw: int = 1) -> dict[str, Any]:
     """One configuration, in this (child) process: the roofline numbers, then one round through the engine."""
     import torch
 
@@ -134,6 +135,7 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
     from gold.teachers import resolved_engine
 
     out: dict[str, Any] = {"engine": engine, "threads": threads, "samples_per_prompt": per_prompt,
+                           "prompts_per_draw": per_draw,
                            "ran_on": resolved_engine(engine, GoldSettings().teacher.model), "precision": precision,
                            "trained_in": compute_precision(torch.device("cpu"), precision)}
     out["matmul_gflops"] = round(matmul_gflops(threads), 1)
@@ -156,6 +158,7 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
         settings = GoldSettings(rounds=1, samples_per_round=samples, probe_size=probes, seed=0)
         settings.teacher.engine = out["ran_on"]
         settings.teacher.samples_per_prompt = per_prompt
+        settings.teacher.prompts_per_draw = per_draw
         settings.student.precision = precision
         run_id = store.create_run(task_id, settings.to_dict(), name="profile")
         store.claim_run("profile", only=[run_id])
@@ -171,6 +174,10 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
         gen_s = steps.get("generate", 0) + steps.get("probe", 0)
         completion = usage.get("completion_tokens", 0)
         out["teacher_tok_s"] = round(completion / gen_s, 1) if gen_s else None
+        out["prompt_tokens"] = usage.get("prompt_tokens", 0)  # what the generation prompts held
+        if out["ran_on"] == "llama.cpp":  # what llama.cpp ran of them (and of the label reads): the roofline's
+            # measurements feed llama.cpp directly, so only the round's teacher counts here
+            out["evaluated_prompt_tokens"] = sum(t.evaluated_prompt_tokens for t in _loaded_teachers())
         out["samples_per_s"] = round(((m.gen_kept or 0) + (m.probe_kept or 0)) / gen_s, 2) if gen_s else None
         out["label_samples_per_s"] = round((m.soft_labeled or 0) / steps["label"], 2) if steps.get("label") else None
 
@@ -198,6 +205,13 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
     return out
 
 
+def _loaded_teachers() -> list[Any]:
+    """The llama.cpp teachers this process loaded (the round's, from the engine's per-process cache)."""
+    from gold.teachers import llamacpp
+
+    return list(llamacpp._CACHE.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engines", default="transformers,llama.cpp", help="teacher engines (auto, transformers, llama.cpp)")
@@ -205,25 +219,29 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--probes", type=int, default=16)
     ap.add_argument("--samples-per-prompt", default="1", help="the teacher's samples per prompt, each a configuration")
+    ap.add_argument("--prompts-per-draw", default="1", help="prompts sharing one draw of examples, each a "
+                    "configuration")
     ap.add_argument("--precisions", default="auto", help="the student's training precisions (auto, bf16, fp32), each "
                     "a configuration")
     ap.add_argument("--out", default=str(RESULTS / "round_profile.json"))
-    ap.add_argument("--one", nargs=4, metavar=("ENGINE", "THREADS", "K", "PRECISION"),
+    ap.add_argument("--one", nargs=5, metavar=("ENGINE", "THREADS", "K", "PRECISION", "DRAW"),
                     help=argparse.SUPPRESS)  # the child's entry
     a = ap.parse_args()
     if a.one:
         print("RESULT " + json.dumps(profile_one(a.one[0], int(a.one[1]), a.samples, a.probes, int(a.one[2]),
-                                                 a.one[3])), flush=True)
+                                                 a.one[3], int(a.one[4]))), flush=True)
         return
-    configs = [(e.strip(), int(t), int(k), p.strip()) for t in a.threads.split(",") for e in a.engines.split(",")
-               if e.strip() for k in a.samples_per_prompt.split(",") for p in a.precisions.split(",") if p.strip()]
+    configs = [(e.strip(), int(t), int(k), p.strip(), int(d)) for t in a.threads.split(",")
+               for e in a.engines.split(",") if e.strip() for k in a.samples_per_prompt.split(",")
+               for p in a.precisions.split(",") if p.strip() for d in a.prompts_per_draw.split(",")]
     results = []
-    for engine, threads, per_prompt, precision in configs:
-        print(f"… {engine}, {threads} thread(s), {per_prompt} sample(s) per prompt, training in {precision}", flush=True)
+    for engine, threads, per_prompt, precision, per_draw in configs:
+        print(f"… {engine}, {threads} thread(s), {per_prompt} sample(s) per prompt, training in {precision}, "
+              f"{per_draw} prompt(s) per draw", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "TOKENIZERS_PARALLELISM": "false"}
         proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", engine, str(threads), str(per_prompt),
-                               precision, "--samples", str(a.samples), "--probes", str(a.probes)],
+                               precision, str(per_draw), "--samples", str(a.samples), "--probes", str(a.probes)],
                               capture_output=True, text=True, env=env, cwd=ROOT)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode or line is None:
@@ -246,16 +264,16 @@ def print_table(data: dict[str, Any]) -> None:
     rows = data["configs"]
     steps = ["generate", "label", "train", "probe", "score", "select", "measure", "map"]
     head = f"{'seconds':<24}" + "".join(
-        f"{r['ran_on'][:9] + ' ' + str(r['threads']) + 't k' + str(r.get('samples_per_prompt', 1)) + ' ' + r.get('trained_in', 'fp32'):>24}"
+        f"{r['ran_on'][:9] + ' ' + str(r['threads']) + 't k' + str(r.get('samples_per_prompt', 1)) + ' d' + str(r.get('prompts_per_draw', 1)) + ' ' + r.get('trained_in', 'fp32'):>27}"
         for r in rows)
     print(f"\nOne round, {data['samples']} samples + {data['probes']} probes (SST-2, product defaults)\n{head}")
     for s in steps:
-        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>24.1f}" for r in rows))
+        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>27.1f}" for r in rows))
     for key in ("round_s", "critical_s", "wall_s", "matmul_gflops", "matmul_bf16_gflops", "train_gflops",
                 "train_share_of_matmul", "train_share_of_bf16_matmul", "train_examples_per_s", "llama_decode_tok_s",
-                "llama_prompt_tok_s", "teacher_tok_s", "decode_share_of_llama", "samples_per_s", "label_samples_per_s",
+                "llama_prompt_tok_s", "prompt_tokens", "evaluated_prompt_tokens", "teacher_tok_s", "decode_share_of_llama", "samples_per_s", "label_samples_per_s",
                 "peak_rss_mb", "round_over_first", "critical_over_first"):
-        print(f"{key:<26}" + "".join(f"{str(r.get(key, '-')):>24}" for r in rows))
+        print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>27}" for r in rows))
 
 
 if __name__ == "__main__":

@@ -222,7 +222,9 @@ def render_card(info: ExportInfo, provenance: dict[str, Any]) -> str:
             if provenance["labeler"].get("choice") else ""),
         "round": str(rnd.n),
         "rounds_planned": str(settings.rounds),
-        "round_reason": reason,
+        "round_reason": reason + (f"; the weight average of the students of rounds "
+                                  f"{', '.join(map(str, rnd.metrics.averaged_rounds))}"
+                                  if rnd.metrics.averaged_rounds else ""),
         "parameters": f"{params / 1e6:.1f} M" if params else "—",
         "size": _size(model_bytes),
         "max_length": str(info.notes.get("max_length") or settings.student.max_length),

@@ -65,12 +65,17 @@ class PromptOptions:
         per_reply: chat form: examples asked for in one reply.
         per_prompt: completion form, one-field tasks: samples written as consecutive lines of one prompt (each
             line after the first continues the prompt; `run_requests`).
+        per_draw: requests that share one draw of examples (the same seeds and feedback in the same order), kept
+            next to each other. Each request is still sampled on its own, and every request's prompt is drawn as
+            before, so what one sample sees is unchanged; a teacher that keeps the key/value cache of its last
+            prompt (llama.cpp; a server with prefix caching) reads the shared prompt once for the group.
     """
 
     field_titles: Mapping[str, str] = field(default_factory=dict)
     max_seeds: int = 8
     per_reply: int = 5
     per_prompt: int = 1
+    per_draw: int = 1
 
 
 @dataclass
@@ -223,10 +228,26 @@ def build_request(
         raise ValueError(f"Unknown prompt style '{style}': use 'completion' or 'chat'.")
     if task.kind == "classification" and label not in task.labels:
         raise ValueError(f"'{label}' is not one of the task's labels ({', '.join(task.labels)}).")
+    demos = draw_demos(task, label, rng, feedback, options)
+    return request_for(task, style, label, demos, n=n, feedback_count=len(feedback), probe=probe,
+                       direction=direction, options=options)
+
+
+def draw_demos(task: TaskSpec, label: str | None, rng: random.Random, feedback: Sequence[Example],
+               options: PromptOptions) -> list[Example]:
+    """A prompt's examples: that label's seeds (shuffled, at most `max_seeds`) and the feedback, in random order."""
     pool = [ex for ex in task.seeds if task.kind != "classification" or ex.output == label]
     rng.shuffle(pool)
     demos = pool[: options.max_seeds] + list(feedback)
     rng.shuffle(demos)
+    return demos
+
+
+def request_for(
+    task: TaskSpec, style: str, label: str | None, demos: Sequence[Example], *, n: int, feedback_count: int,
+    probe: bool, direction: str | None, options: PromptOptions,
+) -> TeacherRequest:
+    """The request asking for `n` samples after these examples, in the requested form."""
     fields = record_fields(task, label)
     factors = tuple(field_factor(task, f) for f in fields) if len(fields) > 1 else (1.0,)
     if style == "completion":
@@ -234,12 +255,12 @@ def build_request(
         titles = tuple(field_title(task, f, options) for f in fields)
         if len(fields) == 1 and n > 1:  # n samples as n consecutive lines, each after the first titled again
             return TeacherRequest(prompt, task.kind, style, label, probe, n, stop, factors[0], direction,
-                                  len(feedback), titles * (n - 1), factors * n, titles)
-        return TeacherRequest(prompt, task.kind, style, label, probe, 1, stop, factors[0], direction, len(feedback),
+                                  feedback_count, titles * (n - 1), factors * n, titles)
+        return TeacherRequest(prompt, task.kind, style, label, probe, 1, stop, factors[0], direction, feedback_count,
                               titles[1:], factors, titles)
     prompt = chat_prompt(task, label, demos, n, options, direction)
     factor = n * sum(factors) * 1.2 + 0.5
-    return TeacherRequest(prompt, task.kind, style, label, probe, n, (), factor, direction, len(feedback), (), factors)
+    return TeacherRequest(prompt, task.kind, style, label, probe, n, (), factor, direction, feedback_count, (), factors)
 
 
 def field_factor(task: TaskSpec, name: str, base_tokens: int = 40) -> float:
@@ -277,6 +298,8 @@ def plan_requests(
     request per sample, or per `per_prompt` samples of a one-field task; chat form: requests of `per_reply` samples.
     A request gets up to `feedback_count` feedback examples of its label with probability `feedback_rate`
     (the official code: 3 examples, every second batch). Probes rotate through the tail directions.
+    `options.per_draw` requests of a label share each draw of examples and stay together when the labels are
+    interleaved.
     """
     options = options or PromptOptions()
     rng = rng or random.Random(seed)
@@ -293,7 +316,7 @@ def plan_requests(
     else:
         per_label = [(None, count)]
     directions = PROBE_DIRECTIONS if style == "completion" else PROBE_DIRECTIONS_CHAT
-    out: list[TeacherRequest] = []
+    groups: list[list[TeacherRequest]] = []
     for label, k in per_label:
         fb_pool = _feedback_for(feedback, label)
         if style == "completion":
@@ -301,14 +324,18 @@ def plan_requests(
             sizes = _chunks(k, max(1, options.per_prompt)) if one_field else [1] * k
         else:
             sizes = _chunks(k, max(1, options.per_reply))
-        for n in sizes:
+        per_draw = max(1, options.per_draw)
+        for first in range(0, len(sizes), per_draw):
             fb: list[Example] = []
             if fb_pool and feedback_count > 0 and rng.random() < feedback_rate:
                 fb = rng.sample(fb_pool, min(feedback_count, len(fb_pool)))
-            direction = directions[len(out) % len(directions)] if probe else None
-            out.append(build_request(task, style, label, rng, n=n, feedback=fb, probe=probe, direction=direction, options=options))
-    rng.shuffle(out)  # interleave labels so a batch cut short (budget, cancel) is still balanced
-    return out
+            direction = directions[len(groups) % len(directions)] if probe else None
+            demos = draw_demos(task, label, rng, fb, options)
+            groups.append([request_for(task, style, label, demos, n=n, feedback_count=len(fb), probe=probe,
+                                       direction=direction, options=options)
+                           for n in sizes[first : first + per_draw]])
+    rng.shuffle(groups)  # interleave labels so a batch cut short (budget, cancel) is still balanced
+    return [r for group in groups for r in group]
 
 
 def _apportion(count: int, weights: list[float], rng: random.Random) -> list[int]:

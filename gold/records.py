@@ -110,6 +110,7 @@ class RoundMetrics:
     train_precision: str | None = None  # what the student's passes computed in: "bf16" or "fp32"
     best_step: int | None = None
     selected_on_eval: bool | None = None  # early stopping chose the epoch on the evaluation rows
+    averaged_rounds: list[int] | None = None  # the rounds whose students' weights this round's student averages
     # probe
     probe_kept: int | None = None
     probe_rejected: int | None = None

@@ -119,6 +119,7 @@ class RunOverview:
     eta_s: float | None
     histograms: dict[int, dict[str, list[float]]]
     selected_on_eval: list[int] = field(default_factory=list)  # rounds whose student early stopping chose
+    averaged: dict[int, list[int]] = field(default_factory=dict)  # round -> the rounds its student averages
     labeler: str | None = None  # who read the soft labels (the last round that read any)
     labeler_choice: dict[str, Any] | None = None  # the "choose on my rows" table, when the run chose
 
@@ -216,6 +217,7 @@ def run_overview(store: Store, run_id: int) -> RunOverview:
                        rounds_table=table, metric_name=metric_name, reject_reasons=store.reject_reasons(run_id),
                        events=events, usage=run.usage, eta_s=eta, histograms=hists,
                        selected_on_eval=[r.n for r in rounds if r.metrics.selected_on_eval],
+                       averaged={r.n: r.metrics.averaged_rounds for r in rounds if r.metrics.averaged_rounds},
                        labeler=labeler, labeler_choice=labeler_choice)
 
 

@@ -389,6 +389,12 @@ class TeacherSpec:
         help="A teacher on the llama.cpp engine continues each prompt for this many lines, one sample per line, "
              "so the prompt of seeds is read once for all of them (one-line tasks; other engines and servers write "
              "one sample per prompt).")
+    prompts_per_draw: int = setting(
+        1, label="Prompts per draw", group="Teacher", lo=1, hi=64, before=1,
+        help="This many prompts of a label share one draw of seeds and feedback examples (each still sampled on "
+             "its own), and run one after the other: the llama.cpp engine, or a server that caches prompt "
+             "prefixes (vLLM, llama-server), then reads the shared prompt once for all of them. 1 = every prompt "
+             "draws its own.")
     max_concurrency: int = setting(
         4, label="Concurrent requests (server)", group="Teacher", lo=1, hi=256,
         help="For the openai backend: requests in flight at once, for generating and for reading labels back. "
@@ -488,6 +494,11 @@ class StudentSpec:
         help="Train the final student (last round, retrain) from the pretrained model instead of continuing the "
              "previous round's: mid-loop students are trained to convergence for their energy, and carry that fit "
              "of the earlier rounds' noisy labels along.")
+    average_rounds: bool = setting(
+        False, label="Average the rounds", group="Student", before=False,
+        help="The last round's student is the weight average of every round's student whose checkpoint is kept "
+             "(each warm-started from the one before, so they lie on one fine-tuning path): the rounds' fits of the "
+             "teacher's noisy labels average out (docs/benchmarks.md, *Final-student recipes*). Needs warm starts.")
     final_epochs: int = setting(
         0, label="Final epochs", group="Student", lo=0, hi=100, before=0,
         help="Epochs for the final student (last round, retrain; 0 = the same as every round). With early "

@@ -62,6 +62,45 @@ def test_the_last_round_trains_a_fresh_student_chosen_on_the_evaluation_rows(sto
     assert last.selected_on_eval is True and 1 <= last.best_step <= last.train_steps
 
 
+def test_the_last_round_saves_the_weight_average_of_every_rounds_student(store, home, monkeypatch):
+    """average_rounds: the loop's last round saves the mean of round 1's saved student and the student it trained
+    itself (caught on its way into the average), says which rounds it averaged, and measures that student."""
+    import torch
+
+    from gold.checkpoints import load_checkpoint
+    from gold.steps import train
+
+    caught = []
+    real = train.average_students
+
+    def catching(students):
+        caught.extend({k: v.detach().clone() for k, v in s.model.state_dict().items()} for s in students)
+        return real(students)
+
+    monkeypatch.setattr(train, "average_students", catching)
+    task_id = tiny_task(store)
+    settings = tiny_settings()
+    settings.student.average_rounds = True
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert run_inline(store, run_id) == "done"
+    first, last = (r.metrics for r in store.rounds(run_id))
+    assert first.averaged_rounds is None and last.averaged_rounds == [1, 2]
+    assert last.metric is not None
+    saved1 = load_checkpoint(store, run_id, 1).model.state_dict()
+    saved2 = load_checkpoint(store, run_id, 2).model.state_dict()
+    assert len(caught) == 2
+    key = next(k for k, v in saved2.items() if v.is_floating_point() and v.dim() == 2)
+    assert torch.allclose(caught[0][key], saved1[key])  # round 1's student, as it was saved
+    assert not torch.allclose(caught[1][key], saved1[key])  # round 2 trained on
+    assert torch.allclose(saved2[key], (caught[0][key] + caught[1][key]) / 2, atol=1e-6)
+    from gold.export import export_student
+    from gold.runs import run_overview
+
+    assert run_overview(store, run_id).averaged == {2: [1, 2]}  # the Runs page says so
+    card = (export_student(store, run_id, home / "out", round_n=2).path / "README.md").read_text()
+    assert "the weight average of the students of rounds 1, 2" in card
+
+
 def test_soft_labels_store_what_the_teacher_believes_for_every_training_sample(store, home):
 
     task_id = tiny_task(store)

@@ -205,6 +205,29 @@ def test_several_samples_per_prompt_are_consecutive_lines_of_one_field_tasks(sen
     assert {r.n_expected for r in P.plan_requests(nli, 6, seed=0, options=P.PromptOptions(per_prompt=4))} == {1}
 
 
+def test_prompts_sharing_a_draw_are_the_same_prompt_next_to_each_other_and_keep_the_labels_balanced(sentiment):
+    """per_draw = 4: each label's requests come in runs of 4 that share one draw of seeds and feedback (so a
+    teacher that keeps its last prompt reads it once), the labels are still given equal shares, and the draws
+    still differ from group to group."""
+    feedback = {"negative": [Example({"text": "a limp , lifeless mess ."}, "negative")],
+                "positive": [Example({"text": "a warm , funny delight ."}, "positive")]}
+    reqs = P.plan_requests(sentiment, 18, seed=3, feedback=feedback, feedback_rate=1.0,
+                           options=dataclasses.replace(REVIEW, per_draw=4))
+    assert len(reqs) == 18 and sorted(r.label for r in reqs) == ["negative"] * 9 + ["positive"] * 9
+    runs = [[reqs[0]]]
+    for r in reqs[1:]:
+        if r.prompt == runs[-1][-1].prompt:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    assert sorted(len(g) for g in runs) == [1, 1, 4, 4, 4, 4]  # 9 per label: 4 + 4 + 1
+    assert all(r.feedback_used == 1 for r in reqs)
+    assert len({g[0].prompt for g in runs}) > 2  # draws differ between groups
+    # 1 (the default) draws per request, as a plan without the option
+    assert P.plan_requests(sentiment, 18, seed=3, options=dataclasses.replace(REVIEW, per_draw=1)) == \
+        P.plan_requests(sentiment, 18, seed=3, options=REVIEW)
+
+
 def test_run_requests_writes_several_samples_line_by_line_and_accounts_for_each(sentiment):
     reqs = [P.build_request(sentiment, "completion", "negative", random.Random(0), n=3, options=REVIEW)]
     lines = iter([" dull and long .", " a waste of a fine cast .", ""])

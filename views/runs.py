@@ -104,10 +104,10 @@ def setting_rows(rows: list[Setting], values: dict, per_row: int = 4) -> None:
 queued = ss.pop("run_queued", None)
 if queued:
     ss["new_run_open"] = False
+    st.success(queued["message"])
     for sentence in queued["notes"]:
         st.info(sentence)
     st.caption(queued["estimate"])
-    st.success(queued["message"])
 
 with st.expander("Start a new run", expanded=not store.list_runs(), key="new_run_open", on_change="rerun"):
     # enter_to_submit=False: Enter in a number box (Rounds…) must not queue a run; only the button does.
@@ -285,6 +285,9 @@ def live(run_id: int, polling: bool) -> None:
             st.caption(f"Round {', '.join(map(str, ov.selected_on_eval))}: early stopping chose the student's epoch "
                        f"on the evaluation rows, so its {ov.metric_name or 'metric'} on them is optimistic. Measure "
                        "it on rows the run never saw before you rely on it.")
+        for n, rounds in ov.averaged.items():
+            st.caption(f"Round {n}'s student is the weight average of the students of rounds "
+                       f"{', '.join(map(str, rounds))}.")
         left, right = st.columns(2)
         curves = metric_curves(store, run_id)
         curves["run"] = curves["run"].map(html.escape)  # plotly renders HTML tags in legends and hovers

@@ -69,7 +69,8 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
     rejected ones with their reason. Stored batch by batch, so a cancel loses at most one batch."""
     task, settings, n, teacher = state.task, state.settings, state.n, state.teacher
     rng = random.Random(settings.seed * 7919 + n * 31 + (1 if probe else 0))
-    options = prompts.PromptOptions(per_prompt=samples_per_prompt(settings, teacher))
+    options = prompts.PromptOptions(per_prompt=samples_per_prompt(settings, teacher),
+                                    per_draw=settings.teacher.prompts_per_draw)
     requests = prompts.plan_requests(task, count, style=teacher.prompt_style, rng=rng, feedback=feedback,
                                      feedback_count=settings.feedback_count, feedback_rate=settings.feedback_rate,
                                      probe=probe, label_shares=label_shares, options=options)

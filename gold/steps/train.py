@@ -3,7 +3,9 @@ checkpoint with the record of exactly which samples it saw (so an export can shi
 
 Trainable = kept, a training role (probes too with `train_on_probes`), not vetoed by a person, not flagged as noise;
 plus the noise strategy's relabeled samples. Mid-loop students warm-start from the previous round's (its energy
-must mean something, so they train to convergence); the last round, and a retrain, train the final student.
+must mean something, so they train to convergence); the last round, and a retrain, train the final student. With
+`student.average_rounds`, the loop's last round then saves the weight average of its student and every earlier
+round's kept student (`gold.students.averaging`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gold.steering import evaluation_rows
 from gold.steps import RoundState, StepResult
 from gold.store import training_roles
 from gold.strategies import noise_strategy
+from gold.students.averaging import average_students
 from gold.students.base import TrainExample, TrainingArgs
 
 
@@ -42,6 +45,7 @@ class TrainResult(StepResult):
     train_precision: str | None = None
     best_step: int | None = None
     selected_on_eval: bool | None = None
+    averaged_rounds: list[int] | None = None
     checkpoint: str | None = None
 
     def metrics(self) -> dict:
@@ -73,6 +77,11 @@ def run(ctx: RunContext, state: RoundState) -> TrainResult:
         within(frac, f"Round {n}: training the student on {len(data.rows)} examples ({msg})")
 
     report = state.student.fit(data.rows, args, progress=on_step, eval_examples=judge)
+    averaged = rounds_to_average(state, settings, args.warm_start)
+    if averaged:
+        ctx.progress(None, f"Round {n}: averaging the students of rounds {', '.join(map(str, averaged))}…")
+        earlier = [new_student(task, settings, layout.checkpoint_dir(state.run_dir, k)) for k in averaged[:-1]]
+        state.student = average_students([*earlier, state.student])
     state.student.save(state.checkpoint)
     layout.train_ids_path(state.run_dir, n).write_text(json.dumps(
         {"seeds": len(task.seeds), "sample_ids": data.sample_ids,
@@ -82,7 +91,19 @@ def run(ctx: RunContext, state: RoundState) -> TrainResult:
                        train_steps=report.steps, train_loss=round(report.final_loss, 4),
                        train_precision=report.precision,
                        best_step=report.best_step, selected_on_eval=True if chose else None,
-                       checkpoint=str(state.checkpoint))
+                       averaged_rounds=averaged or None, checkpoint=str(state.checkpoint))
+
+
+def rounds_to_average(state: RoundState, settings: GoldSettings, warm: bool) -> list[int]:
+    """The rounds whose students the saved student averages, this one last: with `average_rounds`, in the loop's
+    last round (not a retrain, which trains on the vetoes applied and stands alone), when this student continued
+    from the previous round's (students trained apart from fresh heads do not share a path to average along),
+    every earlier round whose checkpoint is kept. [] = save the student as trained."""
+    n = state.n
+    if not (settings.student.average_rounds and warm and n == settings.rounds and n > 1):
+        return []
+    kept = [k for k in range(1, n) if (layout.checkpoint_dir(state.run_dir, k) / "config.json").is_file()]
+    return [*kept, n] if kept else []
 
 
 def training_args(settings: GoldSettings, warm: bool, round_n: int) -> TrainingArgs:

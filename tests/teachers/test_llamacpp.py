@@ -138,6 +138,29 @@ def test_several_samples_per_prompt_read_the_prompt_once(llamacpp_teacher):
 
 
 @slow
+def test_prompts_sharing_a_draw_are_read_once_and_still_sampled_apart(llamacpp_teacher):
+    """Four prompts of a label drawn alike run one after the other: the kept key/value cache holds the whole
+    prompt, so each group's prompt is evaluated once (about a quarter of the tokens of four separate draws), and
+    the four samples are four draws of the sampler, not one sample four times."""
+    import random
+
+    from gold import prompts
+    from gold.examples import example_spec
+
+    task = example_spec("sst2")
+    reqs = prompts.plan_requests(task, 8, rng=random.Random(0), options=prompts.PromptOptions(per_draw=4))
+    assert len({r.prompt for r in reqs}) == 2
+    before = llamacpp_teacher.evaluated_prompt_tokens
+    replies = prompts.run_requests(llamacpp_teacher, reqs, GenerationSettings(seed=5, max_new_tokens=24))
+    evaluated = llamacpp_teacher.evaluated_prompt_tokens - before
+    prompt_tokens = [llamacpp_teacher.count_tokens(r.prompt) for r in reqs]
+    assert evaluated < 0.35 * sum(prompt_tokens)
+    for prompt in {r.prompt for r in reqs}:
+        texts = [c.text for r, c in zip(reqs, replies) if r.prompt == prompt]
+        assert len(set(texts)) >= 3, texts
+
+
+@slow
 def test_chat_prompts_and_too_long_prompts(llamacpp_teacher):
     messages = [{"role": "user", "content": "Say hello."}]
     rendered = llamacpp_teacher.render(messages)
