@@ -21,8 +21,9 @@ StudentSpec fields on top of the product's defaults, and `rounds=K` or `rounds=J
 rounds' samples. Soft labels: a cell whose run stored them trains on them; a hard-label cell trains on the given
 labels, or, with a soft_label_weight, on the teacher's read-back computed here. Two kinds train nothing:
 `exported` (the round the run's evaluation rows pick, as the Export page does) and `average` (the weight average of
-the round students, `gold.students.averaging`; `last=K`: of the last K rounds'). Writes bench/results/refit.json
-and prints a table.
+the round students, `gold.students.averaging`; `last=K`: of the last K rounds'; `export=true`: what the Export page
+downloads when *Average the rounds* is on, the round its evaluation rows pick with the average standing in for the
+last round's student). Writes bench/results/refit.json and prints a table.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ RECIPES = {
     "exported": "exported:",  # the round the run's evaluation rows pick, as the Export page does (no training)
     "average_all": "average:",  # the weight average of every round's student (no training)
     "average_last2": "average:last=2",  # of the last two rounds' students
+    "exported_averaged": "average:export=true",  # Export's pick when the last round's student is the average
     "fresh_round1": "trainable:final_fresh=true,rounds=1",  # a fresh student on the seeds and round 1's samples
     "fresh_round4": "trainable:final_fresh=true,rounds=4",  # ... and on round 4's alone
 }
@@ -80,6 +82,9 @@ def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
         key, _, value = pair.partition("=")
         if rows == "average" and key.strip() == "last":
             overrides["last"] = int(value)
+            continue
+        if rows == "average" and key.strip() == "export":
+            overrides["export"] = parse_value(value) is True
             continue
         if rows != "average" and key.strip() == "rounds":  # e.g. rounds=1 or rounds=1-2: only these rounds' samples
             lo, _, hi = value.partition("-")
@@ -99,10 +104,12 @@ def finished_cells(work: Path, task: str, method: str, budget: int, seed: int) -
     return [h for h in homes if (work / "cells" / f"{h.name}.json").exists()]
 
 
-def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0) -> dict[str, Any]:
+def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0, export: bool = False) -> dict[str, Any]:
     """A final student made of the cell's saved round students, with no training: `exported`, the round whose
     student the run's own evaluation rows score best (the latest of ties, as the Export page picks); `average`,
-    the weight average of every round's student (`last` K > 0: of the last K rounds')."""
+    the weight average of every round's student (`last` K > 0: of the last K rounds'). `export` (with `average`):
+    the averaged student is the last round's, as a run with `student.average_rounds` saves it, scored on the run's
+    evaluation rows as its measure step would, and the result is the round Export then picks."""
     from gold.checkpoints import load_checkpoint
     from gold.export import pick_round
     from gold.students.averaging import average_students
@@ -119,10 +126,32 @@ def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0) -> dict[s
         picked = rounds[-last:] if last else rounds
         t0 = time.perf_counter()
         student = average_students([load_checkpoint(store, run_id, n) for n in picked])
-        return {"test": evaluate_student(student, bench_task.spec, bench_task.test), "rounds": picked,
-                "seconds": round(time.perf_counter() - t0, 1)}
+        test = evaluate_student(student, bench_task.spec, bench_task.test)
+        out = {"test": test, "rounds": picked}
+        if export:
+            out.update(export_with_average(store, run_id, student, test, bench_task))
+        return {**out, "seconds": round(time.perf_counter() - t0, 1)}
     finally:
         store.close()
+
+
+def export_with_average(store, run_id: int, averaged, averaged_test: float, bench_task) -> dict[str, Any]:
+    """What Export picks when the last round saved `averaged`: the best on the run's evaluation rows (the later
+    round on a tie) among the earlier rounds' measured students and the average, scored on the rows the run's
+    measure step used. Its test accuracy becomes the result's `test`; the average's own stays as `average_test`."""
+    from gold.checkpoints import load_checkpoint
+    from gold.steering import evaluation_rows
+
+    run = store.get_run(run_id)
+    task = store.get_task(run.task_id).spec
+    rows, _ = evaluation_rows(task, GoldSettings.from_dict(run.settings))
+    rounds = [r for r in store.rounds(run_id) if r.status == "done"]
+    scored = {r.n: r.metrics.metric for r in rounds[:-1] if r.metrics.metric is not None}
+    scored[rounds[-1].n] = evaluate_student(averaged, task, rows)
+    pick = max(scored, key=lambda n: (scored[n], n))
+    test = averaged_test if pick == rounds[-1].n else evaluate_student(
+        load_checkpoint(store, run_id, pick), bench_task.spec, bench_task.test)
+    return {"test": test, "average_test": averaged_test, "round": pick, "eval": scored}
 
 
 def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], train_seed: int) -> dict[str, Any]:
@@ -277,7 +306,8 @@ def main() -> None:
         else:
             rows_kind, overrides = parsed[name]
             if rows_kind in ("average", "exported"):
-                r = {"ident": ident, **from_rounds(home, bench_task, rows_kind, overrides.get("last", 0))}
+                r = {"ident": ident, **from_rounds(home, bench_task, rows_kind, overrides.get("last", 0),
+                                                   overrides.get("export", False))}
             else:
                 r = {"ident": ident, **refit(home, bench_task, rows_kind, overrides, ts)}
             write_json(cache_dir / f"{home.name}-{name}-t{ts}.json", r)

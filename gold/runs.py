@@ -118,6 +118,7 @@ class RunOverview:
     usage: dict[str, float]
     eta_s: float | None
     histograms: dict[int, dict[str, list[float]]]
+    rounds_done: int = 0  # finished rounds, counted as `Store.list_runs` counts them
     selected_on_eval: list[int] = field(default_factory=list)  # rounds whose student early stopping chose
     averaged: dict[int, list[int]] = field(default_factory=dict)  # round -> the rounds its student averages
     labeler: str | None = None  # who read the soft labels (the last round that read any)
@@ -215,7 +216,7 @@ def run_overview(store: Store, run_id: int) -> RunOverview:
     labeler, labeler_choice = labelers.recorded(rounds)
     return RunOverview(run=run, progress=progress, progress_text=text, counts=store.sample_counts(run_id),
                        rounds_table=table, metric_name=metric_name, reject_reasons=store.reject_reasons(run_id),
-                       events=events, usage=run.usage, eta_s=eta, histograms=hists,
+                       events=events, usage=run.usage, eta_s=eta, histograms=hists, rounds_done=done,
                        selected_on_eval=[r.n for r in rounds if r.metrics.selected_on_eval],
                        averaged={r.n: r.metrics.averaged_rounds for r in rounds if r.metrics.averaged_rounds},
                        labeler=labeler, labeler_choice=labeler_choice)

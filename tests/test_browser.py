@@ -305,7 +305,8 @@ def test_a_link_to_a_run_reopens_it_after_a_server_restart(fresh_app, browser):
 
 def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
     """A real worker runs a one-round run whose teacher is asked one prompt at a time: the bar must move while
-    the round generates, not sit empty until the round's step is recorded."""
+    the round generates, not sit empty until the round's step is recorded; and the runs table above, drawn while
+    the run was queued, says "running" once the worker has it (a newcomer saw "queued" beside a moving bar)."""
     from support import start_worker, tiny_settings
 
     from gold.runs import start_run
@@ -321,6 +322,13 @@ def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
     bar.wait_for(timeout=60_000)
     worker = start_worker(home, "--once", "--no-maps")  # the bar is watched, not the map
     seen: list[tuple[int, str | None]] = []  # (bar value, the round's last finished step) while round 1 runs
+    cells = page.locator("[data-testid=stDataFrame]").first.locator("[role=gridcell]")  # the runs table, as text
+
+    def listed_status() -> str:
+        return cells.nth(4).inner_text()  # id, name, task, mode, status, rounds done, created
+
+    assert listed_status() == "queued"
+    said_running = False
     try:
         deadline = time.time() + 900
         while time.time() < deadline:
@@ -330,6 +338,7 @@ def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
             value = bar.get_attribute("aria-valuenow")
             if r and value is not None:
                 seen.append((int(float(value)), r.step))
+            said_running = said_running or listed_status() == "running"
             time.sleep(0.3)
         worker.communicate(timeout=600)
     finally:
@@ -339,6 +348,7 @@ def test_the_bar_moves_within_a_round_of_a_real_run(fresh_app, browser):
     while_generating = [v for v, step in seen if step is None]
     assert while_generating and max(while_generating) > 0, seen  # the bar moved before the step was recorded
     assert len({v for v, _ in seen if v > 0}) >= 2, seen  # and more than once within the round
+    assert said_running, listed_status()
     no_exception(page)
 
 

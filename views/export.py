@@ -95,7 +95,7 @@ else:
          "noise": r.metrics.noise, "exported": "✓" if r.n == round_n else ""}
         for r in store.rounds(run_id)
     ])
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch", placeholder="–")  # a round that never finished: dashes
 
     name = export.folder_name(run_id, round_n)
     st.download_button(

@@ -184,8 +184,10 @@ st.subheader(f"Runs ({len(runs)})")
 st.dataframe(runs_table(runs), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(runs)), key="runs_list")
 st.caption(f"Data folder `{store.home}`: {human_size(tree_bytes(store.home))} on disk. Delete a run you no longer "
            "need (below), or start runs that keep only their best and last checkpoints (Advanced).")
+# The picker names a run without its status: the browser keeps a chosen option's label as first drawn, so a status
+# in it would still say "queued" while the table above and the run below say "running".
 st.selectbox("Run", run_ids, key="run_id",
-             format_func=lambda i: next(f"#{r.id} {r.name} · {r.task_name} · {r.mode} · {r.status}" for r in runs if r.id == i))
+             format_func=lambda i: next(f"#{r.id} {r.name} · {r.task_name} · {r.mode}" for r in runs if r.id == i))
 mirror_url("run", "run_id", ss["run_id"])
 
 
@@ -215,17 +217,19 @@ def confirm_delete(run: Run) -> None:
         st.rerun()
 
 
-def live(run_id: int, polling: bool) -> None:
+def live(run_id: int, polling: bool, drawn: tuple[str, int]) -> None:
     """The run's progress, controls, tables and charts. `polling`: this fragment reruns every two seconds because
-    the run was active when the page was drawn; once it is not, one full rerun redraws the page (the runs table's
-    status too) without the timer."""
+    the run was active when the page was drawn. `drawn`: the run's status and finished rounds as the runs table
+    above shows them; when either changes (the worker picked the run up, a round finished, the run ended) one full
+    rerun redraws the page, so the table never says "queued" beside a running run, and a run that ended is drawn
+    once more without the timer."""
     try:
         ov = run_overview(store, run_id)
     except NotFound:
         st.warning("This run was deleted.")
         return
     run = ov.run
-    if polling and run.status not in ACTIVE_STATUSES:
+    if polling and (run.status, ov.rounds_done) != drawn:
         st.rerun()
     st.subheader(f"#{run.id} {md_escape(run.name)}")
     st.caption(f"Task: {md_escape(run.task_name)} · mode: {run.mode} · {describe_status(run)}")
@@ -330,5 +334,7 @@ def live(run_id: int, polling: bool) -> None:
         st.json(run.settings)
 
 
-shown_active = next(r.status for r in runs if r.id == ss["run_id"]) in ACTIVE_STATUSES
-st.fragment(live, run_every=2.0 if shown_active else None)(ss["run_id"], shown_active)
+shown = next(r for r in runs if r.id == ss["run_id"])
+shown_active = shown.status in ACTIVE_STATUSES
+st.fragment(live, run_every=2.0 if shown_active else None)(ss["run_id"], shown_active,
+                                                           (shown.status, shown.rounds_done))

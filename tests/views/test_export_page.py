@@ -65,6 +65,8 @@ def test_one_click_zip_is_built_once_and_holds_the_export(finished_run, monkeypa
     assert labels == ["Download the student (.zip)", "Samples as JSONL", "Samples as CSV",
                       "Hugging Face dataset (.zip)"]
     assert not at.error
+    [rounds] = [d for d in at.dataframe if "exported" in d.value]
+    assert rounds.proto.placeholder == "–"  # a round that never finished shows dashes, not the word None
 
     name = f"gold-run{gold_id}-round{best}"
     data = clicks[f"{name}.zip"]()
