@@ -139,19 +139,20 @@ def export_with_average(store, run_id: int, averaged, averaged_test: float, benc
     """What Export picks when the last round saved `averaged`: the best on the run's evaluation rows (the later
     round on a tie) among the earlier rounds' measured students and the average, scored on the rows the run's
     measure step used. Its test accuracy becomes the result's `test`; the average's own stays as `average_test`."""
-    from gold.checkpoints import load_checkpoint
+    from gold.checkpoints import best_round, load_checkpoint
     from gold.steering import evaluation_rows
 
     run = store.get_run(run_id)
     task = store.get_task(run.task_id).spec
     rows, _ = evaluation_rows(task, GoldSettings.from_dict(run.settings))
     rounds = [r for r in store.rounds(run_id) if r.status == "done"]
-    scored = {r.n: r.metrics.metric for r in rounds[:-1] if r.metrics.metric is not None}
-    scored[rounds[-1].n] = evaluate_student(averaged, task, rows)
-    pick = max(scored, key=lambda n: (scored[n], n))
-    test = averaged_test if pick == rounds[-1].n else evaluate_student(
+    last = rounds[-1]
+    rounds[-1] = replace(last, metrics=replace(last.metrics, metric=evaluate_student(averaged, task, rows)))
+    pick = best_round(rounds).n  # Export's own rule
+    test = averaged_test if pick == last.n else evaluate_student(
         load_checkpoint(store, run_id, pick), bench_task.spec, bench_task.test)
-    return {"test": test, "average_test": averaged_test, "round": pick, "eval": scored}
+    return {"test": test, "average_test": averaged_test, "round": pick,
+            "eval": {r.n: r.metrics.metric for r in rounds}}
 
 
 def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], train_seed: int) -> dict[str, Any]:

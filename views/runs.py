@@ -217,12 +217,13 @@ def confirm_delete(run: Run) -> None:
         st.rerun()
 
 
-def live(run_id: int, polling: bool, drawn: tuple[str, int]) -> None:
-    """The run's progress, controls, tables and charts. `polling`: this fragment reruns every two seconds because
-    the run was active when the page was drawn. `drawn`: the run's status and finished rounds as the runs table
-    above shows them; when either changes (the worker picked the run up, a round finished, the run ended) one full
-    rerun redraws the page, so the table never says "queued" beside a running run, and a run that ended is drawn
-    once more without the timer."""
+def live(run_id: int, drawn: tuple[str, int]) -> None:
+    """The run's progress, controls, tables and charts. `drawn`: the run's status and finished rounds as the runs
+    table above shows them. While that status is active this fragment reruns every two seconds; when either value
+    changes (the worker picked the run up, a round finished, the run ended) one full rerun redraws the page, so
+    the table never says "queued" beside a running run, and a run that ended is drawn once more without the
+    timer."""
+    polling = drawn[0] in ACTIVE_STATUSES
     try:
         ov = run_overview(store, run_id)
     except NotFound:
@@ -335,6 +336,5 @@ def live(run_id: int, polling: bool, drawn: tuple[str, int]) -> None:
 
 
 shown = next(r for r in runs if r.id == ss["run_id"])
-shown_active = shown.status in ACTIVE_STATUSES
-st.fragment(live, run_every=2.0 if shown_active else None)(ss["run_id"], shown_active,
-                                                           (shown.status, shown.rounds_done))
+st.fragment(live, run_every=2.0 if shown.status in ACTIVE_STATUSES else None)(ss["run_id"],
+                                                                              (shown.status, shown.rounds_done))
