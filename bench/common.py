@@ -16,6 +16,8 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work"  # caches of finished cells (git-ignored): a rerun skips what is done
+# the data folder the engine keeps model copies in (the llama.cpp teacher's F16 weights); cells use homes of their own
+os.environ.setdefault("GOLD_HOME", str(WORK / "gold_home"))
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

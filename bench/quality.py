@@ -160,12 +160,21 @@ def parse_variant(text: str) -> Method:
     return Method(name.strip(), "run", base, overrides)
 
 
+# How the llama.cpp engine runs the teacher in every run cell (`--gguf-weights`, `--parallel-sequences`; the
+# product's defaults unless set). Not a method's override, so a cell run with the values the engine had before these
+# settings existed (file, 1) keeps the key it was measured under.
+LLAMACPP_TEACHER: dict[str, Any] = {}
+# Settings only the llama.cpp engine reads: a cell on another engine leaves them out of its identity.
+LLAMACPP_ONLY = ("gguf_weights", "parallel_sequences")
+
+
 def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_share: float) -> GoldSettings:
     per_round = max(1, budget // rounds)
     probe = round(per_round * probe_share) if probe_share > 0 else 0
     settings = GoldSettings(mode=method.mode, rounds=rounds, samples_per_round=per_round - probe, probe_size=probe,
                             seed=seed)
     settings.teacher.engine = "transformers"  # not "auto": a cell names its engine (`--engine` overrides it)
+    settings.teacher = replace(settings.teacher, **LLAMACPP_TEACHER)
     top, teacher, student, labeler = {}, {}, {}, {}
     for key, value in method.overrides.items():
         if key.startswith("student."):
@@ -252,6 +261,9 @@ def settings_identity(settings: GoldSettings) -> dict[str, Any]:
     d = as_cached(settings.to_dict())
     for k in NUMERICS:
         d.get("student", {}).pop(k, None)
+    if d["teacher"]["engine"] != "llama.cpp":
+        for k in LLAMACPP_ONLY:
+            d["teacher"].pop(k, None)
     if d["mode"] == "baseline":
         for k in GOLD_ONLY:
             d.pop(k, None)
@@ -462,6 +474,10 @@ def main() -> None:
     ap.add_argument("--engine", default="transformers", choices=("transformers", "llama.cpp"),
                     help="the local teacher's engine for every run (llama.cpp: faster on a CPU; a different engine is "
                          "a different cell)")
+    ap.add_argument("--gguf-weights", choices=("auto", "file", "f16"), default=None,
+                    help="llama.cpp: the weights every run's teacher runs (default: the product's, auto)")
+    ap.add_argument("--parallel-sequences", type=int, default=None,
+                    help="llama.cpp: replies decoded together in every run (default: the product's)")
     ap.add_argument("--out", default=None, help="results file (default bench/results/quality.json)")
     ap.add_argument("--work", default=str(WORK / "quality"), help="cache of finished cells and the runs' stores")
     ap.add_argument("--cached-only", action="store_true",
@@ -500,6 +516,10 @@ def main() -> None:
         sys.exit(f"error: unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}.")
     methods = [Method(m, "run", m) if m in RUN_METHODS else Method(m, m) for m in chosen]
     methods += [parse_variant(v) for v in a.variant]
+    if a.gguf_weights is not None:
+        LLAMACPP_TEACHER["gguf_weights"] = a.gguf_weights
+    if a.parallel_sequences is not None:
+        LLAMACPP_TEACHER["parallel_sequences"] = a.parallel_sequences
     if a.engine != "transformers":
         for m in methods:
             if m.kind == "run":
@@ -676,7 +696,7 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
     if missing:
         entry["missing_seeds"] = missing
     entry.update(spread=spread, per_seed=per_seed, seeds=seeds, budget=a.budget, rounds=a.rounds,
-                 teacher_engine=a.engine,
+                 teacher_engine=a.engine, **({"llamacpp_teacher": dict(LLAMACPP_TEACHER)} if LLAMACPP_TEACHER else {}),
                  probe_share=a.probe_share, test_rows=len(task.test), val_rows=len(task.val),
                  metric="accuracy" if task.spec.kind == "classification" else "exact_match", details=details)
     if "gold" in settings_of:

@@ -8,9 +8,13 @@ Usage:
   .venv/bin/python bench/round_profile.py --engines auto --threads 2 --samples-per-prompt 1,4
   .venv/bin/python bench/round_profile.py --engines auto --threads 2 --prompts-per-draw 1,4
   .venv/bin/python bench/round_profile.py --engines transformers,auto --threads 2 --precisions fp32,auto
+  .venv/bin/python bench/round_profile.py --engines transformers,auto --threads 2 --gguf-weights file,auto
+  .venv/bin/python bench/round_profile.py --engines transformers,auto --threads 2 --sequences 1,4
 
-A configuration is an engine, a thread count, the teacher's samples per prompt, its prompts per draw of examples
-and the student's training precision. Ratios (`round_over_first`, `critical_over_first`) are against the first configuration listed.
+A configuration is an engine, a thread count, the teacher's samples per prompt, its prompts per draw of examples,
+the student's training precision, the weights llama.cpp runs the GGUF with (`teacher.gguf_weights`: the file's
+Q4_1, or its F16 copy) and the replies it decodes together (`teacher.parallel_sequences`); the transformers
+engine ignores the last two. Ratios (`round_over_first`, `critical_over_first`) are against the first configuration listed.
 Each configuration runs in a child process of its own (fresh models, its own peak memory), one after the other, so
 the ratios between them are measured under the same conditions. Per configuration:
 
@@ -21,13 +25,15 @@ the ratios between them are measured under the same conditions. Per configuratio
   roofline     the limits the steps are held against, measured here with the same threads:
                - matmul GFLOP/s: torch fp32 (and bf16) matrix products of the student's shapes (MiniLM: a batch
                  of 16 texts of ~32 tokens through the 384→384, 384→1536 and 1536→384 projections);
-               - llama.cpp decode tokens/s: the teacher's GGUF evaluating one token at a time after a few-shot
-                 prompt, nothing else (llama.cpp's own best for a single sequence on this machine), and
-                 evaluating a 128-token prompt in one batch (what each prompt token of a sample costs);
+               - llama.cpp decode tokens/s: the teacher's GGUF (in the configuration's weights) evaluating one
+                 token at a time after a few-shot prompt, nothing else (llama.cpp's own best for a single sequence
+                 on this machine), the same with the configuration's number of sequences in one batch
+                 (`llama_batch_decode_tok_s`, `bench/teacher_sequences.py`), and evaluating a 128-token prompt in
+                 one batch (what each prompt token of a sample costs);
   achieved     the student's training GFLOP/s (6 × its non-embedding parameters × tokens + attention, over the
                examples the optimizer saw) as a share of the fp32 matmul rate, and of the bf16 one when it trained
                in bf16; the teacher's decode (completion tokens per second of the generate step) as a share of
-               llama.cpp's rate;
+               llama.cpp's better rate, single or batched;
   memory       the child's peak RSS with teacher, labeler, student and map encoder loaded.
 
 Prints a table and writes bench/results/round_profile.json.
@@ -72,13 +78,13 @@ def matmul_gflops(threads: int, hidden: int = 384, ffn: int = 1536, reps: int = 
     return flops / best / 1e9
 
 
-def llama_decode_tokens_per_s(threads: int, tokens: int = 64) -> float | None:
+def llama_decode_tokens_per_s(threads: int, tokens: int = 64, weights: str = "auto") -> float | None:
     """llama.cpp evaluating one token at a time after a prompt: its own single-sequence decode rate."""
     from gold.teachers import llamacpp
 
     if not llamacpp.available():
         return None
-    teacher = llamacpp.LlamaCppTeacher.cached(threads=threads)
+    teacher = llamacpp.LlamaCppTeacher.cached(threads=threads, weights=weights)
     llm = teacher.llm
     prompt = teacher.tokenize("Write a short movie review.\n\nReview: a fine film with a strong cast\nReview:")
     llm.reset()
@@ -92,13 +98,23 @@ def llama_decode_tokens_per_s(threads: int, tokens: int = 64) -> float | None:
     return rate
 
 
-def llama_prompt_tokens_per_s(threads: int, tokens: int = 128) -> float | None:
+def llama_batch_decode_tokens_per_s(threads: int, sequences: int, weights: str = "auto") -> float | None:
+    """llama.cpp decoding `sequences` sequences in one batch, one token each per step: its rate at that batch."""
+    from gold.teachers import llamacpp
+    from teacher_sequences import raw_decode_rate
+
+    if not llamacpp.available():
+        return None
+    return raw_decode_rate(llamacpp.LlamaCppTeacher.cached(threads=threads, weights=weights), sequences)
+
+
+def llama_prompt_tokens_per_s(threads: int, tokens: int = 128, weights: str = "auto") -> float | None:
     """llama.cpp evaluating a prompt of `tokens` tokens in one batch: what every prompt token of a sample costs."""
     from gold.teachers import llamacpp
 
     if not llamacpp.available():
         return None
-    teacher = llamacpp.LlamaCppTeacher.cached(threads=threads)
+    teacher = llamacpp.LlamaCppTeacher.cached(threads=threads, weights=weights)
     llm = teacher.llm
     ids = teacher.tokenize("Here are some examples of movie reviews, some negative and some positive. " * 16)[:tokens]
     best = float("inf")
@@ -121,7 +137,8 @@ def student_train_flops_per_token(model: Any, tokens: float) -> float:
 
 
 def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt: int = 1,
-                precision: str = "auto", per_draw: int = 1) -> dict[str, Any]:
+                precision: str = "auto", per_draw: int = 1, weights: str = "auto",
+                sequences: int = 4) -> dict[str, Any]:
     """One configuration, in this (child) process: the roofline numbers, then one round through the engine."""
     import torch
 
@@ -135,14 +152,16 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
     from gold.teachers import resolved_engine
 
     out: dict[str, Any] = {"engine": engine, "threads": threads, "samples_per_prompt": per_prompt,
-                           "prompts_per_draw": per_draw,
+                           "prompts_per_draw": per_draw, "gguf_weights": weights, "parallel_sequences": sequences,
                            "ran_on": resolved_engine(engine, GoldSettings().teacher.model), "precision": precision,
                            "trained_in": compute_precision(torch.device("cpu"), precision)}
     out["matmul_gflops"] = round(matmul_gflops(threads), 1)
     out["matmul_bf16_gflops"] = round(matmul_gflops(threads, dtype="bf16"), 1)
-    decode = llama_decode_tokens_per_s(threads)
+    decode = llama_decode_tokens_per_s(threads, weights=weights)
     out["llama_decode_tok_s"] = round(decode, 1) if decode else None
-    prompt_rate = llama_prompt_tokens_per_s(threads)
+    batched = llama_batch_decode_tokens_per_s(threads, sequences, weights=weights)
+    out["llama_batch_decode_tok_s"] = round(batched, 1) if batched else None
+    prompt_rate = llama_prompt_tokens_per_s(threads, weights=weights)
     out["llama_prompt_tok_s"] = round(prompt_rate, 1) if prompt_rate else None
 
     class TimedMap(RunHooks):
@@ -159,6 +178,8 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
         settings.teacher.engine = out["ran_on"]
         settings.teacher.samples_per_prompt = per_prompt
         settings.teacher.prompts_per_draw = per_draw
+        settings.teacher.gguf_weights = weights
+        settings.teacher.parallel_sequences = sequences
         settings.student.precision = precision
         run_id = store.create_run(task_id, settings.to_dict(), name="profile")
         store.claim_run("profile", only=[run_id])
@@ -199,7 +220,7 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
         if out["trained_in"] == "bf16" and train_s:  # the limit of the arithmetic the fit actually ran in
             out["train_share_of_bf16_matmul"] = round(out["train_gflops"] / out["matmul_bf16_gflops"], 3)
         if out["teacher_tok_s"] and decode:
-            out["decode_share_of_llama"] = round(out["teacher_tok_s"] / decode, 3)
+            out["decode_share_of_llama"] = round(out["teacher_tok_s"] / max(decode, batched or 0), 3)
         store.close()
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
@@ -223,25 +244,33 @@ def main() -> None:
                     "configuration")
     ap.add_argument("--precisions", default="auto", help="the student's training precisions (auto, bf16, fp32), each "
                     "a configuration")
+    ap.add_argument("--gguf-weights", default="auto", help="the weights llama.cpp runs the GGUF with (auto, file, "
+                    "f16), each a configuration of the llama.cpp engine (transformers ignores them: it runs once)")
+    ap.add_argument("--sequences", default="4", help="replies llama.cpp decodes together, each a configuration of "
+                    "the llama.cpp engine")
     ap.add_argument("--out", default=str(RESULTS / "round_profile.json"))
-    ap.add_argument("--one", nargs=5, metavar=("ENGINE", "THREADS", "K", "PRECISION", "DRAW"),
+    ap.add_argument("--one", nargs=7, metavar=("ENGINE", "THREADS", "K", "PRECISION", "DRAW", "WEIGHTS", "SEQS"),
                     help=argparse.SUPPRESS)  # the child's entry
     a = ap.parse_args()
     if a.one:
         print("RESULT " + json.dumps(profile_one(a.one[0], int(a.one[1]), a.samples, a.probes, int(a.one[2]),
-                                                 a.one[3], int(a.one[4]))), flush=True)
+                                                 a.one[3], int(a.one[4]), a.one[5], int(a.one[6]))), flush=True)
         return
-    configs = [(e.strip(), int(t), int(k), p.strip(), int(d)) for t in a.threads.split(",")
+    first_w, first_q = a.gguf_weights.split(",")[0], a.sequences.split(",")[0]
+    configs = [(e.strip(), int(t), int(k), p.strip(), int(d), w.strip(), int(q)) for t in a.threads.split(",")
                for e in a.engines.split(",") if e.strip() for k in a.samples_per_prompt.split(",")
-               for p in a.precisions.split(",") if p.strip() for d in a.prompts_per_draw.split(",")]
+               for p in a.precisions.split(",") if p.strip() for d in a.prompts_per_draw.split(",")
+               for w in a.gguf_weights.split(",") if w.strip() for q in a.sequences.split(",") if q.strip()
+               if e.strip() != "transformers" or (w == first_w and q == first_q)]  # one transformers round
     results = []
-    for engine, threads, per_prompt, precision, per_draw in configs:
+    for engine, threads, per_prompt, precision, per_draw, weights, seqs in configs:
         print(f"… {engine}, {threads} thread(s), {per_prompt} sample(s) per prompt, training in {precision}, "
-              f"{per_draw} prompt(s) per draw", flush=True)
+              f"{per_draw} prompt(s) per draw, GGUF weights {weights}, {seqs} replies together", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "TOKENIZERS_PARALLELISM": "false"}
         proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", engine, str(threads), str(per_prompt),
-                               precision, str(per_draw), "--samples", str(a.samples), "--probes", str(a.probes)],
+                               precision, str(per_draw), weights, str(seqs), "--samples", str(a.samples),
+                               "--probes", str(a.probes)],
                               capture_output=True, text=True, env=env, cwd=ROOT)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode or line is None:
@@ -264,16 +293,25 @@ def print_table(data: dict[str, Any]) -> None:
     rows = data["configs"]
     steps = ["generate", "label", "train", "probe", "score", "select", "measure", "map"]
     head = f"{'seconds':<24}" + "".join(
-        f"{r['ran_on'][:9] + ' ' + str(r['threads']) + 't k' + str(r.get('samples_per_prompt', 1)) + ' d' + str(r.get('prompts_per_draw', 1)) + ' ' + r.get('trained_in', 'fp32'):>27}"
+        f"{r['ran_on'][:9] + ' ' + str(r['threads']) + 't k' + str(r.get('samples_per_prompt', 1)) + ' d' + str(r.get('prompts_per_draw', 1)) + ' ' + r.get('trained_in', 'fp32') + ' ' + _weights(r):>36}"
         for r in rows)
     print(f"\nOne round, {data['samples']} samples + {data['probes']} probes (SST-2, product defaults)\n{head}")
     for s in steps:
-        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>27.1f}" for r in rows))
+        print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>36.1f}" for r in rows))
     for key in ("round_s", "critical_s", "wall_s", "matmul_gflops", "matmul_bf16_gflops", "train_gflops",
                 "train_share_of_matmul", "train_share_of_bf16_matmul", "train_examples_per_s", "llama_decode_tok_s",
+                "llama_batch_decode_tok_s",
                 "llama_prompt_tok_s", "prompt_tokens", "evaluated_prompt_tokens", "teacher_tok_s", "decode_share_of_llama", "samples_per_s", "label_samples_per_s",
                 "peak_rss_mb", "round_over_first", "critical_over_first"):
-        print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>27}" for r in rows))
+        print(f"{key:<24}" + "".join(f"{str(r.get(key, '-')):>36}" for r in rows))
+
+
+def _weights(r: dict[str, Any]) -> str:
+    """The weights and replies decoded together llama.cpp ran in a configuration ("file", 1 where a result predates
+    the setting), "-" on transformers."""
+    if r["ran_on"] != "llama.cpp":
+        return "-"
+    return f"{r.get('gguf_weights', 'file')} x{r.get('parallel_sequences', 1)}"
 
 
 if __name__ == "__main__":

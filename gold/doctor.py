@@ -88,7 +88,9 @@ def check_llamacpp() -> Check:
     except Exception as e:  # a wheel built for another CPU, a missing shared library: say so, do not crash
         return Check("teacher on llama.cpp", False, f"llama-cpp-python is installed but does not run: {e}")
     return Check("teacher on llama.cpp", True, f"{teacher.name} loaded in {teacher.load_seconds:.1f} s with "
-                 f"{teacher.threads} thread(s); 8 greedy tokens: {text.strip()[:40]!r}", time.perf_counter() - t0)
+                 f"{teacher.threads} thread(s), weights {teacher.weights_note}, {teacher.sequences} replies "
+                 f"decoded together; 8 greedy tokens: "
+                 f"{text.strip()[:40]!r}", time.perf_counter() - t0)
 
 
 def check_gemma() -> Check:

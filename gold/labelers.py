@@ -100,7 +100,8 @@ def load_scorer(ref: LabelerRef, settings: GoldSettings, teacher_scorer: Callabl
         # the run's local engine when it names one, else "auto" (llama.cpp for a GGUF when installed), so a
         # labeler that is the teacher's own model is the same loaded model and reads the same labels
         t = settings.teacher
-        return local_teacher(ref.model, t.engine if t.backend == "local" and t.engine == "transformers" else "auto")
+        return local_teacher(ref.model, t.engine if t.backend == "local" and t.engine == "transformers" else "auto",
+                             gguf_weights=t.gguf_weights, sequences=t.parallel_sequences)
     if ref.kind == "openai":
         return remote_labeler(ref, settings)
     raise LabelerError(f"'{ref}' reads no labels.")

@@ -14,11 +14,13 @@ import pandas as pd
 
 from gold import labelers
 from gold.estimate import RunEstimate, estimate_run
+from gold.models import resolve
 from gold.records import Round, Run, RunSummary
 from gold.specs import GoldSettings, SpecError, name_problems
 from gold.steps import STEPS
 from gold.store import ACTIVE_STATUSES, Store
 from gold.teachers import resolved_engine
+from gold.teachers.gguf_weights import resolved_weights
 
 # Rough share of a round's time per step, so the bar moves at about the pace of the work: a 64-sample round with the
 # embedded teacher on 2 CPU cores took 177 s, of which 84 s generating and 62 s training (bench/results/speed.json).
@@ -52,6 +54,9 @@ def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = ""
             settings.teacher.engine, settings.teacher.model)))
         if settings.teacher.engine == "llama.cpp":
             problems += _llamacpp_problem(settings.teacher.model)
+            if not problems:  # likewise the weights "auto" chose for this file
+                settings = replace(settings, teacher=replace(settings.teacher, gguf_weights=resolved_weights(
+                    settings.teacher.gguf_weights, resolve(settings.teacher.model).weights)))
     if not settings.student.model.startswith("embedded:"):
         problems += _model_problem(settings.student.model, "student")
     if problems:

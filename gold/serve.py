@@ -67,6 +67,7 @@ class ServeConfig:
             .gguf file); it is also the name clients put in `model`.
         threads: CPU threads for generation (None: torch's default; llama.cpp: OMP_NUM_THREADS, else every core).
         engine: "transformers" or "llama.cpp" (GGUF only, optional package; one request at a time either way).
+        gguf_weights: llama.cpp only: the file's own weights or an F16 copy (`gold.teachers.gguf_weights`).
         device: "cpu" or "cuda" (None: CUDA when present).
         api_key: when set, every /v1 request must carry `Authorization: Bearer <api_key>` (kept out of repr).
         default_max_tokens: new tokens per reply when a request names none (the OpenAI API has no fixed default).
@@ -79,6 +80,7 @@ class ServeConfig:
     model: str = DEFAULT_TEACHER
     threads: int | None = None
     engine: str = "transformers"
+    gguf_weights: str = "auto"
     device: str | None = None
     api_key: str | None = field(default=None, repr=False)
     default_max_tokens: int = 256
@@ -348,7 +350,7 @@ class TeacherServer(ThreadingHTTPServer):
 
             try:
                 self.teacher = local_teacher(self.config.model, self.config.engine, self.config.device,
-                                             threads=self.config.threads)
+                                             threads=self.config.threads, gguf_weights=self.config.gguf_weights)
             except (ModelNotFound, TeacherError) as e:
                 raise ServeError(str(e)) from None
         return self.teacher

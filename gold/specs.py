@@ -17,6 +17,7 @@ from gold.labeler_refs import LabelerRef
 from gold.strategies import FEEDBACK, NOISE
 from gold.students.base import PRECISIONS, TrainingArgs
 from gold.teachers.base import GenerationSettings
+from gold.teachers.gguf_weights import GGUF_WEIGHTS
 
 KINDS = ("classification", "seq2seq")
 
@@ -362,6 +363,22 @@ class TeacherSpec:
              "or GGUF. llama.cpp: GGUF files only; loads in 0.3 s instead of 16 s, writes samples 1.1–1.2× and reads "
              "labels ~4× as fast on a 2-core CPU (docs/benchmarks.md); needs the optional llama-cpp-python package "
              "(`make llama`, which `make install` runs).")
+    gguf_weights: str = setting(
+        "auto", label="GGUF weights (llama.cpp)", group="Teacher", choices=GGUF_WEIGHTS, before="file",
+        choice_labels={"auto": "auto: F16 copy of a small Q4_1/Q5_1 file", "file": "as the file stores them",
+                       "f16": "F16 copy"},
+        help="Which weights the llama.cpp engine runs a GGUF with. f16: a copy in 16-bit floats, written once into "
+             "the data folder's models/ (270 MB for the embedded teacher). llama.cpp reads prompts of Q4_1 and Q5_1 "
+             "weights without its batched kernels: from the F16 copy the embedded teacher read prompts ~2× as fast "
+             "and a default round's teacher steps took less time on a 2-core CPU (docs/benchmarks.md, *GGUF "
+             "weights*). auto: the F16 copy for a Q4_1 or Q5_1 file of at most 512 MB, else the file's own. The "
+             "run records what auto chose.")
+    parallel_sequences: int = setting(
+        4, label="Replies decoded together (llama.cpp)", group="Teacher", lo=1, hi=32, before=1,
+        help="The llama.cpp engine decodes this many replies in one batch, each sampled on its own, a finished one "
+             "replaced by the next prompt at once. From the embedded teacher's F16 copy, 4 replies together decode "
+             "~2× the tokens/s of one on a 2-core CPU; more cores may use more (docs/benchmarks.md, *Replies "
+             "decoded together*). 1 = one reply at a time.")
     base_url: str = setting(
         "", label="Base URL (OpenAI-compatible)", group="Teacher", standing="core", cli="--base-url",
         placeholder="https://api.openai.com/v1",

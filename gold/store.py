@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
+from gold.home import gold_home
 from gold.records import Round, RoundMetrics, Run, RunSummary, Sample, StoredTask, TaskSummary, from_row
 from gold.specs import Example, SpecError, TaskSpec
 
-DEFAULT_HOME = "gold_data"
 DB_NAME = "gold.db"
 BUSY_TIMEOUT_MS = 30_000
 # Below this much free space on GOLD_HOME's disk the app warns and the worker stops before its next step (a
@@ -44,11 +44,6 @@ class NotFound(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else "not found"
-
-
-def gold_home(home: str | os.PathLike | None = None) -> Path:
-    """The data folder: the argument, else $GOLD_HOME, else ./gold_data."""
-    return Path(home or os.environ.get("GOLD_HOME") or DEFAULT_HOME).expanduser().resolve()
 
 
 # -- schema ---------------------------------------------------------------------------------------------

@@ -24,15 +24,30 @@ MEASURED = {  # (task, method, mode, overrides, seed, budget, engine) -> the key
 
 
 @pytest.mark.parametrize("cell", list(MEASURED), ids=lambda c: f"{c[0]}-{c[1]}-s{c[4]}-b{c[5]}")
-def test_measured_cells_keep_their_keys(cell):
+def test_measured_cells_keep_their_keys(cell, monkeypatch):
+    """The llama.cpp cells were measured with the teacher on the file's Q4_1 weights one reply at a time: run with
+    `--gguf-weights file --parallel-sequences 1` they keep their keys (with the defaults they are new cells)."""
     task_key, name, mode, overrides, seed, budget, engine = cell
     method = quality.Method(name, "run", mode, overrides=dict(overrides))
     if engine != "transformers":
         method.overrides["teacher.engine"] = engine
+        monkeypatch.setattr(quality, "LLAMACPP_TEACHER", {"gguf_weights": "file", "parallel_sequences": 1})
     task = quality.example_task(task_key, 200)
     assert quality.cell_key(task, method, seed, budget, 4, 0.2) == MEASURED[cell], (
         "a cached cell's identity changed: if a new setting's default does what the engine did before, give its field "
         "that value as before=; if the defaults really changed, the cells must be measured again (update this table)")
+
+
+def test_the_llama_cpp_teachers_weights_and_sequences_key_llama_cpp_cells_only(monkeypatch):
+    task = quality.example_task("sst2", 200)
+    keys = {}
+    for engine in ("transformers", "llama.cpp"):
+        method = quality.Method("gold", "run", "gold", overrides={"teacher.engine": engine})
+        for weights in ("file", "f16"):
+            monkeypatch.setattr(quality, "LLAMACPP_TEACHER", {"gguf_weights": weights, "parallel_sequences": 1})
+            keys[engine, weights] = quality.cell_key(task, method, 0, 256, 4, 0.2)
+    assert keys["transformers", "file"] == keys["transformers", "f16"]
+    assert keys["llama.cpp", "file"] != keys["llama.cpp", "f16"]
 
 
 def test_a_setting_away_from_its_neutral_value_is_part_of_the_key():

@@ -44,13 +44,17 @@ def resolved_engine(engine: str, model: str) -> str:
         return "transformers"
 
 
-def local_teacher(model: str, engine: str = "auto", device: str | None = None, threads: int | None = None):
+def local_teacher(model: str, engine: str = "auto", device: str | None = None, threads: int | None = None,
+                  gguf_weights: str = "auto", sequences: int | None = None):
     """The loaded local teacher for a model and engine (cached per process): the worker's rounds and
-    `gold serve` both get theirs here. llama.cpp runs on the CPU, so `device` only applies to transformers."""
+    `gold serve` both get theirs here. llama.cpp runs on the CPU, so `device` only applies to transformers, and
+    `gguf_weights` (the file's own or an F16 copy, `gold.teachers.gguf_weights`) and `sequences` (replies decoded
+    together, None = the engine's default) only to llama.cpp."""
     if resolved_engine(engine, model) == "llama.cpp":
-        from gold.teachers.llamacpp import LlamaCppTeacher
+        from gold.teachers.llamacpp import DEFAULT_SEQUENCES, LlamaCppTeacher
 
-        return LlamaCppTeacher.cached(model, threads=threads)
+        return LlamaCppTeacher.cached(model, threads=threads, weights=gguf_weights,
+                                      sequences=sequences or DEFAULT_SEQUENCES)
     from gold.teachers.local import LocalTeacher
 
     return LocalTeacher.cached(model, device, threads=threads)

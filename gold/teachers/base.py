@@ -128,6 +128,16 @@ def default_stop(style: str) -> tuple[str, ...]:
     return ("\n",) if style == "completion" else ()
 
 
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share (what a kept key/value cache saves evaluating)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def truncate_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest stop string; returns (text, whether a stop was found)."""
     cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)

@@ -12,7 +12,7 @@ _TEACHERS: dict[tuple, Any] = {}
 def get_teacher(settings: GoldSettings) -> Any:
     """The generating teacher: an OpenAI-compatible client for the openai backend, else the local model."""
     t = settings.teacher
-    key = (t.backend, t.engine, t.model, t.base_url, t.price_in_per_m, t.price_out_per_m, t.budget_usd, t.max_concurrency,
+    key = (t.backend, t.engine, t.gguf_weights, t.parallel_sequences, t.model, t.base_url, t.price_in_per_m, t.price_out_per_m, t.budget_usd, t.max_concurrency,
            t.timeout_s, settings.labeler.votes)
     if key not in _TEACHERS:
         if t.backend == "openai":
@@ -26,7 +26,8 @@ def get_teacher(settings: GoldSettings) -> Any:
         else:
             from gold.teachers import local_teacher
 
-            _TEACHERS[key] = local_teacher(t.model, t.engine)
+            _TEACHERS[key] = local_teacher(t.model, t.engine, gguf_weights=t.gguf_weights,
+                                           sequences=t.parallel_sequences)
     return _TEACHERS[key]
 
 

@@ -12,8 +12,13 @@ adds min-p. So the model's next-token logits come from llama.cpp and the same pr
 them here, in numpy (~0.2 ms a token against ~5 ms for the forward pass). Each prompt gets its own seeded generator
 (seed, position in the batch), so a reply does not depend on which other prompts share its batch.
 
-Prompts run one at a time (the high-level binding has one sequence), sorted so that prompts sharing a prefix
-follow each other: the key/value cache of the common prefix is kept and only the rest is evaluated.
+Replies are decoded several at a time on a context of their own (`parallel_decode`: `sequences` of them in one
+batch, continuous, each new prompt starting from the longest prefix already in the cache); prompts run sorted so
+that those sharing a prefix follow each other. Label reads run on the main context one row at a time, keeping
+the few-shot prefix (`_feed`).
+
+Which weights it runs (`weights`, the run's *GGUF weights*): the file's own, or an F16 copy where the file's type
+has no batched kernel in llama.cpp's CPU backend (the embedded teacher's Q4_1): `gguf_weights` says why and when.
 
 Why weights stay in llama.cpp's plain CPU buffers on a processor with AMX tiles (`uses_extra_buffers`): a build
 for such a processor moves quantized weights into its AMX buffer, and decoding after the kept prefix then ends the
@@ -24,33 +29,50 @@ takes, so it loses nothing; only a user's own Q4_0 GGUF on such a processor runs
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
+import gold.teachers.gguf_weights as gguf_weights
 from gold.cpu import ThreadGovernor
 from gold.models import DEFAULT_TEACHER, ModelLocation, force_offline, resolve
 from gold.teachers.base import (
     Completion,
     GenerationSettings,
-    Prompt,
     ProgressFn,
+    Prompt,
     TeacherError,
     Usage,
+    common_prefix_len,
     plain_transcript,
-    truncate_at_stop,
 )
+from gold.teachers.parallel_decode import ParallelDecoder, Reply, completion
 
 ENGINE = "llama.cpp"
 INSTALL_HINT = "pip install llama-cpp-python (or `make llama`), which compiles llama.cpp in a few minutes"
 TOP_K = 50  # HF's default, which the prototype's recipe ran with (the transformers teacher pins it too)
+# Replies decoded together: on 2 cores the embedded teacher's F16 copy decodes 4 sequences at ~2x the tokens/s of
+# one, and 8 at no more than 4 (bench/teacher_sequences.py).
+DEFAULT_SEQUENCES = 4
 
-_CACHE: dict[tuple[str, int | None], "LlamaCppTeacher"] = {}
+_CACHE: dict[tuple[str, int | None, str, int], "LlamaCppTeacher"] = {}
 _CACHE_LOCK = threading.Lock()
+# Every live teacher, closed at exit while llama_cpp's module is still whole: freed later, during the interpreter's
+# teardown, its native contexts print "Exception ignored ... 'NoneType' object is not callable".
+_LIVE: "weakref.WeakSet[LlamaCppTeacher]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for teacher in list(_LIVE):
+        teacher.close()
 
 
 def available() -> bool:
@@ -75,26 +97,26 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum())
 
 
-def process_logits(logits: np.ndarray, context: np.ndarray, s: GenerationSettings) -> np.ndarray:
-    """Next-token probabilities after HF's processors, in HF's order: repetition penalty over every token of
-    the context (a positive logit divided, a negative one multiplied), temperature, top-k, top-p.
-    Returns a probability vector over the vocabulary (zeros outside the kept set)."""
-    z = logits.astype(np.float64, copy=True)
+def kept_tokens(logits: np.ndarray, context: np.ndarray, s: GenerationSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens HF's processors keep and their probabilities, in HF's order: repetition penalty over every
+    token of the context (a positive logit divided, a negative one multiplied), temperature, top-k, top-p.
+    Returns (token ids, probabilities), most likely first; greedy (temperature 0) keeps the argmax alone."""
+    z = logits.astype(np.float32, copy=True)  # float32 as HF's processors; the kept few go to float64 below
     if s.repetition_penalty != 1.0 and context.size:
         seen = np.unique(context)
         seen = seen[seen < z.size]
         v = z[seen]
         z[seen] = np.where(v < 0, v * s.repetition_penalty, v / s.repetition_penalty)
     if s.temperature <= 0:
-        p = np.zeros_like(z)
-        p[int(np.argmax(z))] = 1.0
-        return p
-    z /= s.temperature
+        return np.array([int(np.argmax(z))]), np.ones(1)
+    # the temperature divides every logit by the same positive number, so it keeps the top-k set: pick the set on
+    # the raw logits and scale only those (a vocabulary-wide pass less per token)
     k = min(TOP_K, z.size)
-    top = np.argpartition(-z, k - 1)[:k]
-    top = top[np.argsort(-z[top], kind="stable")]
-    zt = z[top] - z[top[0]]
-    pt = np.exp(zt)
+    top = np.argpartition(z, z.size - k)[z.size - k:]
+    zk = z[top].astype(np.float64) / s.temperature
+    order = np.argsort(-zk, kind="stable")
+    top, zk = top[order], zk[order]
+    pt = np.exp(zk - zk[0])
     pt /= pt.sum()
     if s.top_p < 1.0:
         # HF keeps the smallest set whose mass reaches top_p, always at least one token
@@ -102,9 +124,21 @@ def process_logits(logits: np.ndarray, context: np.ndarray, s: GenerationSetting
         keep = int(np.searchsorted(cum, s.top_p, side="left")) + 1
         pt = pt[:keep] / pt[:keep].sum()
         top = top[:keep]
-    p = np.zeros_like(z)
+    return top, pt
+
+
+def process_logits(logits: np.ndarray, context: np.ndarray, s: GenerationSettings) -> np.ndarray:
+    """`kept_tokens` as a probability vector over the whole vocabulary (zeros outside the kept set)."""
+    top, pt = kept_tokens(logits, context, s)
+    p = np.zeros(logits.size, dtype=np.float64)
     p[top] = pt
     return p
+
+
+def sample_token(logits: np.ndarray, context: list[int], s: GenerationSettings, rng: np.random.Generator) -> int:
+    """One token drawn from the kept set (the argmax when greedy): a draw over ~50 tokens, not the vocabulary."""
+    top, pt = kept_tokens(logits, np.asarray(context), s)
+    return int(top[rng.choice(pt.size, p=pt)]) if pt.size > 1 else int(top[0])
 
 
 def uses_extra_buffers() -> bool:
@@ -145,15 +179,17 @@ class LlamaCppTeacher:
 
     prompt_style = "completion"
     engine = ENGINE
-    # One sequence whose key/value cache is kept between calls (`_feed`): a prompt continued right after its
-    # own reply evaluates only the new tokens (`prompts.run_requests` writes several-line requests so).
+    # Key/value caches kept between calls (the decoder's slots for replies, `_feed` for label reads): a prompt
+    # continued right after its own reply evaluates only the new tokens (`prompts.run_requests` writes
+    # several-line requests so).
     keeps_prefix = True
 
     def __init__(self, model: str = DEFAULT_TEACHER, threads: int | None = None, n_ctx: int = 4096,
-                 adapt: bool = True):
+                 adapt: bool = True, weights: str = "auto", sequences: int = DEFAULT_SEQUENCES):
         """`threads`: the most llama.cpp threads (None = `default_threads()`); `adapt`: run fewer while other work
         holds cores (`gold.cpu`: a busy core slows every thread at llama.cpp's barriers), else always that many.
-        `n_ctx`: the longest prompt plus reply."""
+        `n_ctx`: the longest prompt plus reply. `weights`: the file's own or an F16 copy (`gguf_weights`).
+        `sequences`: replies decoded together (`parallel_decode`); 1 decodes one reply at a time."""
         force_offline()
         self.location: ModelLocation = resolve(model)
         if not self.location.gguf_file:
@@ -170,11 +206,12 @@ class LlamaCppTeacher:
         self.governor = ThreadGovernor(self.threads) if adapt and self.threads > 1 else None
         self.running_threads = self.threads  # what llama.cpp runs with now
         self.usage = Usage()
-        self.evaluated_prompt_tokens = 0  # prompt tokens actually run (the rest came from the kept cache)
+        self._fed_tokens = 0  # label reads' prompt tokens actually run
         started = time.perf_counter()
+        self.weights, self.weights_path, self.weights_note = self._weights(weights)
         try:
             with _model_params(use_extra_bufts=uses_extra_buffers()):
-                self.llm = Llama(model_path=str(self.location.weights), n_ctx=n_ctx, n_threads=self.threads,
+                self.llm = Llama(model_path=str(self.weights_path), n_ctx=n_ctx, n_threads=self.threads,
                                  n_threads_batch=self.threads, verbose=False, seed=0)
         except Exception as exc:  # a corrupt or unsupported file: say which, keep the cause
             raise TeacherError(f"llama.cpp could not load the teacher model {self.location.weights}: {exc}") from exc
@@ -186,19 +223,46 @@ class LlamaCppTeacher:
         self.chat_template = meta.get("tokenizer.chat_template")
         self._pieces: list[bytes] | None = None
         self._stop_id_cache: dict[tuple[str, ...], frozenset[int]] = {}
+        self.sequences = max(1, int(sequences))
+        self.decoder = ParallelDecoder(self.llm._model, self.threads, self.sequences)
         self._lock = threading.Lock()
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        """Free the native contexts and the model (the teacher is unusable after)."""
+        self.decoder.close()
+        self.llm.close()
+
+    @property
+    def evaluated_prompt_tokens(self) -> int:
+        """Prompt tokens actually run, replies' and label reads' (the rest came from a kept cache)."""
+        return self.decoder.evaluated_prompt_tokens + self._fed_tokens
+
+    def _weights(self, weights: str) -> tuple[str, Path, str]:
+        """Which weights to load (`gguf_weights`): ("f16" or "file", the path, what it is in words). An F16 copy
+        that cannot be written (read-only or full data folder) falls back to the file's own weights, and the note
+        says why: the run goes on, only slower."""
+        path = self.location.weights
+        ftype = gguf_weights.type_name(gguf_weights.file_type(path))
+        if gguf_weights.resolved_weights(weights, path) == "file":
+            return "file", path, f"{ftype}, as the file stores them"
+        try:
+            return "f16", gguf_weights.f16_copy(path, threads=self.threads), f"F16, converted from the file's {ftype}"
+        except OSError as exc:
+            return "file", path, f"{ftype}, as the file stores them (no F16 copy: {exc})"
 
     @classmethod
-    def cached(cls, model: str = DEFAULT_TEACHER, threads: int | None = None) -> "LlamaCppTeacher":
-        """One loaded model per (model, threads) per process."""
-        key = (model or DEFAULT_TEACHER, threads)
+    def cached(cls, model: str = DEFAULT_TEACHER, threads: int | None = None,
+               weights: str = "auto", sequences: int = DEFAULT_SEQUENCES) -> "LlamaCppTeacher":
+        """One loaded model per (model, threads, weights, sequences) per process."""
+        key = (model or DEFAULT_TEACHER, threads, weights, sequences)
         with _CACHE_LOCK:
             if key not in _CACHE:
-                _CACHE[key] = cls(model, threads=threads)
+                _CACHE[key] = cls(model, threads=threads, weights=weights, sequences=sequences)
             return _CACHE[key]
 
     def __repr__(self) -> str:
-        return f"LlamaCppTeacher(name={self.name!r})"
+        return f"LlamaCppTeacher(name={self.name!r}, weights={self.weights!r}, sequences={self.sequences})"
 
     # -- prompts -------------------------------------------------------------------------------------------------
     def render(self, prompt: Prompt) -> str:
@@ -244,18 +308,46 @@ class LlamaCppTeacher:
         chat = not all(isinstance(p, str) for p in prompts)
         stops = settings.stops_for("chat" if chat else "completion")
         ids = [self.tokenize(self.render(p), special=not isinstance(p, str)) for p in prompts]
-        order = sorted(range(len(ids)), key=lambda i: (ids[i], i))  # shared prefixes next to each other
         results: list[Completion | None] = [None] * len(ids)
+        for i, prompt in enumerate(ids):  # what cannot run is answered before anything does
+            if not prompt:
+                results[i] = Completion("", 0, 0, "error", error="The prompt is empty.")
+            elif len(prompt) + settings.max_new_tokens > self.n_ctx:
+                results[i] = Completion("", len(prompt), 0, "error", error=(
+                    f"The prompt has {len(prompt)} tokens; with {settings.max_new_tokens} new ones it exceeds "
+                    f"the llama.cpp context of {self.n_ctx} tokens."))
+        order = sorted((i for i in range(len(ids)) if results[i] is None), key=lambda i: (ids[i], i))
+        stop_ids = self._stop_ids(stops)
+        long_stops = [x.encode("utf-8") for x in stops if len(x) > 1]
+        tail_len = max((len(x) for x in long_stops), default=0) + 3
+        done = [0]
         step = max(1, len(order) // 20)
+
+        def take(reply: Reply, token: int) -> str | None:
+            if token in self.eos_ids:
+                return "stop"
+            reply.new.append(token)
+            if token in stop_ids:
+                return "stop"
+            if long_stops:
+                tail = b"".join(self._piece(t) for t in reply.new[-tail_len:])
+                if any(x in tail for x in long_stops):
+                    return "stop"
+            return None
+
+        def on_done(reply: Reply, finish: str) -> None:
+            text = self.llm.detokenize(reply.new, special=False).decode("utf-8", errors="replace")
+            results[reply.index] = completion(text, len(reply.prompt), len(reply.new), finish, stops)
+            done[0] += 1
+            if progress and (done[0] % step == 0 or done[0] == len(order)):
+                progress(done[0] / len(order), f"teacher: {done[0]}/{len(order)} prompts")
+
         with self._lock:
-            for n, i in enumerate(order, 1):
-                rng = np.random.default_rng([settings.seed, i])
-                results[i] = self._one(ids[i], settings, stops, rng)
-                if progress and (n % step == 0 or n == len(order)):
-                    progress(n / len(order), f"teacher: {n}/{len(order)} prompts")
-        done = [c for c in results if c is not None]
-        self.usage.add(done)
-        return done
+            self.decoder.run(ids, order, settings, lambda z, ctx, rng: sample_token(z, ctx, settings, rng),
+                             take, on_done, self._fit_threads)
+        out = [c for c in results if c is not None]
+        self.usage.add(out)
+        return out
 
     def _logits(self) -> np.ndarray:
         import llama_cpp
@@ -273,21 +365,17 @@ class LlamaCppTeacher:
             import llama_cpp
 
             llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
+            self.decoder.set_threads(n)
             self.running_threads = n
 
     def _feed(self, tokens: list[int]) -> None:
         """Evaluate `tokens` after what the context already holds that they share (the cached prefix)."""
         self._fit_threads()
-        cached = self.llm.input_ids[: self.llm.n_tokens]
-        common = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            common += 1
+        common = common_prefix_len(self.llm.input_ids[: self.llm.n_tokens], tokens)
         keep = min(common, len(tokens) - 1)  # at least one token is evaluated, so its logits are fresh
         self.llm.n_tokens = keep
         self.llm.eval(tokens[keep:])
-        self.evaluated_prompt_tokens += len(tokens) - keep
+        self._fed_tokens += len(tokens) - keep
 
     # -- scoring -------------------------------------------------------------------------------------------------
     def _bos(self) -> list[int]:
@@ -337,39 +425,3 @@ class LlamaCppTeacher:
                     scores[i, k] = total / len(cand) if normalize else total
                 self.llm.n_tokens = len(ids)
         return scores
-
-    def _one(self, prompt: list[int], s: GenerationSettings, stops: tuple[str, ...],
-             rng: np.random.Generator) -> Completion:
-        if not prompt:
-            return Completion("", 0, 0, "error", error="The prompt is empty.")
-        if len(prompt) + s.max_new_tokens > self.n_ctx:
-            return Completion("", len(prompt), 0, "error",
-                              error=f"The prompt has {len(prompt)} tokens; with {s.max_new_tokens} new ones it "
-                                    f"exceeds the llama.cpp context of {self.n_ctx} tokens.")
-        stop_ids = self._stop_ids(stops)
-        long_stops = [x.encode("utf-8") for x in stops if len(x) > 1]
-        self._feed(prompt)
-        context = list(prompt)
-        new: list[int] = []
-        finish = "length"
-        for _ in range(s.max_new_tokens):
-            p = process_logits(self._logits(), np.asarray(context), s)
-            token = int(rng.choice(p.size, p=p)) if s.temperature > 0 else int(np.argmax(p))
-            if token in self.eos_ids:
-                finish = "stop"
-                break
-            new.append(token)
-            context.append(token)
-            if token in stop_ids:
-                finish = "stop"
-                break
-            if long_stops:
-                tail = b"".join(self._piece(t) for t in new[-(max(len(x) for x in long_stops) + 3):])
-                if any(x in tail for x in long_stops):
-                    finish = "stop"
-                    break
-            self._fit_threads()
-            self.llm.eval([token])
-        text = self.llm.detokenize(new, special=False).decode("utf-8", errors="replace")
-        text, hit = truncate_at_stop(text, stops)
-        return Completion(text, len(prompt), len(new), "stop" if hit or finish == "stop" else "length")

@@ -52,11 +52,12 @@ from gold.models import DEFAULT_TEACHER, ModelLocation, force_offline, resolve
 from gold.teachers.base import (
     Completion,
     GenerationSettings,
-    Prompt,
     ProgressFn,
+    Prompt,
     TeacherError,
     TokenLogprob,
     Usage,
+    common_prefix_len,
     plain_transcript,
     truncate_at_stop,
 )
@@ -167,15 +168,6 @@ class _PrefixEntry:
         """Whether `ids` continues this prefix by at least one token (the last token always runs)."""
         n = len(self.ids)
         return len(ids) > n and list(ids[:n]) == self.ids
-
-
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _cache_copy(cache: Cache, batch: int = 1) -> Cache:
@@ -415,7 +407,7 @@ class LocalTeacher:
         The entry is the longest token prefix this request shares with the previous one, once that is at least
         MIN_SHARED_TOKENS longer than what the entry already covers (so a few tokens two rows happen to share
         do not replace a long few-shot prefix). The request's last token always runs, so its logits are fresh."""
-        shared = min(_common_prefix_len(self._previous_ids, ids), len(ids) - 1)
+        shared = min(common_prefix_len(self._previous_ids, ids), len(ids) - 1)
         self._previous_ids = ids
         base = self._prefix if self._prefix is not None and self._prefix.starts(ids) else None
         start = len(base.ids) if base else 0

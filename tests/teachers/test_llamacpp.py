@@ -2,15 +2,20 @@
 
 The processors are checked against transformers' own logits processors; generation against the transformers
 teacher on the same model (greedy), and for the properties a run relies on: stops, token counts, seeds that do
-not depend on batch composition, and the key/value prefix cache giving the same replies as a cold start.
+not depend on batch composition, and the key/value prefix cache giving the same replies as a cold start. The
+weights it runs (the file's Q4_1 or an F16 copy, `gguf_weights`): the rule that picks them, the copy written once,
+and the copy reading the labels the file's own weights read.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 import torch
 
+from gold.teachers import gguf_weights
 from gold.teachers.base import Completion, GenerationSettings, Teacher
 from gold.teachers.llamacpp import TOP_K, _log_softmax, process_logits
 
@@ -33,7 +38,7 @@ def test_processors_match_transformers(temperature, top_p, penalty):
     ours = process_logits(logits, context, s)
 
     ids = torch.tensor([context.tolist()])
-    scores = torch.tensor(logits, dtype=torch.float64).unsqueeze(0)
+    scores = torch.tensor(logits, dtype=torch.float32).unsqueeze(0)  # a model's logits, as transformers gets them
     for proc in ([RepetitionPenaltyLogitsProcessor(penalty)] if penalty != 1.0 else []) + [
             TemperatureLogitsWarper(temperature), TopKLogitsWarper(TOP_K)] + (
             [TopPLogitsWarper(top_p)] if top_p < 1.0 else []):
@@ -41,7 +46,7 @@ def test_processors_match_transformers(temperature, top_p, penalty):
     theirs = torch.softmax(scores, dim=-1)[0].numpy()
     assert ours.sum() == pytest.approx(1.0)
     assert np.count_nonzero(ours) == np.count_nonzero(theirs) <= TOP_K
-    assert ours == pytest.approx(theirs, abs=1e-9)
+    assert ours == pytest.approx(theirs, abs=1e-6)  # float32 rounding
 
 
 def test_repetition_penalty_covers_the_prompt():
@@ -110,9 +115,52 @@ def test_prefix_cache_gives_the_replies_of_a_cold_start(llamacpp_teacher):
     warm = [c.text for c in llamacpp_teacher.generate([LONG, longer, LONG], GREEDY)]
     cold = []
     for p in (LONG, longer, LONG):
-        llamacpp_teacher.llm.reset()
+        llamacpp_teacher.decoder.close()  # an empty cache
         cold.append(llamacpp_teacher.generate([p], GREEDY)[0].text)
     assert warm == cold and "Madrid" in warm[1]
+
+
+@slow
+def test_replies_decoded_together_are_the_replies_decoded_one_at_a_time(llamacpp_teacher, monkeypatch):
+    """Eight prompts through four slots: a slot whose reply ended takes the next prompt, every reply comes back
+    in its prompt's place, and greedy replies are those of a teacher decoding one at a time (the batched kernels
+    round differently, so a near-tie may flip a late token: the first words of each, and most whole replies)."""
+    from gold.teachers.llamacpp import LlamaCppTeacher
+
+    prompts = [LIST, SHORT, LONG, "Word: tree\nWord:", "Country: Peru\nCapital:", LONG + " Paris.", SHORT + " Paris",
+               "Q: What is two plus two?\nA:"]
+    settings = GREEDY.with_(max_new_tokens=12)
+    assert llamacpp_teacher.sequences == 4
+    steps = llamacpp_teacher.decoder.steps
+    together = llamacpp_teacher.generate(prompts, settings)
+    steps = llamacpp_teacher.decoder.steps - steps
+    monkeypatch.setenv("GOLD_HOME", str(llamacpp_teacher.weights_path.parent.parent))  # the same F16 copy
+    single = LlamaCppTeacher(threads=1, adapt=False, sequences=1)
+    assert single.weights_path == llamacpp_teacher.weights_path
+    alone = single.generate(prompts, settings)
+    assert [c.prompt_tokens for c in together] == [llamacpp_teacher.count_tokens(p) for p in prompts]
+    assert [c.text.split()[:2] for c in together] == [c.text.split()[:2] for c in alone]
+    assert sum(a.text == b.text for a, b in zip(together, alone)) >= len(prompts) - 1
+    # decoded together: far fewer steps than tokens (one at a time takes one step per token)
+    assert steps < 0.5 * sum(c.completion_tokens + 1 for c in together)
+    assert single.decoder.steps >= sum(c.completion_tokens for c in alone)
+
+
+@slow
+def test_a_call_that_failed_midway_leaves_the_decoder_usable(llamacpp_teacher):
+    """A progress callback that raises (a worker told to stop, a full disk) ends the call with replies in flight;
+    the next call starts from clean slots and gives the replies a fresh teacher gives."""
+    prompts = [LIST, SHORT, LONG, "Word: tree\nWord:", "Country: Peru\nCapital:"]
+
+    def stop(frac, _msg):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        llamacpp_teacher.generate(prompts, GREEDY.with_(max_new_tokens=12), progress=stop)
+    after = [c.text for c in llamacpp_teacher.generate(prompts, GREEDY)]
+    llamacpp_teacher.decoder.close()
+    cold = [c.text for c in llamacpp_teacher.generate(prompts, GREEDY)]
+    assert after == cold
 
 
 @slow
@@ -192,9 +240,10 @@ def test_label_reads_match_the_transformers_teacher_and_multi_token_labels_add_u
         llm.reset()
         llm.eval(ids + cand[:j])
         cold += float(_log_softmax(llamacpp_teacher._logits())[token])
-    assert ll[1, 2] == pytest.approx(cold, abs=1e-3)
+    # F16's batched kernels round a little differently for a different number of tokens in one evaluation
+    assert ll[1, 2] == pytest.approx(cold, abs=1e-2)
     assert llamacpp_teacher.label_loglik(rows[1:2], cands, prefix=prefix, normalize=True)[0, 2] == \
-        pytest.approx(ll[1, 2] / len(cand), abs=1e-6)
+        pytest.approx(ll[1, 2] / len(cand), abs=1e-2)
 
 
 def test_weights_stay_out_of_the_amx_buffer_on_a_build_that_has_it():
@@ -241,3 +290,92 @@ def test_the_teacher_runs_fewer_threads_while_other_work_holds_a_core(llamacpp_t
     finally:
         teacher.governor, teacher.running_threads = saved
         llama_cpp.llama_set_n_threads(teacher.llm.ctx, teacher.running_threads, teacher.running_threads)
+
+
+def _gguf_header(path, ftype: int | None, size: int = 0) -> None:
+    """A GGUF file's header alone (no tensors): an architecture, then general.file_type when given; `size` makes
+    it that long (sparse), as a larger model's file would be."""
+    import struct
+
+    def kv_string(key: str, value: str) -> bytes:
+        k, v = key.encode(), value.encode()
+        return struct.pack("<Q", len(k)) + k + struct.pack("<I", 8) + struct.pack("<Q", len(v)) + v
+
+    kvs = [kv_string("general.architecture", "llama")]
+    if ftype is not None:
+        kvs.append(struct.pack("<Q", 17) + b"general.file_type" + struct.pack("<II", 4, ftype))
+    with open(path, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs)) + b"".join(kvs))
+    if size:
+        os.truncate(path, size)
+
+
+def test_auto_weights_copy_only_small_files_of_the_slow_types(tmp_path):
+    from gold.models import DEFAULT_TEACHER, resolve
+
+    try:
+        embedded = resolve(DEFAULT_TEACHER).weights
+    except Exception as e:  # noqa: BLE001 - a checkout without `make install`
+        pytest.skip(str(e))
+    assert gguf_weights.file_type(embedded) == 3  # Q4_1, read from the header alone
+    assert gguf_weights.resolved_weights("auto", embedded) == "f16"
+    assert gguf_weights.resolved_weights("file", embedded) == "file"
+    cases = {  # (file type, size) -> what auto picks
+        (9, 0): "f16",  # Q5_1
+        (2, 0): "file",  # Q4_0: llama.cpp has batched kernels for it
+        (15, 0): "file",  # Q4_K_M
+        (1, 0): "file",  # already F16
+        (3, gguf_weights.AUTO_MAX_FILE_BYTES + 1): "file",  # a larger model: decode streams weights from memory
+        (None, 0): "file",  # the file does not say
+    }
+    for (ftype, size), expected in cases.items():
+        path = tmp_path / f"m-{ftype}-{size}.gguf"
+        _gguf_header(path, ftype, size)
+        assert gguf_weights.file_type(path) == ftype
+        assert gguf_weights.resolved_weights("auto", path) == expected, (ftype, size)
+    assert gguf_weights.resolved_weights("f16", tmp_path / "m-2-0.gguf") == "f16"
+    assert gguf_weights.resolved_weights("f16", tmp_path / "m-1-0.gguf") == "file"  # nothing to convert
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("hello")
+    assert gguf_weights.file_type(not_gguf) is None and gguf_weights.resolved_weights("auto", not_gguf) == "file"
+    with pytest.raises(ValueError, match="auto, file, f16"):
+        gguf_weights.resolved_weights("q4_0", embedded)
+
+
+@slow
+def test_the_f16_copy_is_written_once_per_source_and_never_left_half_written(tmp_path, llamacpp_teacher):
+    import shutil
+
+    src = tmp_path / "teacher.gguf"
+    shutil.copy(llamacpp_teacher.location.weights, src)
+    first = gguf_weights.f16_copy(src, folder=tmp_path / "models")
+    assert gguf_weights.file_type(first) == 1 and first.stat().st_size > 2 * src.stat().st_size
+    made = first.stat().st_mtime_ns
+    assert gguf_weights.f16_copy(src, folder=tmp_path / "models") == first and first.stat().st_mtime_ns == made
+    os.utime(src, ns=(made + 10**9, made + 10**9))  # a replaced source: a copy of its own
+    assert gguf_weights.f16_copy(src, folder=tmp_path / "models") != first
+    broken = tmp_path / "broken.gguf"
+    _gguf_header(broken, 3)  # a header without tensors: llama.cpp refuses it
+    with pytest.raises(OSError, match="could not write an F16 copy of broken.gguf"):
+        gguf_weights.f16_copy(broken, folder=tmp_path / "models")
+    assert sorted(p.name.split(".")[-1] for p in (tmp_path / "models").iterdir()) == ["gguf", "gguf"]
+
+
+@slow
+def test_the_f16_copy_reads_the_labels_the_file_reads_and_a_copy_it_cannot_write_is_no_failure(
+        tmp_path, monkeypatch, llamacpp_teacher):
+    """The default teacher runs the F16 copy; the file's own Q4_1 weights read the same labels, up to the
+    quantized arithmetic. Where the copy cannot be written, the teacher runs the file and says why."""
+    from gold.teachers.llamacpp import LlamaCppTeacher
+
+    assert llamacpp_teacher.weights == "f16" and "converted from the file's Q4_1" in llamacpp_teacher.weights_note
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("GOLD_HOME", str(blocker))  # models/ cannot be made under a file
+    fallback = LlamaCppTeacher(threads=1, weights="auto")
+    assert fallback.weights == "file" and "no F16 copy" in fallback.weights_note
+    prefix = "Is the review positive or negative?\n\nReview: a great film\nLabel: positive\n\n"
+    rows = [f"Review: {t}\nLabel:" for t in ("i loved every minute", "dull and far too long", "a mess", "wonderful")]
+    f16 = llamacpp_teacher.label_loglik(rows, [" positive", " negative"], prefix=prefix)
+    q4 = fallback.label_loglik(rows, [" positive", " negative"], prefix=prefix)
+    assert np.abs(f16 - q4).max() < 0.5 and (f16.argmax(1) == q4.argmax(1)).all()
