@@ -33,6 +33,7 @@ from gold.settings import FORM_GROUPS, RUN_HELP, Setting, form_settings, from_va
 from gold.specs import SpecError
 from gold.records import Run
 from gold.store import ACTIVE_STATUSES, NotFound, StoreError, tree_bytes
+from gold.teachers.gguf_weights import copy_folder
 from gold.worker import ensure_worker, spawn_keyed_worker
 from views._common import (
     clip,
@@ -182,8 +183,11 @@ if ss.get("run_id") not in run_ids:
     ss["run_id"] = default_run_id(linked_task or runs)
 st.subheader(f"Runs ({len(runs)})")
 st.dataframe(runs_table(runs), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(runs)), key="runs_list")
-st.caption(f"Data folder `{store.home}`: {human_size(tree_bytes(store.home))} on disk. Delete a run you no longer "
-           "need (below), or start runs that keep only their best and last checkpoints (Advanced).")
+models = tree_bytes(copy_folder(store.home))
+st.caption(f"Data folder `{store.home}`: {human_size(tree_bytes(store.home))} on disk"
+           + (f", of which {human_size(models)} the teacher's F16 copy (`models/`, reused by every run)" if models else "")
+           + ". Delete a run you no longer need (below), or start runs that keep only their best and last checkpoints "
+             "(Advanced).")
 # The picker names a run without its status: the browser keeps a chosen option's label as first drawn, so a status
 # in it would still say "queued" while the table above and the run below say "running".
 st.selectbox("Run", run_ids, key="run_id",

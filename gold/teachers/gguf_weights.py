@@ -105,11 +105,12 @@ def resolved_weights(weights: str, path: str | os.PathLike) -> str:
     return "f16" if ftype in SLOW_PROMPT_TYPES and small else "file"
 
 
-def copy_folder() -> Path:
-    """Where F16 copies are kept: the data folder's `models/` (GOLD_HOME), next to the runs that use them."""
+def copy_folder(home: str | os.PathLike | None = None) -> Path:
+    """Where F16 copies are kept: the data folder's `models/` (`home`, else GOLD_HOME), next to the runs that use
+    them."""
     from gold.home import gold_home
 
-    return gold_home() / "models"
+    return gold_home(home) / "models"
 
 
 def f16_copy(path: str | os.PathLike, threads: int = 1, folder: Path | None = None) -> Path:

@@ -378,6 +378,11 @@ def test_the_data_folder_size_is_shown(page, home):
     (store.run_dir(run_id) / "big.bin").write_bytes(b"\0" * 25_000_000)
     page.run()
     assert any("Data folder" in c.value and " MB on disk" in c.value for c in page.caption)
+    assert not any("F16 copy" in c.value for c in page.caption)
+    (home / "models").mkdir()  # the llama.cpp teacher's copy is named apart: deleting runs does not free it
+    (home / "models" / "teacher.f16.gguf").write_bytes(b"\0" * 3_000_000)
+    page.run()
+    assert any("of which 3.0 MB the teacher's F16 copy" in c.value for c in page.caption)
 
 
 def test_estimate_says_what_the_run_asks_for_and_starts_nothing(page, home):
