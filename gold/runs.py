@@ -16,7 +16,7 @@ from gold import labelers
 from gold.estimate import RunEstimate, estimate_run
 from gold.models import resolve
 from gold.records import Round, Run, RunSummary
-from gold.specs import GoldSettings, SpecError, name_problems
+from gold.specs import GoldSettings, SpecError, TeacherSpec, name_problems
 from gold.steps import STEPS
 from gold.store import ACTIVE_STATUSES, Store
 from gold.teachers import resolved_engine
@@ -49,14 +49,10 @@ def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = ""
         settings = replace(settings, student=replace(student, loss="ce"))
     if settings.teacher.backend == "local":
         problems += _model_problem(settings.teacher.model, "teacher")
-        # the run records the engine it runs on, not "auto": its settings say what ran, on any machine
-        settings = replace(settings, teacher=replace(settings.teacher, engine=resolved_engine(
-            settings.teacher.engine, settings.teacher.model)))
-        if settings.teacher.engine == "llama.cpp":
+        if resolved_engine(settings.teacher.engine, settings.teacher.model) == "llama.cpp":
             problems += _llamacpp_problem(settings.teacher.model)
-            if not problems:  # likewise the weights "auto" chose for this file
-                settings = replace(settings, teacher=replace(settings.teacher, gguf_weights=resolved_weights(
-                    settings.teacher.gguf_weights, resolve(settings.teacher.model).weights)))
+        if not problems:
+            settings = replace(settings, teacher=queued_teacher(settings.teacher))
     if not settings.student.model.startswith("embedded:"):
         problems += _model_problem(settings.student.model, "student")
     if problems:
@@ -67,6 +63,15 @@ def start_run(store: Store, task_id: int, settings: GoldSettings, name: str = ""
         ids.append(store.create_run(task_id, twin.to_dict(), name=(name or "run") + " (baseline)", mode="baseline",
                                     held=held))
     return ids
+
+
+def queued_teacher(teacher: TeacherSpec) -> TeacherSpec:
+    """A local teacher's settings as a queued run stores them: the engine it runs on, not "auto", and on llama.cpp
+    the GGUF weights "auto" chose for its file, so a run's settings say what ran, on any machine."""
+    teacher = replace(teacher, engine=resolved_engine(teacher.engine, teacher.model))
+    if teacher.engine == "llama.cpp":
+        teacher = replace(teacher, gguf_weights=resolved_weights(teacher.gguf_weights, resolve(teacher.model).weights))
+    return teacher
 
 
 def run_estimate(store: Store, task_id: int, settings: GoldSettings) -> RunEstimate:

@@ -32,19 +32,13 @@ def tiny_settings(**overrides):
 
 
 def as_queued(settings):
-    """The settings as a queued run stores them: the "auto" engine resolved to the one the run runs on, and on
-    llama.cpp the "auto" GGUF weights to those it runs."""
+    """The settings as a queued run stores them (`gold.runs.queued_teacher`): the "auto" engine resolved to the one
+    the run runs on, and on llama.cpp the "auto" GGUF weights to those it runs."""
     from dataclasses import replace
 
-    from gold.models import resolve
-    from gold.teachers import resolved_engine
-    from gold.teachers.gguf_weights import resolved_weights
+    from gold.runs import queued_teacher
 
-    t = settings.teacher
-    t = replace(t, engine=resolved_engine(t.engine, t.model))
-    if t.engine == "llama.cpp":
-        t = replace(t, gguf_weights=resolved_weights(t.gguf_weights, resolve(t.model).weights))
-    return replace(settings, teacher=t)
+    return replace(settings, teacher=queued_teacher(settings.teacher))
 
 
 def without_maps():

@@ -4,8 +4,8 @@ Why a copy: llama.cpp's CPU backend multiplies a batch of prompt tokens with fas
 weight types (F16, BF16, Q8_0, Q4_0, the K-quants), but not for the older Q4_1 and Q5_1, which it reads a token
 row at a time. The embedded teacher ships as Q4_1, and a GOLD round mostly reads prompts (about 120 prompt tokens
 for each ~30-token sample, and every sample read back for its soft label). On a 2-core x86 CPU the same model read
-prompts 2.0–2.2× as fast from an F16 copy and decoded 0.8× as fast (`bench/teacher_weights.py`), so a sample and
-its read-back cost less. The copy holds the same numbers: a Q4_1 weight is d·q + m with 16-bit d and m, which F16
+prompts 1.7–2.1× as fast from an F16 copy and decoded one reply at a time 0.6–0.7× as fast
+(`bench/teacher_weights.py`); decoding several replies together (`parallel_decode`) more than makes that up. The copy holds the same numbers: a Q4_1 weight is d·q + m with 16-bit d and m, which F16
 keeps to its last bit or so, and llama.cpp no longer rounds the activations to 8 bits for the product, so the F16
 copy is closer to the full-precision model than the quantized arithmetic was.
 

@@ -52,8 +52,9 @@ from gold.teachers.base import (
     Usage,
     common_prefix_len,
     plain_transcript,
+    truncate_at_stop,
 )
-from gold.teachers.parallel_decode import ParallelDecoder, Reply, completion
+from gold.teachers.parallel_decode import ParallelDecoder, Reply
 
 ENGINE = "llama.cpp"
 INSTALL_HINT = "pip install llama-cpp-python (or `make llama`), which compiles llama.cpp in a few minutes"
@@ -223,8 +224,8 @@ class LlamaCppTeacher:
         self.chat_template = meta.get("tokenizer.chat_template")
         self._pieces: list[bytes] | None = None
         self._stop_id_cache: dict[tuple[str, ...], frozenset[int]] = {}
-        self.sequences = max(1, int(sequences))
-        self.decoder = ParallelDecoder(self.llm._model, self.threads, self.sequences)
+        self.decoder = ParallelDecoder(self.llm._model, self.threads, sequences)
+        self.sequences = self.decoder.sequences
         self._lock = threading.Lock()
         _LIVE.add(self)
 
@@ -337,7 +338,9 @@ class LlamaCppTeacher:
 
         def on_done(reply: Reply, finish: str) -> None:
             text = self.llm.detokenize(reply.new, special=False).decode("utf-8", errors="replace")
-            results[reply.index] = completion(text, len(reply.prompt), len(reply.new), finish, stops)
+            text, hit = truncate_at_stop(text, stops)
+            results[reply.index] = Completion(text, len(reply.prompt), len(reply.new),
+                                              "stop" if hit or finish == "stop" else "length")
             done[0] += 1
             if progress and (done[0] % step == 0 or done[0] == len(order)):
                 progress(done[0] / len(order), f"teacher: {done[0]}/{len(order)} prompts")

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gold.teachers.base import Completion, GenerationSettings, common_prefix_len, truncate_at_stop
+from gold.teachers.base import GenerationSettings, common_prefix_len
 
 # A prompt that could start from a prefix still being evaluated in this step waits one step for it when that
 # saves at least this many tokens (prompts drawn alike share hundreds; the instruction alone, a few dozen).
@@ -199,9 +199,3 @@ class ParallelDecoder:
         code = llama_cpp.llama_decode(self.ctx.ctx, raw)
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
-
-
-def completion(text: str, prompt_tokens: int, new_tokens: int, finish: str, stops: tuple[str, ...]) -> Completion:
-    """A finished reply as a `Completion`, cut at the first stop string."""
-    text, hit = truncate_at_stop(text, stops)
-    return Completion(text, prompt_tokens, new_tokens, "stop" if hit or finish == "stop" else "length")
