@@ -11,7 +11,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 
-from gold import models
+from gold import gguf_unpacked, models
 
 PACKAGES = ("torch", "transformers", "accelerate", "gguf", "streamlit", "openai", "plotly", "umap-learn",
             "sqlite-utils", models.TEACHER_DIST, models.ENCODER_DIST, "llama-cpp-python", models.GEMMA_DIST)
@@ -55,8 +55,9 @@ def check_teacher() -> Check:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(loc.folder, gguf_file=loc.gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(loc.folder, gguf_file=loc.gguf_file, dtype=torch.float32)
+    source = gguf_unpacked.loadable(loc)  # what the transformers engine loads: the GGUF's unpacked copy
+    tok = AutoTokenizer.from_pretrained(source.folder, gguf_file=source.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(source.folder, gguf_file=source.gguf_file, dtype=torch.float32)
     load_s = time.perf_counter() - t0
     ids = tok("Here is a movie review:", return_tensors="pt")
     with torch.inference_mode():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Pages under test must not spawn background workers; tests that need one start it themselves.
 os.environ["GOLD_AUTOSTART_WORKER"] = "0"
+# Every test has a data folder of its own, but all share one set of converted model copies (gold/model_copies.py),
+# as several data folders of a user may: each worker process a test starts then loads the unpacked teacher in
+# ~3 s instead of de-quantizing its GGUF for ~20 s. Kept for the session only (a run of the suite starts clean).
+_COPIES = tempfile.TemporaryDirectory(prefix="gold-model-copies-")
+os.environ["GOLD_MODEL_COPIES"] = _COPIES.name
 
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:

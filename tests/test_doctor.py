@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 
@@ -9,7 +10,7 @@ import pytest
 
 from support import PYTHON, ROOT
 
-from gold import models
+from gold import model_copies, models
 
 
 def test_models_are_found_in_their_packages():
@@ -27,7 +28,8 @@ def test_models_are_found_in_their_packages():
 @pytest.mark.slow
 def test_doctor_loads_both_models(home):
     r = subprocess.run([PYTHON, "-m", "gold", "doctor"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "GOLD_HOME": str(home)})
+                       env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "GOLD_HOME": str(home),
+                            "GOLD_MODEL_COPIES": os.environ["GOLD_MODEL_COPIES"]})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "[ok  ] teacher: SmolLM2-135M-Instruct" in r.stdout
     assert "[ok  ] student/encoder: all-MiniLM-L6-v2" in r.stdout
@@ -37,7 +39,7 @@ def test_doctor_loads_both_models(home):
             or "optional engine not installed" in r.stdout)
     if "[ok  ] teacher on llama.cpp" in r.stdout:  # it runs what a run would: the F16 copy of the Q4_1 file
         assert "weights F16, converted from the file's Q4_1" in r.stdout
-        assert len(list((home / "models").glob("*.f16.gguf"))) == 1
+        assert len(list(model_copies.folder().glob("*.f16.gguf"))) == 1
 
 
 def test_doctor_reports_a_missing_package_clearly():

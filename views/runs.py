@@ -29,11 +29,11 @@ from gold.runs import (
     soft_label_check,
     start_run,
 )
+from gold import model_copies
 from gold.settings import FORM_GROUPS, RUN_HELP, Setting, form_settings, from_values
 from gold.specs import SpecError
 from gold.records import Run
 from gold.store import ACTIVE_STATUSES, NotFound, StoreError, tree_bytes
-from gold.teachers.gguf_weights import copy_folder
 from gold.worker import ensure_worker, spawn_keyed_worker
 from views._common import (
     clip,
@@ -73,6 +73,14 @@ if not store.live_workers():
                "(the app starts one itself unless GOLD_AUTOSTART_WORKER=0).")
 
 # -- new run ------------------------------------------------------------------------------------------------------
+
+
+def metric_axis_range(values: pd.Series) -> list[float]:
+    """The chart's metric axis: the measured values with 5 points of margin, inside 0–100% (plotly's own range
+    around a single point spans -50%…150%, a scale no metric has)."""
+    lo, hi = float(min(values)), float(max(values))
+    lo, hi = max(0.0, lo - 0.05), min(1.0, hi + 0.05)
+    return [lo, hi] if hi > lo else [0.0, 1.0]
 
 def setting_widget(container, s: Setting):
     """The widget the registry says a setting gets, at its default, with its help; returns the value."""
@@ -183,9 +191,11 @@ if ss.get("run_id") not in run_ids:
     ss["run_id"] = default_run_id(linked_task or runs)
 st.subheader(f"Runs ({len(runs)})")
 st.dataframe(runs_table(runs), hide_index=True, width="stretch", height=min(300, 38 + 35 * len(runs)), key="runs_list")
-models = tree_bytes(copy_folder(store.home))
+copies = model_copies.folder(store.home)
+models = tree_bytes(copies) if copies.is_relative_to(store.home) else 0
 st.caption(f"Data folder `{store.home}`: {human_size(tree_bytes(store.home))} on disk"
-           + (f", of which {human_size(models)} the teacher's F16 copy (`models/`, reused by every run)" if models else "")
+           + (f", of which {human_size(models)} converted copies of the teacher's model (`models/`, written once, "
+              "reused by every run)" if models else "")
            + ". Delete a run you no longer need (below), or start runs that keep only their best and last checkpoints "
              "(Advanced).")
 # The picker names a run without its status: the browser keeps a chosen option's label as first drawn, so a status
@@ -304,7 +314,8 @@ def live(run_id: int, drawn: tuple[str, int]) -> None:
             fig = px.line(curves, x="round", y="metric", color="run", line_dash="mode", markers=True,
                           labels={"metric": ov.metric_name or "metric"},
                           title=f"{ov.metric_name or 'metric'} per round (GOLD and baseline runs of this task)")
-            fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), yaxis_tickformat=".0%")
+            fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), yaxis_tickformat=".0%",
+                              yaxis_range=metric_axis_range(curves["metric"]), xaxis_dtick=1)
             left.plotly_chart(fig, key=f"curve_{run_id}")
         if ov.histograms:
             hist = go.Figure()

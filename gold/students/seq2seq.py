@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gold import gguf_unpacked
 from gold.energy import IGNORE_INDEX, _per_example, sequence_energy, shift_for_causal
 from gold.models import DEFAULT_TEACHER, ModelLocation, ModelNotFound, embedded_teacher, force_offline, resolve
 from gold.students import training
@@ -140,8 +141,9 @@ class Seq2SeqStudent:
     """A causal LM (or a local T5) fine-tuned on (input, output) text pairs; implements the `Student` protocol.
 
     `base`: None or an `embedded:` name (the SmolLM2 GGUF, dequantized to fp32), a local `.gguf` file, or a
-    local model folder. A non-warm-start `fit` restarts from `base`; a student whose weights are still the
-    base's skips that reload (dequantizing the GGUF costs ~15 s on this CPU).
+    local model folder. A GGUF base loads from its unpacked copy (gold/gguf_unpacked.py: ~3 s instead of
+    ~20 s of de-quantizing, after the first time). A non-warm-start `fit` restarts from `base`; a student whose
+    weights are still the base's skips that reload.
     """
 
     kind = "seq2seq"
@@ -157,6 +159,7 @@ class Seq2SeqStudent:
             raise ValueError("max_new_tokens must be at least 1.")
         force_offline()
         self.base = _base_location(base)
+        self._source = gguf_unpacked.loadable(self.base)  # what transformers loads: a GGUF's unpacked copy
         self.device = _pick_device(device)
         self.max_new_tokens = int(max_new_tokens)
         self.max_length = DEFAULT_MAX_LENGTH
@@ -167,8 +170,8 @@ class Seq2SeqStudent:
         from transformers import AutoConfig, AutoTokenizer
 
         with _quiet_transformers():
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.base.folder), gguf_file=self.base.gguf_file)
-            config = AutoConfig.from_pretrained(str(self.base.folder), gguf_file=self.base.gguf_file)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self._source.folder), gguf_file=self._source.gguf_file)
+            config = AutoConfig.from_pretrained(str(self._source.folder), gguf_file=self._source.gguf_file)
         self.encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
         if self.encoder_decoder and prompt_format is None:
             self.format = PromptFormat(target="{target}")  # T5 decodes the answer on its own: no leading space
@@ -183,22 +186,20 @@ class Seq2SeqStudent:
     def _fresh_model(self) -> torch.nn.Module:
         """The base weights in fp32, as a plain (unquantized) model on the student's device.
 
-        For a GGUF base, `GgufConfig(dequantize=True)` forces dense weights even where a GGUF matmul kernel is
-        installed (transformers 5 keeps them packed then, and packed weights cannot be trained); with it,
-        transformers 5.24 also drops the quantizer and `config.quantization_config` itself. `_detach_quantizer`
-        makes sure of that on other versions: `save_pretrained` refuses a model that still carries a quantizer,
-        and a leftover quantization_config would make a plain `from_pretrained(folder)` look for GGUF.
+        A GGUF base whose unpacked copy could not be written loads from the GGUF itself: `GgufConfig(dequantize=True)`
+        forces dense weights even where a GGUF matmul kernel is installed (packed weights cannot be trained), and
+        `detach_quantizer` leaves an ordinary model that `save_pretrained` writes.
         """
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, GgufConfig
 
         kwargs: dict = {"dtype": torch.float32}
-        if self.base.gguf_file:
-            kwargs["gguf_file"] = self.base.gguf_file
-            kwargs["quantization_config"] = GgufConfig(gguf_file=self.base.gguf_file, dequantize=True)
+        if self._source.gguf_file:
+            kwargs["gguf_file"] = self._source.gguf_file
+            kwargs["quantization_config"] = GgufConfig(gguf_file=self._source.gguf_file, dequantize=True)
         auto = AutoModelForSeq2SeqLM if self.encoder_decoder else AutoModelForCausalLM
         with _quiet_transformers():
             try:
-                model = auto.from_pretrained(str(self.base.folder), **kwargs)
+                model = auto.from_pretrained(str(self._source.folder), **kwargs)
             except ValueError as e:
                 if "Unrecognized configuration class" in str(e):
                     raise ValueError(
@@ -206,7 +207,7 @@ class Seq2SeqStudent:
                         "a seq2seq student needs one."
                     ) from e
                 raise
-        _detach_quantizer(model)
+        gguf_unpacked.detach_quantizer(model)
         model.generation_config.pad_token_id = self.pad_id
         return model.to(self.device).eval()
 
@@ -460,7 +461,7 @@ class Seq2SeqStudent:
         tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        _detach_quantizer(self.model)
+        gguf_unpacked.detach_quantizer(self.model)
         gen = self.model.generation_config
         gen.pad_token_id = self.pad_id
         gen.eos_token_id = self.tokenizer.eos_token_id
@@ -483,16 +484,6 @@ class Seq2SeqStudent:
             folder.rename(old)
         tmp.rename(folder)
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _detach_quantizer(model: torch.nn.Module) -> None:
-    """Make a dequantized GGUF model an ordinary one: no quantizer, no quantization_config in its config."""
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    for config in (model.config, getattr(model.config, "text_config", None)):
-        if config is not None and hasattr(config, "quantization_config"):
-            with contextlib.suppress(AttributeError):
-                delattr(config, "quantization_config")
 
 
 def _base_location(base: str | Path | None) -> ModelLocation:

@@ -11,17 +11,17 @@ copy is closer to the full-precision model than the quantized arithmetic was.
 
 `auto` makes the copy only where it pays and fits: a Q4_1 or Q5_1 file of at most `AUTO_MAX_FILE_BYTES` (larger
 models decode from memory bandwidth, where 16-bit weights are 3–4× the bytes to stream per token). The copy is
-written once per source file under the data folder's `models/` (about 2 s and 270 MB for the embedded teacher) and
-reused; if it cannot be written (read-only or full disk) the file's own weights run and the teacher says so.
+written once per source file among the model copies (gold/model_copies.py; about 2 s and 270 MB for the embedded
+teacher) and reused; if it cannot be written (read-only or full disk) the file's own weights run and the teacher says so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
-import threading
 from pathlib import Path
+
+from gold import model_copies
 
 GGUF_WEIGHTS = ("auto", "file", "f16")
 
@@ -37,9 +37,6 @@ LLAMA_FTYPE_MOSTLY_F16 = 1
 _STRING, _ARRAY = 8, 9
 _FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _UINT = {0: "<B", 2: "<H", 4: "<I", 10: "<Q", 1: "<b", 3: "<h", 5: "<i", 11: "<q"}
-
-_convert_lock = threading.Lock()
-
 
 def file_type(path: str | os.PathLike) -> int | None:
     """The GGUF's `general.file_type` (llama.cpp's ftype: 3 = Q4_1), read from its header alone: the key/value
@@ -105,43 +102,22 @@ def resolved_weights(weights: str, path: str | os.PathLike) -> str:
     return "f16" if ftype in SLOW_PROMPT_TYPES and small else "file"
 
 
-def copy_folder(home: str | os.PathLike | None = None) -> Path:
-    """Where F16 copies are kept: the data folder's `models/` (`home`, else GOLD_HOME), next to the runs that use
-    them."""
-    from gold.home import gold_home
-
-    return gold_home(home) / "models"
-
-
 def f16_copy(path: str | os.PathLike, threads: int = 1, folder: Path | None = None) -> Path:
-    """The F16 copy of a GGUF file, written on first use and reused after. Its name carries the source's name, size
-    and modification time, so an edited or replaced source gets a copy of its own. Written to a temporary name and
-    renamed into place, so a killed conversion never leaves a copy that looks finished."""
+    """The F16 copy of a GGUF file, written on first use and reused after (gold/model_copies.py: named by the
+    source, written whole or not at all), in `folder` (else the model copies' folder)."""
     import llama_cpp
     from llama_cpp._logger import set_verbose
 
     src = Path(path).resolve()
-    stat = src.stat()
-    tag = hashlib.sha1(f"{src}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:10]
-    folder = Path(folder) if folder is not None else copy_folder()
-    target = folder / f"{src.stem}.{tag}.f16.gguf"
-    if target.is_file():
-        return target
-    with _convert_lock:
-        if target.is_file():
-            return target
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+
+    def write(partial: Path) -> None:
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = LLAMA_FTYPE_MOSTLY_F16
         params.allow_requantize = True
         params.nthread = max(1, threads)
-        try:
-            set_verbose(False)  # llama.cpp logs a line per tensor; errors still show
-            failed = llama_cpp.llama_model_quantize(str(src).encode(), str(partial).encode(), params)
-            if failed or not partial.is_file():
-                raise OSError(f"llama.cpp could not write an F16 copy of {src.name} (code {failed})")
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-    return target
+        set_verbose(False)  # llama.cpp logs a line per tensor; errors still show
+        failed = llama_cpp.llama_model_quantize(str(src).encode(), str(partial).encode(), params)
+        if failed or not partial.is_file():
+            raise OSError(f"llama.cpp could not write an F16 copy of {src.name} (code {failed})")
+
+    return model_copies.write_once(model_copies.copy_path(src, "f16.gguf", folder), write)

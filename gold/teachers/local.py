@@ -48,6 +48,7 @@ from transformers import (
 from transformers import logging as hf_logging
 from transformers.cache_utils import Cache
 
+from gold import gguf_unpacked
 from gold.models import DEFAULT_TEACHER, ModelLocation, force_offline, resolve
 from gold.teachers.base import (
     Completion,
@@ -221,12 +222,13 @@ class LocalTeacher:
         self.usage = Usage()
         if dtype is None:
             dtype = torch.bfloat16 if self.device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-        kw: dict[str, Any] = {"gguf_file": self.location.gguf_file} if self.location.gguf_file else {}
         started = time.perf_counter()
         try:
             with _quiet_loading():
-                self.tokenizer = AutoTokenizer.from_pretrained(self.location.folder, **kw)
-                self.model = AutoModelForCausalLM.from_pretrained(self.location.folder, dtype=dtype, **kw)
+                source = gguf_unpacked.loadable(self.location)  # a GGUF from its unpacked copy (gold/gguf_unpacked.py)
+                kw: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+                self.tokenizer = AutoTokenizer.from_pretrained(source.folder, **kw)
+                self.model = AutoModelForCausalLM.from_pretrained(source.folder, dtype=dtype, **kw)
         except Exception as exc:  # a corrupt or unsupported file: say which, keep the cause
             raise TeacherError(f"Could not load the teacher model from {self.location.weights}: {exc}") from exc
         self.model.to(self.device).eval()
@@ -247,7 +249,8 @@ class LocalTeacher:
     # -- construction helpers ----------------------------------------------------------------------------------
     @classmethod
     def cached(cls, model: str = DEFAULT_TEACHER, device: str | None = None, threads: int | None = None) -> "LocalTeacher":
-        """One loaded teacher per (model, device, threads) per process: loading costs ~15 s and ~1 GB."""
+        """One loaded teacher per (model, device, threads) per process: loading a GGUF costs ~2.6 s from its unpacked
+        copy (26 s the first time, which writes it; `bench/model_load.py`) and ~1 GB."""
         key = (model or DEFAULT_TEACHER, pick_device(device), threads)
         with _CACHE_LOCK:
             if key not in _CACHE:

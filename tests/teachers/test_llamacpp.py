@@ -371,7 +371,7 @@ def test_the_f16_copy_reads_the_labels_the_file_reads_and_a_copy_it_cannot_write
     assert llamacpp_teacher.weights == "f16" and "converted from the file's Q4_1" in llamacpp_teacher.weights_note
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    monkeypatch.setenv("GOLD_HOME", str(blocker))  # models/ cannot be made under a file
+    monkeypatch.setenv("GOLD_MODEL_COPIES", str(blocker / "models"))  # a folder cannot be made under a file
     fallback = LlamaCppTeacher(threads=1, weights="auto")
     assert fallback.weights == "file" and "no F16 copy" in fallback.weights_note
     prefix = "Is the review positive or negative?\n\nReview: a great film\nLabel: positive\n\n"

@@ -195,3 +195,28 @@ def test_gemma_reads_trec_labels_past_its_sliding_window(gemma_teacher):
         logits = gemma_teacher.model(input_ids=torch.tensor([head + tail]), use_cache=False).logits[0].float()
     logp = torch.log_softmax(logits[len(head) - 1 : -1], dim=-1)
     assert got == pytest.approx(float(logp[torch.arange(len(tail)), torch.tensor(tail)].sum()), abs=1e-3)
+
+
+def test_the_teacher_loads_from_its_unpacked_copy_with_the_ggufs_own_weights_tokenizer_and_logits(local_teacher):
+    """The transformers engine reads a GGUF once and loads its unpacked copy after (gold/gguf_unpacked.py): the
+    copy must be the same model, not a close one."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gold import gguf_unpacked, model_copies
+
+    loc = local_teacher.location
+    copy = gguf_unpacked.unpacked(loc)
+    assert copy.gguf_file is None and copy.folder.parent == model_copies.folder()
+    assert (copy.folder / "model.safetensors").is_file() and not list(copy.folder.parent.glob("*.partial"))
+    assert gguf_unpacked.unpacked(loc) == copy  # written once, then reused
+    packed = AutoModelForCausalLM.from_pretrained(loc.folder, gguf_file=loc.gguf_file, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(loc.folder, gguf_file=loc.gguf_file)
+    ours, theirs = local_teacher.model.state_dict(), packed.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    text = "Review: ünïcödé <|im_start|> and a 12-year-old's film!\nLabel:"
+    ids = tokenizer(text, return_tensors="pt")
+    assert local_teacher.tokenizer(text).input_ids == ids.input_ids[0].tolist()
+    assert local_teacher.tokenizer.chat_template == tokenizer.chat_template
+    assert local_teacher.eos_ids == [packed.generation_config.eos_token_id or tokenizer.eos_token_id]
+    with torch.inference_mode():
+        assert torch.equal(local_teacher.model(**ids).logits, packed(**ids).logits)

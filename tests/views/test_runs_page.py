@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -177,6 +179,17 @@ def test_progress_of_a_run_is_shown(page, home):
     [cancel] = [b for b in page.button if b.label == "Cancel run"]
     cancel.click().run()
     assert store.cancel_requested(run_id)
+
+
+def test_the_metric_chart_spans_the_measured_values_not_plotlys_default(page, home):
+    """One measured round: plotly alone would draw the axis from -50% to 150% around the point."""
+    running_run(home, "one point", 2, {"metric_name": "accuracy", "metric": 0.61})
+    page.run()
+    assert not page.exception
+    [chart] = [c for c in page.get("plotly_chart") if "per round" in c.proto.spec]
+    layout = json.loads(chart.proto.spec)["layout"]
+    assert layout["yaxis"]["range"] == pytest.approx([0.56, 0.66])
+    assert layout["xaxis"]["dtick"] == 1
 
 
 def test_final_student_settings_are_frozen_with_the_run(page, home):
@@ -372,17 +385,18 @@ def test_keeping_only_the_best_and_last_checkpoints_is_frozen_with_the_run(page,
     assert GoldSettings.from_dict(Store(home).get_run(run.id).settings).keep_checkpoints == "best_and_last"
 
 
-def test_the_data_folder_size_is_shown(page, home):
+def test_the_data_folder_size_is_shown(page, home, monkeypatch):
+    monkeypatch.delenv("GOLD_MODEL_COPIES")  # the model copies in the data folder's models/, as by default
     store, run_id = running_run(home, "sized", 1, {"metric": 0.5})
     (store.run_dir(run_id)).mkdir(parents=True)
     (store.run_dir(run_id) / "big.bin").write_bytes(b"\0" * 25_000_000)
     page.run()
     assert any("Data folder" in c.value and " MB on disk" in c.value for c in page.caption)
-    assert not any("F16 copy" in c.value for c in page.caption)
-    (home / "models").mkdir()  # the llama.cpp teacher's copy is named apart: deleting runs does not free it
+    assert not any("converted copies" in c.value for c in page.caption)
+    (home / "models").mkdir()  # the teacher's converted copies are named apart: deleting runs does not free them
     (home / "models" / "teacher.f16.gguf").write_bytes(b"\0" * 3_000_000)
     page.run()
-    assert any("of which 3.0 MB the teacher's F16 copy" in c.value for c in page.caption)
+    assert any("of which 3.0 MB converted copies of the teacher's model" in c.value for c in page.caption)
 
 
 def test_estimate_says_what_the_run_asks_for_and_starts_nothing(page, home):

@@ -1,0 +1,82 @@
+"""The transformers engine's copy of a GGUF model: the same weights de-quantized once and saved as an ordinary
+transformers folder (safetensors, config, tokenizer), so every later load reads a plain folder.
+
+Why: transformers loads a GGUF by parsing its metadata and tokenizer in Python and de-quantizing every tensor, 20 s
+for the embedded 135M teacher in a fresh process on a 2-core CPU, in every process that loads it (a worker,
+`gold serve`, `gold doctor`, the seq2seq student's base on each fresh start). The unpacked folder loads in 2.6 s
+(`bench/model_load.py`; the first load, which writes it, takes 26 s) with bit-identical weights, tokenizer and logits (tests/test_gguf_unpacked.py). It is fp32, like the de-quantized model
+transformers builds in memory: about 540 MB for the embedded teacher, kept among the model copies
+(gold/model_copies.py) and written once per source file. Where it cannot be written (a read-only or full disk),
+`loadable` hands back the GGUF itself, which loads as before, only slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from pathlib import Path
+
+from gold import model_copies
+from gold.models import ModelLocation
+
+log = logging.getLogger(__name__)
+
+SUFFIX = "transformers"
+
+
+def detach_quantizer(model) -> None:
+    """Make a de-quantized GGUF model an ordinary one: no quantizer, no quantization_config in its config
+    (`save_pretrained` refuses a model that still carries a quantizer, and a leftover quantization_config would make
+    a plain `from_pretrained(folder)` look for GGUF)."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    for config in (model.config, getattr(model.config, "text_config", None)):
+        if config is not None and hasattr(config, "quantization_config"):
+            with contextlib.suppress(AttributeError):
+                delattr(config, "quantization_config")
+
+
+def _write(location: ModelLocation, partial: Path) -> None:
+    """De-quantize `location`'s GGUF into a transformers folder at `partial`."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
+
+    folder, gguf = str(location.folder), location.gguf_file
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+        config = AutoConfig.from_pretrained(folder, gguf_file=gguf)
+        auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+        # dequantize=True: dense fp32 weights even where a GGUF matmul kernel is installed
+        model = auto.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32,
+                                     quantization_config=GgufConfig(gguf_file=gguf, dequantize=True))
+        detach_quantizer(model)
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def unpacked(location: ModelLocation, where: Path | None = None) -> ModelLocation:
+    """Where to load `location` from under transformers: itself when it is not a GGUF; for a GGUF, its unpacked
+    folder (written on first use, in `where`, else the model copies' folder), with the same name. OSError when the
+    folder cannot be written; a GGUF transformers cannot read raises what transformers raises."""
+    if not location.gguf_file:
+        return location
+    target = model_copies.copy_path(location.weights, SUFFIX, where)
+    model_copies.write_once(target, lambda partial: _write(location, partial))
+    return dataclasses.replace(location, folder=target, gguf_file=None)
+
+
+def loadable(location: ModelLocation) -> ModelLocation:
+    """`unpacked(location)`, or `location` itself where its copy cannot be written (it then loads from the GGUF,
+    as fast as transformers does that)."""
+    try:
+        return unpacked(location)
+    except OSError as exc:
+        log.warning("No unpacked copy of %s (%s): loading it from the GGUF file", location.weights, exc)
+        return location
