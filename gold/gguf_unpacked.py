@@ -6,8 +6,9 @@ for the embedded 135M teacher in a fresh process on a 2-core CPU, in every proce
 `gold serve`, `gold doctor`, the seq2seq student's base on each fresh start). The unpacked folder loads in 2.6 s
 (`bench/model_load.py`; the first load, which writes it, takes 26 s) with bit-identical weights, tokenizer and logits (tests/test_gguf_unpacked.py). It is fp32, like the de-quantized model
 transformers builds in memory: about 540 MB for the embedded teacher, kept among the model copies
-(gold/model_copies.py) and written once per source file. Where it cannot be written (a read-only or full disk),
-`loadable` hands back the GGUF itself, which loads as before, only slower.
+(gold/model_copies.py) and written once per source file. Where it cannot be written (a read-only or full disk) or
+would be large (a multi-GB model in fp32), `loadable` hands back the GGUF itself, which loads as before, only
+slower.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 from gold import model_copies
 from gold.models import ModelLocation
+from gold.store import MIN_FREE_MB
 
 log = logging.getLogger(__name__)
 
 SUFFIX = "transformers"
+MAX_COPY_BYTES = 4 * 2**30  # about 1B parameters in fp32; transformers holds a model that size in memory anyway
 
 
 def detach_quantizer(model) -> None:
@@ -61,13 +65,34 @@ def _write(location: ModelLocation, partial: Path) -> None:
             hf_logging.enable_progress_bar()
 
 
+def copy_bytes(path: Path) -> int:
+    """An upper bound on the unpacked (fp32) copy's size: 4 bytes a weight, from the file's size and weight type
+    (a 4-bit file grows about 5.5×, 8× at most; F16 2×)."""
+    from gold.teachers.gguf_weights import file_type
+
+    growth = {0: 1, 1: 2, 32: 2, 7: 4}.get(file_type(path), 8)  # F32, F16, BF16, Q8_0, else 4 bits or fewer
+    return path.stat().st_size * growth
+
+
 def unpacked(location: ModelLocation, where: Path | None = None) -> ModelLocation:
     """Where to load `location` from under transformers: itself when it is not a GGUF; for a GGUF, its unpacked
     folder (written on first use, in `where`, else the model copies' folder), with the same name. OSError when the
-    folder cannot be written; a GGUF transformers cannot read raises what transformers raises."""
+    folder cannot be written, or when the copy would exceed MAX_COPY_BYTES or leave the disk under GOLD_MIN_FREE_MB
+    (a multi-GB model is not copied in fp32 to save its load seconds); a GGUF transformers cannot read raises what
+    transformers raises."""
     if not location.gguf_file:
         return location
     target = model_copies.copy_path(location.weights, SUFFIX, where)
+    if not target.exists():
+        need = copy_bytes(location.weights)
+        if need > MAX_COPY_BYTES:
+            raise OSError(f"its fp32 copy would take up to {need / 2**30:.1f} GB (the limit is "
+                          f"{MAX_COPY_BYTES / 2**30:.0f} GB)")
+        free_mb = model_copies.free_mb(target.parent)
+        keep_mb = float(os.environ.get("GOLD_MIN_FREE_MB") or MIN_FREE_MB)
+        if free_mb is not None and free_mb - need / 2**20 < keep_mb:
+            raise OSError(f"{free_mb:,.0f} MB free, and the copy needs up to {need / 2**20:,.0f} MB plus "
+                          f"{keep_mb:,.0f} MB kept free")
     model_copies.write_once(target, lambda partial: _write(location, partial))
     return dataclasses.replace(location, folder=target, gguf_file=None)
 

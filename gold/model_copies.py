@@ -34,6 +34,17 @@ def folder(home: str | os.PathLike | None = None) -> Path:
     return Path(shared).expanduser().resolve() if shared else gold_home(home) / "models"
 
 
+def free_mb(where: Path) -> float | None:
+    """Free MB on the disk that holds `where` (or its nearest existing parent); None when that cannot be read."""
+    probe = Path(where)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free / 2**20
+    except OSError:
+        return None
+
+
 def copy_path(source: str | os.PathLike, suffix: str, where: Path | None = None) -> Path:
     """The path of `source`'s copy of this kind (`suffix`, e.g. "f16.gguf"): its stem, a tag of its resolved path,
     size and modification time, then the suffix."""

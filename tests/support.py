@@ -84,3 +84,21 @@ class Counters:
 
     def __call__(self):
         return self.now
+
+
+def gguf_header(path, ftype: int | None, size: int = 0) -> None:
+    """A GGUF file's header alone (no tensors): an architecture, then general.file_type when given; `size` makes
+    it that long (sparse), as a larger model's file would be."""
+    import struct
+
+    def kv_string(key: str, value: str) -> bytes:
+        k, v = key.encode(), value.encode()
+        return struct.pack("<Q", len(k)) + k + struct.pack("<I", 8) + struct.pack("<Q", len(v)) + v
+
+    kvs = [kv_string("general.architecture", "llama")]
+    if ftype is not None:
+        kvs.append(struct.pack("<Q", 17) + b"general.file_type" + struct.pack("<II", 4, ftype))
+    with open(path, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs)) + b"".join(kvs))
+    if size:
+        os.truncate(path, size)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from support import gguf_header
 
 from gold import gguf_unpacked, model_copies
-from gold.models import embedded_teacher
+from gold.models import ModelLocation, embedded_teacher
 
 
 def test_a_copy_is_named_by_its_source_and_written_once(tmp_path):
@@ -65,3 +66,23 @@ def test_where_no_copy_can_be_written_the_gguf_itself_is_loaded(tmp_path, monkey
         gguf_unpacked.unpacked(loc)
     assert gguf_unpacked.loadable(loc) == loc and loc.gguf_file
     assert gguf_unpacked.loadable(loc.__class__(name="folder", folder=tmp_path)).folder == tmp_path  # not a GGUF
+
+
+def test_a_model_whose_fp32_copy_would_be_large_or_fill_the_disk_is_loaded_from_its_gguf(tmp_path, monkeypatch):
+    """A 7B GGUF unpacked to fp32 would take ~28 GB: such a model loads from the file, as transformers does it."""
+    monkeypatch.setenv(model_copies.ENV, str(tmp_path / "models"))
+    big = tmp_path / "big.gguf"
+    gguf_header(big, 3, size=600 * 2**20)  # Q4_1, 600 MB (sparse): up to 4.7 GB in fp32
+    loc = ModelLocation(name="big", folder=tmp_path, gguf_file="big.gguf")
+    assert gguf_unpacked.copy_bytes(big) == 8 * 600 * 2**20
+    with pytest.raises(OSError, match="would take up to 4.7 GB"):
+        gguf_unpacked.unpacked(loc)
+    assert gguf_unpacked.loadable(loc) == loc
+    small = tmp_path / "small.gguf"
+    gguf_header(small, 1, size=2**20)  # F16, 1 MB: 2 MB in fp32
+    assert gguf_unpacked.copy_bytes(small) == 2 * 2**20
+    monkeypatch.setattr(model_copies, "free_mb", lambda where: 400.0)
+    monkeypatch.setenv("GOLD_MIN_FREE_MB", "500")
+    with pytest.raises(OSError, match="400 MB free"):  # the disk's last 500 MB stay free for the runs
+        gguf_unpacked.unpacked(ModelLocation(name="small", folder=tmp_path, gguf_file="small.gguf"))
+    assert not (tmp_path / "models").exists()

@@ -314,8 +314,9 @@ def live(run_id: int, drawn: tuple[str, int]) -> None:
             fig = px.line(curves, x="round", y="metric", color="run", line_dash="mode", markers=True,
                           labels={"metric": ov.metric_name or "metric"},
                           title=f"{ov.metric_name or 'metric'} per round (GOLD and baseline runs of this task)")
-            fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), yaxis_tickformat=".0%",
-                              yaxis_range=metric_axis_range(curves["metric"]), xaxis_dtick=1)
+            fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), yaxis_tickformat=".0%",
+                              yaxis_range=metric_axis_range(curves["metric"]), xaxis_dtick=1,
+                              legend=dict(orientation="h", yanchor="top", y=-0.25, title_text=""))  # runs' names are long
             left.plotly_chart(fig, key=f"curve_{run_id}")
         if ov.histograms:
             hist = go.Figure()

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from support import gguf_header
 
 from gold.teachers import gguf_weights
 from gold.teachers.base import Completion, GenerationSettings, Teacher
@@ -292,24 +293,6 @@ def test_the_teacher_runs_fewer_threads_while_other_work_holds_a_core(llamacpp_t
         llama_cpp.llama_set_n_threads(teacher.llm.ctx, teacher.running_threads, teacher.running_threads)
 
 
-def _gguf_header(path, ftype: int | None, size: int = 0) -> None:
-    """A GGUF file's header alone (no tensors): an architecture, then general.file_type when given; `size` makes
-    it that long (sparse), as a larger model's file would be."""
-    import struct
-
-    def kv_string(key: str, value: str) -> bytes:
-        k, v = key.encode(), value.encode()
-        return struct.pack("<Q", len(k)) + k + struct.pack("<I", 8) + struct.pack("<Q", len(v)) + v
-
-    kvs = [kv_string("general.architecture", "llama")]
-    if ftype is not None:
-        kvs.append(struct.pack("<Q", 17) + b"general.file_type" + struct.pack("<II", 4, ftype))
-    with open(path, "wb") as f:
-        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs)) + b"".join(kvs))
-    if size:
-        os.truncate(path, size)
-
-
 def test_auto_weights_copy_only_small_files_of_the_slow_types(tmp_path):
     from gold.models import DEFAULT_TEACHER, resolve
 
@@ -330,7 +313,7 @@ def test_auto_weights_copy_only_small_files_of_the_slow_types(tmp_path):
     }
     for (ftype, size), expected in cases.items():
         path = tmp_path / f"m-{ftype}-{size}.gguf"
-        _gguf_header(path, ftype, size)
+        gguf_header(path, ftype, size)
         assert gguf_weights.file_type(path) == ftype
         assert gguf_weights.resolved_weights("auto", path) == expected, (ftype, size)
     assert gguf_weights.resolved_weights("f16", tmp_path / "m-2-0.gguf") == "f16"
@@ -355,7 +338,7 @@ def test_the_f16_copy_is_written_once_per_source_and_never_left_half_written(tmp
     os.utime(src, ns=(made + 10**9, made + 10**9))  # a replaced source: a copy of its own
     assert gguf_weights.f16_copy(src, folder=tmp_path / "models") != first
     broken = tmp_path / "broken.gguf"
-    _gguf_header(broken, 3)  # a header without tensors: llama.cpp refuses it
+    gguf_header(broken, 3)  # a header without tensors: llama.cpp refuses it
     with pytest.raises(OSError, match="could not write an F16 copy of broken.gguf"):
         gguf_weights.f16_copy(broken, folder=tmp_path / "models")
     assert sorted(p.name.split(".")[-1] for p in (tmp_path / "models").iterdir()) == ["gguf", "gguf"]
