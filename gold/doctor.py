@@ -67,7 +67,9 @@ def check_teacher() -> Check:
     return Check(
         "teacher",
         True,
-        f"{loc.name} from {loc.weights} ({n_params / 1e6:.0f}M params), loaded in {load_s:.1f} s; "
+        f"{loc.name} from {loc.weights} ({n_params / 1e6:.0f}M params), loaded in {load_s:.1f} s"
+        + (f" (transformers reads its unpacked copy, {source.folder.name})" if source.folder != loc.folder else "")
+        + "; "
         f"8 greedy tokens: {text.strip()[:40]!r}",
         time.perf_counter() - t0,
     )

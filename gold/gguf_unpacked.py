@@ -25,8 +25,15 @@ from gold.store import MIN_FREE_MB
 
 log = logging.getLogger(__name__)
 
-SUFFIX = "transformers"
 MAX_COPY_BYTES = 4 * 2**30  # about 1B parameters in fp32; transformers holds a model that size in memory anyway
+
+
+def suffix() -> str:
+    """The copies' name ending: the transformers version that wrote them, since another version may read a GGUF's
+    tokenizer or tensors differently (an upgrade writes a copy of its own)."""
+    import transformers
+
+    return f"transformers-{transformers.__version__}"
 
 
 def detach_quantizer(model) -> None:
@@ -82,7 +89,7 @@ def unpacked(location: ModelLocation, where: Path | None = None) -> ModelLocatio
     transformers raises."""
     if not location.gguf_file:
         return location
-    target = model_copies.copy_path(location.weights, SUFFIX, where)
+    target = model_copies.copy_path(location.weights, suffix(), where)
     if not target.exists():
         need = copy_bytes(location.weights)
         if need > MAX_COPY_BYTES:

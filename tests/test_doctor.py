@@ -33,7 +33,7 @@ def test_doctor_loads_both_models(home):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "[ok  ] teacher: SmolLM2-135M-Instruct" in r.stdout
     assert "[ok  ] student/encoder: all-MiniLM-L6-v2" in r.stdout
-    assert "transformers" in r.stdout and "loaded in" in r.stdout
+    assert "transformers" in r.stdout and "loaded in" in r.stdout and "reads its unpacked copy" in r.stdout
     # the optional engine: either it runs the same GGUF, or the report says it is optional and how to get it
     assert ("[ok  ] teacher on llama.cpp: SmolLM2-135M-Instruct" in r.stdout
             or "optional engine not installed" in r.stdout)

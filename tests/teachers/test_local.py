@@ -207,6 +207,7 @@ def test_the_teacher_loads_from_its_unpacked_copy_with_the_ggufs_own_weights_tok
     loc = local_teacher.location
     copy = gguf_unpacked.unpacked(loc)
     assert copy.gguf_file is None and copy.folder.parent == model_copies.folder()
+    assert copy.folder.name.endswith(gguf_unpacked.suffix())  # named by the transformers version that wrote it
     assert (copy.folder / "model.safetensors").is_file() and not list(copy.folder.parent.glob("*.partial"))
     assert gguf_unpacked.unpacked(loc) == copy  # written once, then reused
     packed = AutoModelForCausalLM.from_pretrained(loc.folder, gguf_file=loc.gguf_file, dtype=torch.float32)
