@@ -400,7 +400,8 @@ class TeacherSpec:
              "(vLLM, TGI and llama.cpp do; the OpenAI API does not).")
     batch_size: int = setting(
         _SAMPLE.batch_size, label="Teacher batch size", group="Teacher", lo=1, hi=1024,
-        help="Prompts per forward pass of a local teacher.")
+        help="Prompts per forward pass of a local teacher on transformers. The llama.cpp engine takes a step's "
+             "prompts in one call and decodes *Replies decoded together* of them at a time.")
     samples_per_prompt: int = setting(
         1, label="Samples per prompt (llama.cpp)", group="Teacher", lo=1, hi=16, before=1,
         help="A teacher on the llama.cpp engine continues each prompt for this many lines, one sample per line, "

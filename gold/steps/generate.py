@@ -66,7 +66,10 @@ def generation_settings(state: RoundState, salt: int) -> GenerationSettings:
 def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, feedback: dict[str, list[Example]],
                   probe: bool = False, label_shares: dict[str, float] | None = None) -> Written:
     """Ask the teacher for `count` samples, parse them strictly, and store every reply: kept ones as samples,
-    rejected ones with their reason. Stored batch by batch, so a cancel loses at most one batch."""
+    rejected ones with their reason. Stored batch by batch (`teacher.batch_size` prompts), except for a teacher that
+    decodes replies together (llama.cpp with several sequences), which gets all the prompts in one call so that
+    its slots stay full to the end; a cancel is seen while the teacher writes either way. (A step killed midway is
+    redone whole on resume, so the batches are for progress and memory, not for saving work.)"""
     task, settings, n, teacher = state.task, state.settings, state.n, state.teacher
     rng = random.Random(settings.seed * 7919 + n * 31 + (1 if probe else 0))
     options = prompts.PromptOptions(per_prompt=samples_per_prompt(settings, teacher),
@@ -79,7 +82,7 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
     for row in ctx.store.samples(ctx.run_id, kept_only=True):
         seen.add(row.inputs)
     kept = rejected = 0
-    batch = max(1, base.batch_size)
+    batch = max(1, len(requests)) if getattr(teacher, "decodes_together", False) else max(1, base.batch_size)
     total = len(requests)
     verb = "probing" if probe else "generating"
     within = ctx.progress_within()
@@ -89,8 +92,10 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
 
         def on_prompts(frac: float, _msg: str, start: int = start, size: int = len(chunk)) -> None:
             if frac < 1.0:  # the batch's end is reported below, with its counts
+                ctx.check()  # a cancel stops the teacher mid-batch (it leaves its slots clean)
                 done = start + int(frac * size)
-                within(done / total, f"Round {n}: {verb} {done}/{total} prompts ({kept} kept, {rejected} rejected)")
+                counts = f" ({kept} kept, {rejected} rejected)" if start else ""  # counted at each batch's end
+                within(done / total, f"Round {n}: {verb} {done}/{total} prompts{counts}")
 
         # run_requests writes multi-line blocks (premise/hypothesis, question/answer) one line at a time.
         completions = prompts.run_requests(teacher, chunk, base.with_(seed=base.seed + start), on_prompts)

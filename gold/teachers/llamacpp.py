@@ -229,6 +229,13 @@ class LlamaCppTeacher:
         self._lock = threading.Lock()
         _LIVE.add(self)
 
+    @property
+    def decodes_together(self) -> bool:
+        """Whether replies share decode batches: then a caller should hand over all its prompts in one call, since
+        a call's last replies leave slots idle (a default round's 64 prompts took 25.0–25.9 s in one call, 28.0–32.9
+        s in four calls of 16, on 2 cores)."""
+        return self.sequences > 1
+
     def close(self) -> None:
         """Free the native contexts and the model (the teacher is unusable after)."""
         self.decoder.close()
