@@ -7,8 +7,7 @@ for the embedded 135M teacher in a fresh process on a 2-core CPU, in every proce
 (`bench/model_load.py`; the first load, which writes it, takes 26 s) with bit-identical weights, tokenizer and logits (tests/test_gguf_unpacked.py). It is fp32, like the de-quantized model
 transformers builds in memory: about 540 MB for the embedded teacher, kept among the model copies
 (gold/model_copies.py) and written once per source file. Where it cannot be written (a read-only or full disk) or
-would be large (a multi-GB model in fp32), `loadable` hands back the GGUF itself, which loads as before, only
-slower.
+would be large (a multi-GB model in fp32), `loadable` hands back the GGUF itself, which loads the slow way.
 """
 
 from __future__ import annotations
