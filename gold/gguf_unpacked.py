@@ -15,12 +15,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 from gold import model_copies
 from gold.models import ModelLocation
-from gold.store import MIN_FREE_MB
+from gold.store import min_free_mb
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def unpacked(location: ModelLocation, where: Path | None = None) -> ModelLocatio
             raise OSError(f"its fp32 copy would take up to {need / 2**30:.1f} GB (the limit is "
                           f"{MAX_COPY_BYTES / 2**30:.0f} GB)")
         free_mb = model_copies.free_mb(target.parent)
-        keep_mb = float(os.environ.get("GOLD_MIN_FREE_MB") or MIN_FREE_MB)
+        keep_mb = min_free_mb()
         if free_mb is not None and free_mb - need / 2**20 < keep_mb:
             raise OSError(f"{free_mb:,.0f} MB free, and the copy needs up to {need / 2**20:,.0f} MB plus "
                           f"{keep_mb:,.0f} MB kept free")

@@ -35,6 +35,11 @@ MIN_FREE_MB = 500
 ACTIVE_STATUSES = ("queued", "held", "reserved", "running")
 
 
+def min_free_mb() -> float:
+    """The free space (MB) the data folder's disk must keep: GOLD_MIN_FREE_MB, else MIN_FREE_MB."""
+    return float(os.environ.get("GOLD_MIN_FREE_MB") or MIN_FREE_MB)
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says what to do about it."""
 
@@ -231,7 +236,7 @@ class Store:
         """A sentence when the data folder's disk is nearly full (GOLD_MIN_FREE_MB, default 500), else None."""
         import shutil
 
-        need_mb = float(os.environ.get("GOLD_MIN_FREE_MB") or MIN_FREE_MB)
+        need_mb = min_free_mb()
         try:
             free_mb = shutil.disk_usage(self.home).free / 2**20
         except OSError:
