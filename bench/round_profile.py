@@ -32,7 +32,9 @@ the ratios between them are measured under the same conditions. Per configuratio
                  one batch (what each prompt token of a sample costs);
   achieved     the student's training GFLOP/s (6 × its non-embedding parameters × tokens + attention, over the
                examples the optimizer saw) as a share of the fp32 matmul rate, and of the bf16 one when it trained
-               in bf16; the teacher's decode (completion tokens per second of the generate step) as a share of
+               in bf16, over the whole train step and over its optimizer steps alone (`train_steps_*`: the step
+               without loading and saving the student and without early stopping's scoring of the evaluation rows
+               after every epoch, `train_eval_s`); the teacher's decode (completion tokens per second of the generate step) as a share of
                llama.cpp's better rate, single or batched;
   memory       the child's peak RSS with teacher, labeler, student and map encoder loaded.
 
@@ -217,6 +219,14 @@ def profile_one(engine: str, threads: int, samples: int, probes: int, per_prompt
         out["train_mean_tokens"] = round(mean_tokens, 1)
         out["train_gflops"] = round(flops / train_s / 1e9, 2) if train_s else None
         out["train_share_of_matmul"] = round(out["train_gflops"] / out["matmul_gflops"], 3) if train_s else None
+        # The step is more than optimizer steps: the student is loaded and saved, and early stopping scores the
+        # evaluation rows after every epoch (inference, not training). The optimizer steps alone:
+        out["train_fit_s"], out["train_eval_s"] = m.train_fit_seconds, m.train_eval_seconds
+        steps_s = (m.train_fit_seconds or 0) - (m.train_eval_seconds or 0)
+        if steps_s > 0:
+            out["train_steps_s"] = round(steps_s, 1)
+            out["train_steps_gflops"] = round(flops / steps_s / 1e9, 2)
+            out["train_steps_share_of_matmul"] = round(out["train_steps_gflops"] / out["matmul_gflops"], 3)
         if out["trained_in"] == "bf16" and train_s:  # the limit of the arithmetic the fit actually ran in
             out["train_share_of_bf16_matmul"] = round(out["train_gflops"] / out["matmul_bf16_gflops"], 3)
         if out["teacher_tok_s"] and decode:
@@ -299,7 +309,8 @@ def print_table(data: dict[str, Any]) -> None:
     for s in steps:
         print(f"{s:<24}" + "".join(f"{r['step_s'].get(s, 0):>36.1f}" for r in rows))
     for key in ("round_s", "critical_s", "wall_s", "matmul_gflops", "matmul_bf16_gflops", "train_gflops",
-                "train_share_of_matmul", "train_share_of_bf16_matmul", "train_examples_per_s", "llama_decode_tok_s",
+                "train_share_of_matmul", "train_fit_s", "train_eval_s", "train_steps_s", "train_steps_gflops",
+                "train_steps_share_of_matmul", "train_share_of_bf16_matmul", "train_examples_per_s", "llama_decode_tok_s",
                 "llama_batch_decode_tok_s",
                 "llama_prompt_tok_s", "prompt_tokens", "evaluated_prompt_tokens", "teacher_tok_s", "decode_share_of_llama", "samples_per_s", "label_samples_per_s",
                 "peak_rss_mb", "round_over_first", "critical_over_first"):

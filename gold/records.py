@@ -104,7 +104,9 @@ class RoundMetrics:
     label_failed: int | None = None
     # train
     train_size: int | None = None
-    train_seconds: float | None = None
+    train_seconds: float | None = None  # the whole step: the student loaded, fitted and saved
+    train_fit_seconds: float | None = None  # the fit: its optimizer steps and early stopping's evaluations
+    train_eval_seconds: float | None = None  # of the fit, early stopping's: scoring the evaluation rows
     train_steps: int | None = None
     train_loss: float | None = None
     train_precision: str | None = None  # what the student's passes computed in: "bf16" or "fp32"

@@ -60,6 +60,7 @@ def test_the_last_round_trains_a_fresh_student_chosen_on_the_evaluation_rows(sto
     assert first.train_precision == last.train_precision == "fp32"  # what tiny_settings pins, as the round ran
     assert first.best_step is None and not first.selected_on_eval
     assert last.selected_on_eval is True and 1 <= last.best_step <= last.train_steps
+    assert first.train_eval_seconds == 0.0 < last.train_eval_seconds <= last.train_fit_seconds <= last.train_seconds
 
 
 def test_the_last_round_saves_the_weight_average_of_every_rounds_student(store, home, monkeypatch):

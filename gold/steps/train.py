@@ -40,6 +40,8 @@ class TrainingSet:
 class TrainResult(StepResult):
     train_size: int | None = None
     train_seconds: float | None = None
+    train_fit_seconds: float | None = None
+    train_eval_seconds: float | None = None
     train_steps: int | None = None
     train_loss: float | None = None
     train_precision: str | None = None
@@ -88,6 +90,7 @@ def run(ctx: RunContext, state: RoundState) -> TrainResult:
          "relabeled": {str(k): v for k, v in data.relabeled.items()}}))
     chose = report.best_step is not None  # early stopping chose an epoch on the evaluation rows
     return TrainResult(train_size=len(data.rows), train_seconds=round(time.perf_counter() - t0, 1),
+                       train_fit_seconds=round(report.seconds, 1), train_eval_seconds=round(report.eval_seconds, 1),
                        train_steps=report.steps, train_loss=round(report.final_loss, 4),
                        train_precision=report.precision,
                        best_step=report.best_step, selected_on_eval=True if chose else None,

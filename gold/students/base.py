@@ -128,6 +128,7 @@ class TrainReport:
     best_step: int | None = None  # early stopping: the step whose weights were kept
     eval_history: list[tuple[int, float]] = field(default_factory=list)  # (step, score on the evaluation rows)
     precision: str = "fp32"  # what the passes computed in: "bf16" or "fp32" (TrainingArgs.precision resolved)
+    eval_seconds: float = 0.0  # of `seconds`, early stopping's: scoring the evaluation rows, keeping the best weights
 
 
 @runtime_checkable

@@ -196,6 +196,7 @@ class ClassifierStudent:
             best_step=keeper.best_step if keeper else None,
             eval_history=keeper.history if keeper else [],
             precision=precision,
+            eval_seconds=keeper.seconds if keeper else 0.0,
         )
 
     def _targets(self, examples: list[TrainExample], soft_weight: float) -> torch.Tensor:

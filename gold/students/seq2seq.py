@@ -322,6 +322,7 @@ class Seq2SeqStudent:
             best_step=keeper.best_step if keeper else None,
             eval_history=keeper.history if keeper else [],
             precision=precision,
+            eval_seconds=keeper.seconds if keeper else 0.0,
         )
 
     def _target_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import time
 from typing import Callable, ContextManager, Iterator
 
 import numpy as np
@@ -152,9 +153,17 @@ class BestWeights:
         self.best_step: int | None = None
         self.history: list[tuple[int, float]] = []
         self._state: dict[str, torch.Tensor] | None = None
+        self.seconds = 0.0  # spent scoring and keeping weights: a fit's cost that is not training
 
     def offer(self, step: int) -> float:
         """Score the model as it is now (in eval mode, then back to train mode) and keep it if it is the best."""
+        start = time.perf_counter()
+        try:
+            return self._offer(step)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def _offer(self, step: int) -> float:
         was_training = self.model.training
         self.model.eval()
         try:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -248,6 +249,7 @@ def test_early_stopping_keeps_the_epoch_that_did_best_on_the_evaluation_rows(tra
     def scripted_accuracy(examples):
         assert [ex.target for ex in examples] == trained.targets  # scored on the evaluation rows given
         heads.append(student.model.classifier.weight.detach().clone())
+        time.sleep(0.05)  # a scoring that takes time: the report must count it as evaluation, not training
         return next(script)
 
     monkeypatch.setattr(student, "accuracy", scripted_accuracy)
@@ -258,11 +260,12 @@ def test_early_stopping_keeps_the_epoch_that_did_best_on_the_evaluation_rows(tra
         assert report.best_step == 8  # 0.75 twice: the later epoch
         assert torch.equal(student.model.classifier.weight, heads[3])  # its weights, not the last epoch's
         assert not torch.equal(heads[3], heads[4])
+        assert 5 * 0.05 <= report.eval_seconds < report.seconds
 
         heads.clear()
         plain = student.fit(trained.examples, args.__class__(**{**args.__dict__, "early_stopping": False}),
                             eval_examples=trained.examples)  # not asked: nothing scored
-        assert plain.best_step is None and plain.eval_history == [] and heads == []
+        assert plain.best_step is None and plain.eval_history == [] and heads == [] and plain.eval_seconds == 0.0
     finally:
         trained_model.load_state_dict(snapshot)
         student.model = trained_model

@@ -272,5 +272,6 @@ def test_early_stopping_scores_every_epoch_by_eval_loss_and_keeps_the_best(train
         assert report.best_step == max(s for s, v in report.eval_history if v == best)
         kept = -float(np.mean(student.loss([e.text for e in wrong], [e.target for e in wrong])))
         assert kept == pytest.approx(best, abs=1e-4)  # the weights handed back are the best epoch's
+        assert 0 < report.eval_seconds < report.seconds  # three scorings, counted apart from the training
     finally:
         student.model.load_state_dict(snapshot)
