@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from common import RESULTS, machine, machine_line, write_json  # noqa: I001
 
@@ -34,6 +34,49 @@ def busy_processes(k: int) -> list[subprocess.Popen]:
     procs = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(k)]
     time.sleep(1.0)  # let them reach the scheduler before the first pass
     return procs
+
+
+def by_load(busy: str, repeats: int, modes: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, Any]:
+    """For each load in `busy` ("0,1": that many spinning processes beside), every mode's best pass of `repeats`:
+    each mode is a pass that returns its row, with its "seconds"."""
+    out: dict[str, Any] = {}
+    for k in [int(x) for x in busy.split(",")]:
+        procs = busy_processes(k)
+        try:
+            rows: dict[str, Any] = {}
+            for _ in range(repeats):
+                for name, run in modes.items():
+                    row = run()
+                    if name not in rows or row["seconds"] < rows[name]["seconds"]:
+                        rows[name] = row
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        out[str(k)] = rows
+    return out
+
+
+def finish(out: dict[str, Any], script: str, title: str, rate: tuple[str, str], threads: tuple[str, str]) -> None:
+    """Each row's time against one thread's under the same load, the JSON written to `out["out"]`, the table
+    printed. `rate` and `threads` are (key in a row, column heading)."""
+    for rows in out["by_busy"].values():
+        base = rows["1 thread"]["seconds"]
+        for row in rows.values():
+            row["time_vs_1_thread"] = round(row["seconds"] / base, 2)
+    info = machine()
+    out["machine"] = machine_line(info)
+    out["machine_info"] = info
+    out["command"] = f"bench/{script} " + " ".join(sys.argv[1:])
+    write_json(Path(out.pop("out")), out)
+    print(f"\n{title}, {out['machine']}\n")
+    print(f"| busy processes | mode | seconds | {rate[1]} | × time of 1 thread | {threads[1]} |")
+    print("|---|---|---|---|---|---|")
+    for k, rows in out["by_busy"].items():
+        for name, r in rows.items():
+            value = r[threads[0]]
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            print(f"| {k} | {name} | {r['seconds']} | {r[rate[0]]} | {r['time_vs_1_thread']} | {shown} |")
 
 
 def main() -> None:
@@ -55,42 +98,18 @@ def main() -> None:
                 f"adaptive (at most {cores})": LlamaCppTeacher(threads=cores)}
     for t in teachers.values():
         t.generate(texts[:1], settings)  # warm-up
-    out: dict[str, Any] = {"prompts": len(texts), "cores": cores, "settings": settings.to_dict(), "by_busy": {}}
-    for k in [int(x) for x in a.busy.split(",")]:
-        procs = busy_processes(k)
-        try:
-            rows: dict[str, Any] = {}
-            for _ in range(a.repeats):
-                for name, teacher in teachers.items():
-                    t0 = time.perf_counter()
-                    comps = teacher.generate(texts, settings)
-                    secs = time.perf_counter() - t0
-                    tokens = sum(c.completion_tokens for c in comps)
-                    row = {"seconds": round(secs, 2), "tokens_per_s": round(tokens / secs, 1),
-                           "threads_at_end": teacher.running_threads}
-                    if name not in rows or secs < rows[name]["seconds"]:
-                        rows[name] = row
-        finally:
-            for p in procs:
-                p.kill()
-                p.wait()
-        base = rows["1 thread"]["seconds"]
-        for row in rows.values():
-            row["time_vs_1_thread"] = round(row["seconds"] / base, 2)
-        out["by_busy"][str(k)] = rows
+    def generate(teacher: Any) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        comps = teacher.generate(texts, settings)
+        secs = time.perf_counter() - t0
+        tokens = sum(c.completion_tokens for c in comps)
+        return {"seconds": round(secs, 2), "tokens_per_s": round(tokens / secs, 1),
+                "threads_at_end": teacher.running_threads}
 
-    info = machine()
-    out["machine"] = machine_line(info)
-    out["machine_info"] = info
-    out["command"] = "bench/teacher_threads.py " + " ".join(sys.argv[1:])
-    write_json(Path(a.out), out)
-    print(f"\n{len(texts)} SST-2 prompts, llama.cpp teacher, best of {a.repeats} passes, {out['machine']}\n")
-    print("| busy processes | mode | seconds | tokens/s | × time of 1 thread | threads at the end |")
-    print("|---|---|---|---|---|---|")
-    for k, rows in out["by_busy"].items():
-        for name, r in rows.items():
-            print(f"| {k} | {name} | {r['seconds']} | {r['tokens_per_s']} | {r['time_vs_1_thread']} | "
-                  f"{r['threads_at_end']} |")
+    out: dict[str, Any] = {"prompts": len(texts), "cores": cores, "settings": settings.to_dict(), "out": a.out}
+    out["by_busy"] = by_load(a.busy, a.repeats, {name: (lambda t=t: generate(t)) for name, t in teachers.items()})
+    finish(out, "teacher_threads.py", f"{len(texts)} SST-2 prompts, llama.cpp teacher, best of {a.repeats} passes",
+           ("tokens_per_s", "tokens/s"), ("threads_at_end", "threads at the end"))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""How many cores the local teacher may use right now: the cores nobody else has been using.
+"""How many cores the local teacher (and the student's fit, `training.TorchThreads`) may use right now: the cores
+nobody else has been using.
 
 Why it matters: llama.cpp's threads meet at a barrier many times per token. When another process (the browser,
 the app, a second run) or this worker's own background map holds one of the cores, the thread on that core waits

@@ -239,27 +239,32 @@ class ClassifierStudent:
         keeper = training.BestWeights(model, lambda: self.accuracy(judge)) if judge else None
         checkpoints = training.epoch_ends(len(encoded), args.batch_size, steps)
         self.loss_history = []
-        for step, idx in enumerate(training.batches(len(encoded), args.batch_size, steps, rng), start=1):
-            batch = self._collate([encoded[i] for i in idx])
-            with training.autocast(self.device, precision):
-                logits = model(**batch).logits
-            loss = classification_loss(
-                logits.float(),
-                targets[idx].to(self.device),
-                args.loss,
-                args.sce_alpha,
-                args.sce_beta,
-                weights[idx].to(self.device) if weights is not None else None,
-                args.label_smoothing,
-            )
-            loss.backward()
-            opt.step()
-            value = float(loss.detach())
-            self.loss_history.append(value)
-            if keeper is not None and step in checkpoints:
-                keeper.offer(step)
-            if progress is not None:
-                progress(step / steps, f"step {step}/{steps} · loss {value:.4f}")
+        threads = training.TorchThreads(adapt=self.device.type == "cpu")
+        try:
+            for step, idx in enumerate(training.batches(len(encoded), args.batch_size, steps, rng), start=1):
+                threads.adjust()  # as many threads as the cores others leave free (`training.TorchThreads`)
+                batch = self._collate([encoded[i] for i in idx])
+                with training.autocast(self.device, precision):
+                    logits = model(**batch).logits
+                loss = classification_loss(
+                    logits.float(),
+                    targets[idx].to(self.device),
+                    args.loss,
+                    args.sce_alpha,
+                    args.sce_beta,
+                    weights[idx].to(self.device) if weights is not None else None,
+                    args.label_smoothing,
+                )
+                loss.backward()
+                opt.step()
+                value = float(loss.detach())
+                self.loss_history.append(value)
+                if keeper is not None and step in checkpoints:
+                    keeper.offer(step)
+                if progress is not None:
+                    progress(step / steps, f"step {step}/{steps} · loss {value:.4f}")
+        finally:
+            threads.restore()
         if keeper is not None:
             keeper.restore()
         return keeper

@@ -292,8 +292,10 @@ class Seq2SeqStudent:
         self.loss_history = []
         seen = 0
         start = time.perf_counter()
+        threads = training.TorchThreads(adapt=self.device.type == "cpu")
         try:
             for step, idx in enumerate(training.batches(n, args.batch_size, steps, rng), start=1):
+                threads.adjust()  # as many threads as the cores others leave free (`training.TorchThreads`)
                 batch = self._to_device(collate_train([pairs[i] for i in idx], self.pad_id, self.encoder_decoder))
                 with training.autocast(self.device, precision):
                     per_example = self._token_ce(batch)
@@ -310,6 +312,7 @@ class Seq2SeqStudent:
             if keeper is not None:
                 keeper.restore()
         finally:
+            threads.restore()
             model.eval()
         seconds = time.perf_counter() - start
         tail = self.loss_history[-min(per_epoch, len(self.loss_history)) :]

@@ -135,6 +135,40 @@ def batches(n: int, batch_size: int, steps: int, rng: np.random.Generator) -> It
             done += 1
 
 
+class TorchThreads:
+    """The fit's torch threads, governed like the teacher's (`gold.cpu`): before each step, as many as the cores
+    other processes (and this worker's background map) leave free, at least one, at most the count torch had when
+    the fit began; that count is put back when it ends.
+
+    Why: the student's matmuls meet at OpenMP barriers many times per step, like llama.cpp's threads per token.
+    Beside one busy process on 2 cores, a fit on two threads took 2.0× the time of one thread, where on an idle
+    machine two are 1.4× faster (`bench/student_threads.py`; `bench/teacher_threads.py` for the teacher).
+    """
+
+    def __init__(self, adapt: bool = True):
+        self.most = torch.get_num_threads()
+        self._governor = None
+        if adapt and self.most > 1:
+            from gold.cpu import ThreadGovernor
+
+            self._governor = ThreadGovernor(self.most)
+        self.used: set[int] = {self.most}  # every count a step ran with (reported, and read by tests)
+
+    def adjust(self) -> int:
+        """Set the count for the next step; returns it."""
+        if self._governor is None:
+            return self.most
+        n = self._governor.threads()
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+        self.used.add(n)
+        return n
+
+    def restore(self) -> None:
+        if torch.get_num_threads() != self.most:
+            torch.set_num_threads(self.most)
+
+
 class BestWeights:
     """Early stopping without a second training run: after each epoch the student is scored on the task's
     labeled rows, the best weights so far are kept in memory (a copy of the state dict: ~90 MB for MiniLM),

@@ -236,6 +236,35 @@ def test_auto_precision_follows_the_processor():
     assert TrainingArgs(precision="fp16").problems() == ["The training precision must be one of auto, bf16, fp32."]
 
 
+def test_the_fit_runs_fewer_threads_while_other_work_holds_a_core(trained, monkeypatch):
+    """The kernel's counters are scripted (`support.Counters`): while another process keeps one of 2 cores busy the
+    steps run on one torch thread, on both again once it is free, and the fit hands torch back its own count."""
+    from support import Counters
+
+    from gold import cpu
+
+    counters, clock, governor = Counters(cores=2), [0.0], cpu.ThreadGovernor
+    monkeypatch.setattr(cpu, "ThreadGovernor", lambda most: governor(
+        most, cpu.FreeCores(cores=2, reader=counters), clock=lambda: clock[0]))
+    student = trained.student
+    snapshot = {k: v.detach().clone() for k, v in student.model.state_dict().items()}
+    during: list[int] = []
+
+    def progress(frac, msg):
+        during.append(torch.get_num_threads())
+        counters.tick(others=1.0 if len(during) < 3 else 0.0, own=1.0)  # busy over steps 1-2, then free
+        clock[0] += 1.0
+
+    torch.set_num_threads(2)
+    try:
+        args = TrainingArgs(**{**trained.args.__dict__, "min_steps": 6, "max_steps": 6, "warm_start": True})
+        student.fit(trained.examples, args, progress=progress)
+        assert torch.get_num_threads() == 2  # put back
+    finally:
+        student.model.load_state_dict(snapshot)  # the autouse fixture puts the test's thread count back
+    assert during == [2, 1, 1, 2, 2, 2]  # the first step before any interval is measured, then what was free
+
+
 # --- early stopping -------------------------------------------------------------------------------------
 def test_early_stopping_keeps_the_epoch_that_did_best_on_the_evaluation_rows(trained, monkeypatch):
     """The score after each epoch is scripted (best after the 2nd epoch, a tie later) and the head's weights are
