@@ -47,15 +47,16 @@ def main() -> None:
     real = training.TorchThreads
 
     class Recorded(real):  # the adaptive mode, with the counts its steps ran with kept for the table
-        def __init__(self, adapt: bool = True):
-            super().__init__(adapt)
+        def __init__(self, device: torch.device, adapt: bool = True):
+            super().__init__(device, adapt)
             used.append(self.used)
 
     modes = {"1 thread": (1, False), f"{cores} threads": (cores, False), f"adaptive (at most {cores})": (cores, True)}
     student.fit(examples, TrainingArgs(min_steps=2, max_steps=2, warm_start=True, precision="fp32"))  # warm-up
+
     def fit(threads: int, adapt: bool) -> dict[str, Any]:
         torch.set_num_threads(threads)
-        training.TorchThreads = lambda adapt=True, allowed=adapt: Recorded(adapt and allowed)
+        training.TorchThreads = lambda device, adapt_=True, allowed=adapt: Recorded(device, adapt_ and allowed)
         used.clear()
         try:
             t0 = time.perf_counter()

@@ -239,7 +239,7 @@ class ClassifierStudent:
         keeper = training.BestWeights(model, lambda: self.accuracy(judge)) if judge else None
         checkpoints = training.epoch_ends(len(encoded), args.batch_size, steps)
         self.loss_history = []
-        threads = training.TorchThreads(adapt=self.device.type == "cpu")
+        threads = training.TorchThreads(self.device)
         try:
             for step, idx in enumerate(training.batches(len(encoded), args.batch_size, steps, rng), start=1):
                 threads.adjust()  # as many threads as the cores others leave free (`training.TorchThreads`)

@@ -292,7 +292,7 @@ class Seq2SeqStudent:
         self.loss_history = []
         seen = 0
         start = time.perf_counter()
-        threads = training.TorchThreads(adapt=self.device.type == "cpu")
+        threads = training.TorchThreads(self.device)
         try:
             for step, idx in enumerate(training.batches(n, args.batch_size, steps, rng), start=1):
                 threads.adjust()  # as many threads as the cores others leave free (`training.TorchThreads`)

@@ -145,10 +145,10 @@ class TorchThreads:
     machine two are 1.4× faster (`bench/student_threads.py`; `bench/teacher_threads.py` for the teacher).
     """
 
-    def __init__(self, adapt: bool = True):
+    def __init__(self, device: torch.device, adapt: bool = True):
         self.most = torch.get_num_threads()
         self._governor = None
-        if adapt and self.most > 1:
+        if adapt and device.type == "cpu" and self.most > 1:  # torch's threads matter only where it computes on them
             from gold.cpu import ThreadGovernor
 
             self._governor = ThreadGovernor(self.most)
