@@ -74,6 +74,8 @@ bench-quality: install
 		--out results/quality_veto.json
 	cd bench && ../$(PY) refit.py --methods baseline_hard,gold_hard
 	cd bench && ../$(PY) refit.py --methods gold_hard --recipes as_run,warm_relabel --out results/refit_relabel.json
+	cd bench && ../$(PY) refit.py --tasks sst2,trec,agnews --methods gold --recipes as_run,reflag_drop,reflag_disagreement \
+		--every-cell --out results/refit_noise_256.json
 	cd bench && ../$(PY) quality.py --tasks sst2 --budget 1024 --seeds 0,1 $(HARD_RUNS)
 	cd bench && ../$(PY) quality.py --tasks sst2,trec --budget 2048 --seeds 0,1 --engine llama.cpp $(HARD_VARIANTS)
 	cd bench && ../$(PY) label_choice.py --budget 2048 --seeds 0,1 --engine llama.cpp

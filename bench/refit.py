@@ -18,7 +18,8 @@ A recipe is ROWS:key=value,... — ROWS is `trainable` (what the run's last roun
 neither vetoed nor flagged as noise), `all` (every kept sample, noise flags ignored) or `relabel` (trainable +
 the noise-flagged samples under the label the run's last student predicted: noise strategy `relabel`); keys are
 StudentSpec fields on top of the product's defaults, and `rounds=K` or `rounds=J-K` keeps the seeds and only those
-rounds' samples. Soft labels: a cell whose run stored them trains on them; a hard-label cell trains on the given
+rounds' samples; with `trainable`, `noise=NAME` flags the earlier rounds' samples anew with that noise strategy
+(gold/strategies/noise), scored by the round before last's student, as the run's select step would have. Soft labels: a cell whose run stored them trains on them; a hard-label cell trains on the given
 labels, or, with a soft_label_weight, on the teacher's read-back computed here. Two kinds train nothing:
 `exported` (the round the run's evaluation rows pick, as the Export page does) and `average` (the weight average of
 the round students, `gold.students.averaging`; `last=K`: of the last K rounds'; `export=true`: what the Export page
@@ -67,6 +68,8 @@ RECIPES = {
     "exported_averaged": "average:export=true",  # Export's pick when the last round's student is the average
     "fresh_round1": "trainable:final_fresh=true,rounds=1",  # a fresh student on the seeds and round 1's samples
     "fresh_round4": "trainable:final_fresh=true,rounds=4",  # ... and on round 4's alone
+    "reflag_drop": "trainable:noise=drop",  # the earlier rounds flagged anew by energy (the check of the path)
+    "reflag_disagreement": "trainable:noise=disagreement",  # ... by the student's disagreement with the target
 }
 
 
@@ -85,6 +88,12 @@ def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
             continue
         if rows == "average" and key.strip() == "export":
             overrides["export"] = parse_value(value) is True
+            continue
+        if rows == "trainable" and key.strip() == "noise":  # flag the earlier rounds' samples anew (`reflagged`)
+            from gold.strategies import NOISE
+            if value.strip() not in NOISE:
+                sys.exit(f"error: recipe '{text}': noise must be one of {', '.join(NOISE)}.")
+            overrides["noise"] = value.strip()
             continue
         if rows != "average" and key.strip() == "rounds":  # e.g. rounds=1 or rounds=1-2: only these rounds' samples
             lo, _, hi = value.partition("-")
@@ -170,6 +179,7 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
     try:
         run = store.get_run(store.list_runs()[0].id)
         only_rounds = overrides.pop("rounds", None)
+        reflag = overrides.pop("noise", None)
         spec = replace(StudentSpec(), **overrides)
         # ROWS: trainable = the run's own noise strategy; relabel = the noise rows under the last student's label
         stored = GoldSettings.from_dict(run.settings)
@@ -178,6 +188,10 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
         if rows_kind == "all":  # every kept sample, noise flags ignored
             train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
             rows: list[Sample] = store.samples(run.id, role="train", kept_only=True)
+            train += [TrainExample(task.format_input(r.inputs), r.output) for r in rows]
+        elif reflag:
+            rows = reflagged(store, run.id, task, settings, reflag)
+            train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
             train += [TrainExample(task.format_input(r.inputs), r.output) for r in rows]
         else:
             train = training_set(store, run.id, task, settings).rows
@@ -211,6 +225,27 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
                 "seconds": round(time.perf_counter() - t0, 1)}
     finally:
         store.close()
+
+
+def reflagged(store, run_id: int, task, settings: GoldSettings, noise: str) -> list:
+    """The samples the last round would have trained on had the run's select steps used the noise strategy
+    `noise`: the earlier rounds' kept training samples (not vetoed) are scored by the round before last's student
+    and flagged by the strategy, as that round's select step did with the run's own strategy; the last round's
+    samples, generated after that select step, all train. (The store's flags are the last round's own select
+    step's, made after its training: the run's last student trained on the flags before them.)"""
+    from gold.checkpoints import load_checkpoint
+    from gold.store import training_roles
+    from gold.strategies import noise_strategy
+
+    last = settings.rounds
+    roles = training_roles(settings.train_on_probes)
+    kept = [r for r in store.samples(run_id, kept_only=True) if r.role in roles and not r.vetoed]
+    earlier = [r for r in kept if r.round < last]
+    student = load_checkpoint(store, run_id, last - 1)
+    scored = student.score([task.format_input(r.inputs) for r in earlier], temperature=settings.energy_temperature)
+    earlier = [replace(r, energy=float(e)) for r, e in zip(earlier, scored.energy)]
+    flagged = set(noise_strategy(noise).flag(earlier, task, settings, student=lambda: student))
+    return [r for r in kept if r.id not in flagged]
 
 
 def teacher_probs(home: Path, task, rows: list, seed: int) -> dict[str, list[float]]:
@@ -260,6 +295,9 @@ def main() -> None:
     ap.add_argument("--work", default=str(WORK / "quality"))
     ap.add_argument("--out", default=str(RESULTS / "refit.json"))
     ap.add_argument("--cached-only", action="store_true", help="fit nothing: the table from the fits already done")
+    ap.add_argument("--every-cell", action="store_true",
+                    help="every finished cell of a task/method/seed (cells of other settings, e.g. teacher weights), "
+                         "not only the newest")
     a = ap.parse_args()
 
     recipes: dict[str, str] = {}
@@ -285,10 +323,11 @@ def main() -> None:
                 if not homes:
                     print(f"no finished {task_key}/{method} cell for seed {seed} at budget {a.budget}: skipped")
                     continue
-                for name in recipes:
-                    untrained = name == "as_run" or parsed.get(name, ("",))[0] in ("average", "exported")
-                    for ts in ([0] if untrained else train_seeds):
-                        jobs.append((bench_task, method, seed, homes[0], name, ts))
+                for home in (homes if a.every_cell else homes[:1]):
+                    for name in recipes:
+                        untrained = name == "as_run" or parsed.get(name, ("",))[0] in ("average", "exported")
+                        for ts in ([0] if untrained else train_seeds):
+                            jobs.append((bench_task, method, seed, home, name, ts))
 
     results: dict[str, Any] = {}
     started = time.perf_counter()
@@ -310,9 +349,10 @@ def main() -> None:
                 r = {"ident": ident, **from_rounds(home, bench_task, rows_kind, overrides.get("last", 0),
                                                    overrides.get("export", False))}
             else:
-                r = {"ident": ident, **refit(home, bench_task, rows_kind, overrides, ts)}
+                r = {"ident": ident, **refit(home, bench_task, rows_kind, dict(overrides), ts)}
             write_json(cache_dir / f"{home.name}-{name}-t{ts}.json", r)
-        results[f"{bench_task.key}|{method}|{name}|s{seed}|t{ts}"] = {"test": r["test"], "best_step": r.get("best_step"),
+        cell = f"s{seed}@{home.name.rsplit('-', 1)[-1]}" if a.every_cell else f"s{seed}"
+        results[f"{bench_task.key}|{method}|{name}|{cell}|t{ts}"] = {"test": r["test"], "best_step": r.get("best_step"),
                                                                        "seconds": r.get("seconds")}
         tqdm.write(f"{bench_task.key:<5} {method:<9} s{seed} t{ts} {name:<16} test {100 * r['test']:.1f}%"
                    + (f" (best step {r['best_step']})" if r.get("best_step") else ""))

@@ -635,11 +635,13 @@ class GoldSettings:
              "round's samples in the band of the student's loss on its soft label.")
     noise: str = setting(
         "drop", label="Noise", group="GOLD loop", choices=NOISE_STRATEGIES,
-        choice_labels={"drop": "drop: out of training", "relabel": "relabel (experimental)",
-                       "keep": "keep: no noise filter"},
+        choice_labels={"drop": "drop: out of training", "disagreement": "disagreement (experimental)",
+                       "relabel": "relabel (experimental)", "keep": "keep: no noise filter"},
         help="What happens to samples above the band's upper percentile. drop: they are flagged as noise and stay "
-             "out of training (shown, restorable). relabel (experimental, classification): flagged, they train under "
-             "the label the student predicts for them (a vetoed sample still stays out). keep: nothing is flagged.")
+             "out of training (shown, restorable). disagreement (experimental, classification): the same, ranked by "
+             "how far the student's belief is from the sample's training target (KL) instead of by energy. relabel "
+             "(experimental, classification): flagged by energy, they train under the label the student predicts for "
+             "them (a vetoed sample still stays out). keep: nothing is flagged.")
     feedback_needs_agreement: bool = setting(
         True, label="Only agreed feedback", group="GOLD loop",
         help="Only samples whose teacher label the student predicts too may become feedback: keeps mislabeled "

@@ -266,3 +266,25 @@ def test_a_step_reports_how_far_it_is_while_it_works(store, home, monkeypatch):
     training = [e["progress"] for e in events if "training the student" in e["message"] and "step" in e["message"]]
     assert any(0 < p < 1 for p in generating), generating  # inside the one batch
     assert any(0 < p < 1 for p in training), training
+
+
+def test_noise_flagged_by_disagreement_stays_out_of_the_next_rounds_training(store, home):
+    """The `disagreement` noise strategy on the real student: round 1's select step scores the training samples
+    once more and flags the ones it refuses; round 2 trains without them."""
+
+    task_id = tiny_task(store)
+    settings = tiny_settings(noise="disagreement", band_lo=0.0, band_hi=50.0)  # a label's 2 samples: 1 is noise
+    run_id = store.create_run(task_id, settings.to_dict())
+    assert store.claim_run("test", only=[run_id]) == run_id
+    noise: set[int] = set()
+
+    class AfterRound1(RunHooks):  # the flags round 2 trains under
+        def after_round(self, ctx, n, settings) -> None:
+            if n == 1:
+                noise.update(r.id for r in store.samples(run_id) if r.flag == "noise")
+
+    assert execute_run(RunContext(store, run_id, "test"), hooks=AfterRound1()) == "done"
+    assert noise and all(r.teacher_probs for r in store.samples(run_id) if r.id in noise)  # soft labels: KL
+    trained = set(json.loads(layout.train_ids_path(store.run_dir(run_id), 2).read_text())["sample_ids"])
+    round1 = {r.id for r in store.samples(run_id, round_n=1, role="train", kept_only=True)}
+    assert round1 - noise <= trained and not noise & trained

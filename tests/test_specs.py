@@ -231,7 +231,7 @@ def test_runs_stored_with_the_noise_booleans_read_as_the_noise_strategy():
     assert stored().noise == "drop" and stored().feedback == "energy_band"
     assert stored(noise_filter=False) == GoldSettings(noise="keep", feedback="energy_band")  # map_after_round is no setting any more
     assert GoldSettings.from_dict({**GoldSettings(noise="relabel").to_dict(), "noise_filter": False}).noise == "relabel"
-    assert "Noise must be one of drop, relabel, keep" in " ".join(GoldSettings(noise="sometimes").problems())
+    assert "Noise must be one of drop, disagreement, relabel, keep" in " ".join(GoldSettings(noise="sometimes").problems())
     assert "Feedback strategy must be one of coverage, energy_band" in " ".join(GoldSettings(feedback="random").problems())
 
 

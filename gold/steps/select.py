@@ -30,7 +30,8 @@ def run(ctx: RunContext, state: RoundState) -> SelectResult:
     store, run_id, task, settings = ctx.store, ctx.run_id, state.task, state.settings
     rows = [r for r in store.samples(run_id, kept_only=True) if r.energy is not None]
     roles = training_roles(settings.train_on_probes)
-    noise_ids = noise_strategy(settings.noise).flag([r for r in rows if r.role in roles], task, settings)
+    noise_ids = noise_strategy(settings.noise).flag([r for r in rows if r.role in roles], task, settings,
+                                                    student=state.trained_student)
     flags: dict[int, str] = {i: "noise" for i in noise_ids}
     pool = [r for r in rows if r.round == state.n and not r.vetoed and flags.get(r.id) != "noise"]
     pick = feedback_strategy(settings.feedback).pick(pool, task, settings, state.trained_student,

@@ -20,6 +20,7 @@ FEEDBACK: dict[str, str] = {
 }
 NOISE: dict[str, str] = {
     "drop": "gold.strategies.noise.drop",
+    "disagreement": "gold.strategies.noise.disagreement",
     "relabel": "gold.strategies.noise.relabel",
     "keep": "gold.strategies.noise.keep",
 }

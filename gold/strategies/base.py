@@ -45,10 +45,12 @@ class FeedbackStrategy(Protocol):
 
 class NoiseStrategy(Protocol):
     """Decides which of the run's training samples are noise (the `noise` flag), and what training does with them:
-    `relabeled` returns the flagged samples that train anyway and the label they train under."""
+    `relabeled` returns the flagged samples that train anyway and the label they train under. `student()` gives
+    the round's trained student, for a strategy that reads more of it than the scores each sample carries."""
 
     name: str
 
-    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings) -> list[int]: ...
+    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings,
+             student: Callable[[], Any] | None = None) -> list[int]: ...
 
     def relabeled(self, flagged: list[Sample], task: TaskSpec) -> list[tuple[Sample, str]]: ...

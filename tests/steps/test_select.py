@@ -53,3 +53,25 @@ def test_the_band_feeds_back_the_middle_and_flags_the_top_and_baseline_flags_not
     assert run_select(store, run_id, task, GoldSettings(mode="baseline")).metrics() == {"feedback": 0, "noise": 0}
     run_select(store, run_id, task, GoldSettings(noise="keep"))
     assert "noise" not in [r.flag for r in store.samples(run_id)]
+
+
+def test_the_disagreement_noise_strategy_reads_the_rounds_student(store, home):
+    """The select step hands the noise strategy the round's student: `disagreement` flags the sample the student
+    refuses, not the highest-energy one."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    task, run_id, rows = scored_run(store, probe=False)
+    refused = rows[2].id
+
+    believed = np.eye(2)[task.labels.index("positive")] * 0.2 + 0.4  # every sample was asked to be "positive"
+
+    class Student:
+        def score(self, texts, temperature=1.0):  # t2 is read as the other label
+            return SimpleNamespace(probs=np.array([1.0 - believed if t == "t2" else believed for t in texts]))
+
+    state = RoundState(task=task, settings=GoldSettings(noise="disagreement"), n=1, run_dir=store.run_dir(run_id),
+                       metrics=RoundMetrics(), load_teacher=lambda: None, student=Student())
+    select_step.run(RunContext(store, run_id, "test"), state)
+    noise = {r.id for r in store.samples(run_id) if r.flag == "noise"}
+    assert refused in noise and rows[-1].id not in noise  # the highest energy is not what this strategy flags

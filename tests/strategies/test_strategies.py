@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gold import strategies
@@ -150,3 +151,41 @@ def test_coverage_sends_as_many_as_the_energy_band_and_prefers_what_the_seeds_do
     assert by_label(few) == by_label(set(strategies.feedback_strategy("energy_band").pick(pool, task, narrow).ids))
     copies = {0, 3, 5, 10, 13}  # near-copies of a seed
     assert not few & copies and few  # the picks are the texts unlike the seeds
+
+
+class ScriptedStudent:
+    """A student whose probabilities are given per text: enough for a strategy that reads the student."""
+
+    def __init__(self, probs: dict[str, list[float]]):
+        self.probs = probs
+
+    def score(self, texts, temperature: float = 1.0):
+        import numpy as np
+        from types import SimpleNamespace
+
+        return SimpleNamespace(probs=np.array([self.probs[t] for t in texts]))
+
+
+def test_disagreement_flags_what_the_student_refuses_not_what_the_teacher_is_unsure_of():
+    from gold.strategies.noise.disagreement import disagreements
+
+    train = [sample(i, "a", energy=float(i)) for i in range(10)]  # energy alone would flag 8 and 9
+    for s in train:
+        s.teacher_probs = [0.9, 0.1]
+    train[3].teacher_probs = [0.5, 0.5]  # an unsure soft label the student matches: no disagreement
+    # the student drifts from the teacher a little more the lower a sample's energy, and refuses sample 5
+    beliefs = {f"s{i}": [0.8 + 0.01 * i, 0.2 - 0.01 * i] for i in range(10)}
+    student = ScriptedStudent(beliefs | {"s3": [0.5, 0.5], "s5": [0.05, 0.95]})
+    settings = GoldSettings(band_lo=50, band_hi=80)
+    noise = strategies.noise_strategy("disagreement")
+    flagged = noise.flag(train, TASK, settings, student=lambda: student)
+    assert set(flagged) == {5, 0}  # energy would flag 8 and 9
+    assert len(flagged) == len(strategies.noise_strategy("drop").flag(train, TASK, settings))  # the same volume
+    d = disagreements(train, ["a", "b"], np.array([student.probs[f"s{i}"] for i in range(10)]))
+    assert np.isclose(d[3], 0.0, atol=1e-6) and d[5] > 1.0
+    hard = [sample(20, "a", 0.0), sample(21, "b", 0.0)]  # no soft label: the loss on the given label
+    assert np.allclose(disagreements(hard, ["a", "b"], np.array([[0.8, 0.2], [0.8, 0.2]])), [-np.log(0.8), -np.log(0.2)],
+                       atol=1e-6)
+    # without a student to read (or for seq2seq) it is the energy rule
+    assert set(noise.flag(train, TASK, settings)) == set(strategies.noise_strategy("drop").flag(train, TASK, settings))
+    assert noise.relabeled([train[5]], TASK) == []

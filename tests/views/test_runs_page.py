@@ -132,7 +132,8 @@ def test_an_advanced_setting_the_user_changed_is_stored_with_the_run(page, home)
     [rate] = [n for n in page.number_input if n.label == "Learning rate"]
     rate.set_value(1e-4)
     [noise] = [s for s in page.selectbox if s.label == "Noise"]
-    assert noise.options == ["drop: out of training", "relabel (experimental)", "keep: no noise filter"]
+    assert noise.options == ["drop: out of training", "disagreement (experimental)", "relabel (experimental)",
+                             "keep: no noise filter"]
     noise.set_value("keep")
     [warm] = [c for c in page.checkbox if c.label == "Warm-start each round"]
     warm.uncheck()

@@ -19,22 +19,19 @@ from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
 from gold.strategies.base import FeedbackPick
 from gold.strategies.feedback import energy_band
+from gold.strategies.targets import training_target
 
 EPS = 1e-9
 
 
 def target_losses(pool: list[Sample], labels: list[str], probs: np.ndarray) -> np.ndarray:
-    """Cross-entropy of the student's probabilities against each sample's target: its soft label when it has one
-    of the right size, else the one-hot of its given label."""
-    out = np.full(len(pool), np.nan)  # a sample with neither target is left unranked
+    """Cross-entropy of the student's probabilities against each sample's training target (NaN, left unranked,
+    for a sample without one)."""
+    out = np.full(len(pool), np.nan)
     for i, s in enumerate(pool):
-        if s.teacher_probs and len(s.teacher_probs) == len(labels):
-            target = np.asarray(s.teacher_probs, dtype=float)
-        elif s.output in labels:
-            target = np.eye(len(labels))[labels.index(s.output)]
-        else:
-            continue
-        out[i] = float(-(target * np.log(probs[i] + EPS)).sum())
+        target = training_target(s, labels)
+        if target is not None:
+            out[i] = float(-(target * np.log(probs[i] + EPS)).sum())
     return out
 
 

@@ -3,6 +3,8 @@ energy are noise and stay out of training. They stay visible on the Explore page
 
 from __future__ import annotations
 
+from typing import Any
+
 from gold.energy import select_band
 from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
@@ -18,7 +20,7 @@ def high_energy(train: list[Sample], task: TaskSpec, settings: GoldSettings) -> 
 class Drop:
     name = "drop"
 
-    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings) -> list[int]:
+    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings, student: Any = None) -> list[int]:
         return high_energy(train, task, settings)
 
     def relabeled(self, flagged: list[Sample], task: TaskSpec) -> list[tuple[Sample, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
 
@@ -9,7 +11,7 @@ from gold.specs import GoldSettings, TaskSpec
 class Keep:
     name = "keep"
 
-    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings) -> list[int]:
+    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings, student: Any = None) -> list[int]:
         return []
 
     def relabeled(self, flagged: list[Sample], task: TaskSpec) -> list[tuple[Sample, str]]:

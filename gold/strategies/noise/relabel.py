@@ -5,6 +5,8 @@ opinion. A sample a person vetoed stays out."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from gold.records import Sample
 from gold.specs import GoldSettings, TaskSpec
 from gold.strategies.noise.drop import high_energy
@@ -13,7 +15,7 @@ from gold.strategies.noise.drop import high_energy
 class Relabel:
     name = "relabel"
 
-    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings) -> list[int]:
+    def flag(self, train: list[Sample], task: TaskSpec, settings: GoldSettings, student: Any = None) -> list[int]:
         return high_energy(train, task, settings)
 
     def relabeled(self, flagged: list[Sample], task: TaskSpec) -> list[tuple[Sample, str]]:
