@@ -5,6 +5,7 @@ tests/strategies."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -251,7 +252,8 @@ def test_without_train_on_probes_every_round_probes_and_probes_never_train(store
 def test_a_step_reports_how_far_it_is_while_it_works(store, home, monkeypatch):
     """One batch of prompts and one training pass: the Runs page's bar still moves inside them, from the
     llama.cpp teacher's prompt-by-prompt progress (the default engine; transformers runs a batch as one) and the
-    student's steps (here reported at every chance)."""
+    student's steps (here reported at every chance). While the samples cannot be counted yet the text says why,
+    and the label step says it has started, so the page never shows the generate step's last words meanwhile."""
     pytest.importorskip("llama_cpp", reason="the optional llama.cpp engine is not installed (`make llama`)")
     from gold import context
 
@@ -266,6 +268,11 @@ def test_a_step_reports_how_far_it_is_while_it_works(store, home, monkeypatch):
     training = [e["progress"] for e in events if "training the student" in e["message"] and "step" in e["message"]]
     assert any(0 < p < 1 for p in generating), generating  # inside the one batch
     assert any(0 < p < 1 for p in training), training
+    inside = [e["message"] for e in events if "generating" in e["message"] and 0 < e["progress"] < 1]
+    assert all(m.endswith("(stored when the teacher's call ends)") for m in inside), inside  # why counters wait
+    reading = [e for e in reversed(events) if "reads back" in e["message"]]  # oldest first
+    assert reading[0]["progress"] == 0.0 and re.search(r"reads back \d+ samples…$", reading[0]["message"])  # its start
+    assert reading[-1]["progress"] == 1.0
 
 
 def test_noise_flagged_by_disagreement_stays_out_of_the_next_rounds_training(store, home):

@@ -94,7 +94,10 @@ def write_samples(ctx: RunContext, state: RoundState, count: int, role: str, fee
             if frac < 1.0:  # the batch's end is reported below, with its counts
                 ctx.check()  # a cancel stops the teacher mid-batch (it leaves its slots clean)
                 done = start + int(frac * size)
-                counts = f" ({kept} kept, {rejected} rejected)" if start else ""  # counted at each batch's end
+                if start:  # counted at each batch's end
+                    counts = f" ({kept} kept, {rejected} rejected)"
+                else:  # the page's sample counters move only when a batch is stored: say so while they cannot
+                    counts = " (stored when the teacher's call ends)" if size == total else " (stored per batch)"
                 within(done / total, f"Round {n}: {verb} {done}/{total} prompts{counts}")
 
         # run_requests writes multi-line blocks (premise/hypothesis, question/answer) one line at a time.

@@ -99,6 +99,8 @@ def label_samples(ctx: RunContext, task: TaskSpec, settings: GoldSettings, label
     batch = settings.student.soft_label_calibration == "batch"
     before = labeler.stats()
     reads: list[list[np.ndarray]] = []
+    if rows:  # else the page would still show the generate step's last words while the labeler reads
+        ctx.progress(0.0, f"Round {n}: {labeler.name} reads back {len(rows)} samples…")
     for start in range(0, len(rows), LABEL_CHUNK):
         ctx.check()
         chunk = rows[start : start + LABEL_CHUNK]
