@@ -19,8 +19,9 @@ neither vetoed nor flagged as noise), `all` (every kept sample, noise flags igno
 the noise-flagged samples under the label the run's last student predicted: noise strategy `relabel`); keys are
 StudentSpec fields on top of the product's defaults, and `rounds=K` or `rounds=J-K` keeps the seeds and only those
 rounds' samples; with `trainable`, `noise=NAME` flags the earlier rounds' samples anew with that noise strategy
-(gold/strategies/noise), scored by the round before last's student, as the run's select step would have. Soft labels: a cell whose run stored them trains on them; a hard-label cell trains on the given
-labels, or, with a soft_label_weight, on the teacher's read-back computed here. Two kinds train nothing:
+(gold/strategies/noise), scored by the round before last's student, as the run's select step would have. Soft
+labels: a cell whose run stored them trains on them; a hard-label cell trains on the given labels, or, with a
+soft_label_weight, on the teacher's read-back computed here. Two kinds train nothing:
 `exported` (the round the run's evaluation rows pick, as the Export page does) and `average` (the weight average of
 the round students, `gold.students.averaging`; `last=K`: of the last K rounds'; `export=true`: what the Export page
 downloads when *Average the rounds* is on, the round its evaluation rows pick with the average standing in for the
@@ -185,12 +186,9 @@ def refit(home: Path, bench_task, rows_kind: str, overrides: dict[str, Any], tra
         stored = GoldSettings.from_dict(run.settings)
         settings = replace(stored, student=spec, noise="relabel" if rows_kind == "relabel" else stored.noise)
         task = store.get_task(run.task_id).spec
-        if rows_kind == "all":  # every kept sample, noise flags ignored
-            train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
-            rows: list[Sample] = store.samples(run.id, role="train", kept_only=True)
-            train += [TrainExample(task.format_input(r.inputs), r.output) for r in rows]
-        elif reflag:
-            rows = reflagged(store, run.id, task, settings, reflag)
+        if rows_kind == "all" or reflag:  # every kept sample (noise flags ignored), or those the strategy keeps
+            rows: list[Sample] = (reflagged(store, run.id, task, settings, reflag) if reflag
+                                  else store.samples(run.id, role="train", kept_only=True))
             train = [TrainExample(task.format_input(ex.inputs), ex.output) for ex in task.seeds]
             train += [TrainExample(task.format_input(r.inputs), r.output) for r in rows]
         else:
