@@ -63,8 +63,8 @@ from gold.context import RunContext
 from gold.loop import RunHooks, execute_run
 from gold.records import Round, RoundMetrics
 from gold.settings import BEFORE_THEY_EXISTED
-from gold.specs import (Example, GoldSettings, LabelerSpec, SpecError, StudentSpec, TaskSpec, noise_from_flags,
-                        normalize_text)
+from gold.specs import (AVERAGE_ROUNDS, Example, GoldSettings, LabelerSpec, SpecError, StudentSpec, TaskSpec,
+                        noise_from_flags, normalize_text)
 
 SPLIT_SEED = 1234
 RUN_METHODS = ("baseline", "gold")
@@ -166,6 +166,10 @@ def parse_variant(text: str) -> Method:
 LLAMACPP_TEACHER: dict[str, Any] = {}
 # Settings only the llama.cpp engine reads: a cell on another engine leaves them out of its identity.
 LLAMACPP_ONLY = ("gguf_weights", "parallel_sequences")
+# The student's *Average the rounds* in every run cell (`--average-rounds`; the product's default, auto, unless
+# set). `off` keeps the rounds' own students, so such a cell keeps the key it was measured under before the setting
+# had auto, and `bench/refit.py`'s `average_all` gives what averaging would have saved from the same cell.
+STUDENT_EVERY_RUN: dict[str, Any] = {}
 
 
 def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_share: float) -> GoldSettings:
@@ -175,6 +179,7 @@ def run_settings(method: Method, seed: int, budget: int, rounds: int, probe_shar
                             seed=seed)
     settings.teacher.engine = "transformers"  # not "auto": a cell names its engine (`--engine` overrides it)
     settings.teacher = replace(settings.teacher, **LLAMACPP_TEACHER)
+    settings.student = replace(settings.student, **STUDENT_EVERY_RUN)
     top, teacher, student, labeler = {}, {}, {}, {}
     for key, value in method.overrides.items():
         if key.startswith("student."):
@@ -259,6 +264,7 @@ def settings_identity(settings: GoldSettings) -> dict[str, Any]:
     """What of a run's settings its result depends on: all of them (`as_cached`), less those at the value runs got
     before they existed, less the arithmetic ones (NUMERICS) and, in baseline mode, less the GOLD-only ones."""
     d = as_cached(settings.to_dict())
+    d["student"]["average_rounds"] = "on" if settings.averages_rounds() else "off"  # what the run does: auto resolved
     for k in NUMERICS:
         d.get("student", {}).pop(k, None)
     if d["teacher"]["engine"] != "llama.cpp":
@@ -285,7 +291,7 @@ def cell_key(task: BenchTask, method: Method, seed: int, budget: int, rounds: in
         ident["label_read"] = READS
     elif method.kind == "seeds_only":
         ident["student"] = {k: v for k, v in without_neutral({"student": asdict(StudentSpec())})["student"].items()
-                            if k not in NUMERICS}
+                            if k not in NUMERICS and k != "average_rounds"}  # one fit: nothing to average
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{task.key}-{method.name}-s{seed}-b{budget}-{digest}"
 
@@ -478,6 +484,9 @@ def main() -> None:
                     help="llama.cpp: the weights every run's teacher runs (default: the product's, auto)")
     ap.add_argument("--parallel-sequences", type=int, default=None,
                     help="llama.cpp: replies decoded together in every run (default: the product's)")
+    ap.add_argument("--average-rounds", choices=AVERAGE_ROUNDS, default=None,
+                    help="the student's *Average the rounds* in every run (default: the product's, auto); off "
+                         "keeps the last round's own student, and bench/refit.py's average_all gives the average")
     ap.add_argument("--out", default=None, help="results file (default bench/results/quality.json)")
     ap.add_argument("--work", default=str(WORK / "quality"), help="cache of finished cells and the runs' stores")
     ap.add_argument("--cached-only", action="store_true",
@@ -520,6 +529,8 @@ def main() -> None:
         LLAMACPP_TEACHER["gguf_weights"] = a.gguf_weights
     if a.parallel_sequences is not None:
         LLAMACPP_TEACHER["parallel_sequences"] = a.parallel_sequences
+    if a.average_rounds is not None:
+        STUDENT_EVERY_RUN["average_rounds"] = a.average_rounds
     if a.engine != "transformers":
         for m in methods:
             if m.kind == "run":
@@ -697,6 +708,7 @@ def table_entry(task: BenchTask, methods: list[Method], seeds: list[int], result
         entry["missing_seeds"] = missing
     entry.update(spread=spread, per_seed=per_seed, seeds=seeds, budget=a.budget, rounds=a.rounds,
                  teacher_engine=a.engine, **({"llamacpp_teacher": dict(LLAMACPP_TEACHER)} if LLAMACPP_TEACHER else {}),
+                 **({"student_every_run": dict(STUDENT_EVERY_RUN)} if STUDENT_EVERY_RUN else {}),
                  probe_share=a.probe_share, test_rows=len(task.test), val_rows=len(task.val),
                  metric="accuracy" if task.spec.kind == "classification" else "exact_match", details=details)
     if "gold" in settings_of:

@@ -82,7 +82,7 @@ def test_the_last_round_saves_the_weight_average_of_every_rounds_student(store, 
     monkeypatch.setattr(train, "average_students", catching)
     task_id = tiny_task(store)
     settings = tiny_settings()
-    settings.student.average_rounds = True
+    settings.student.average_rounds = "on"
     run_id = store.create_run(task_id, settings.to_dict())
     assert run_inline(store, run_id) == "done"
     first, last = (r.metrics for r in store.rounds(run_id))

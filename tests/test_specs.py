@@ -131,6 +131,26 @@ def test_soft_labels_are_on_by_default_but_a_run_stored_before_them_resumes_as_i
     assert GoldSettings.from_dict(GoldSettings().to_dict()) == GoldSettings()
 
 
+def test_the_rounds_are_averaged_from_400_samples_a_round_and_a_yes_no_stored_before_auto_still_reads():
+    from gold.specs import AVERAGE_ROUNDS_FROM, GoldSettings, StudentSpec
+
+    def averages(choice, per_round):
+        return GoldSettings(samples_per_round=per_round, student=StudentSpec(average_rounds=choice)).averages_rounds()
+
+    assert StudentSpec().average_rounds == "auto" and AVERAGE_ROUNDS_FROM == 400
+    assert (averages("auto", 64), averages("auto", 399), averages("auto", 400), averages("auto", 410)) == (
+        False, False, True, True)
+    assert averages("on", 64) and not averages("off", 4096)
+    assert "Average the rounds must be one of auto, on, off" in " ".join(StudentSpec(average_rounds="yes").problems())
+    for stored, read in ((True, "on"), (False, "off")):  # a run queued when the setting was a yes/no
+        old = GoldSettings().to_dict()
+        old["student"]["average_rounds"] = stored
+        assert GoldSettings.from_dict(old).student.average_rounds == read
+    older = GoldSettings().to_dict()
+    del older["student"]["average_rounds"]  # queued before the setting existed: its last student was its own
+    assert GoldSettings.from_dict(older).student.average_rounds == "off"
+
+
 # -- the settings registry ---------------------------------------------------------------------------------------
 
 SETTINGS_CLASSES = ("GoldSettings", "TeacherSpec", "StudentSpec", "LabelerSpec")

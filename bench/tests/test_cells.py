@@ -26,12 +26,15 @@ MEASURED = {  # (task, method, mode, overrides, seed, budget, engine) -> the key
 @pytest.mark.parametrize("cell", list(MEASURED), ids=lambda c: f"{c[0]}-{c[1]}-s{c[4]}-b{c[5]}")
 def test_measured_cells_keep_their_keys(cell, monkeypatch):
     """The llama.cpp cells were measured with the teacher on the file's Q4_1 weights one reply at a time: run with
-    `--gguf-weights file --parallel-sequences 1` they keep their keys (with the defaults they are new cells)."""
+    `--gguf-weights file --parallel-sequences 1` they keep their keys (with the defaults they are new cells). The
+    2,048-sample cells saved their last round's own student: run with `--average-rounds off` they keep theirs."""
     task_key, name, mode, overrides, seed, budget, engine = cell
     method = quality.Method(name, "run", mode, overrides=dict(overrides))
     if engine != "transformers":
         method.overrides["teacher.engine"] = engine
         monkeypatch.setattr(quality, "LLAMACPP_TEACHER", {"gguf_weights": "file", "parallel_sequences": 1})
+    if budget >= 2048:
+        monkeypatch.setattr(quality, "STUDENT_EVERY_RUN", {"average_rounds": "off"})
     task = quality.example_task(task_key, 200)
     assert quality.cell_key(task, method, seed, budget, 4, 0.2) == MEASURED[cell], (
         "a cached cell's identity changed: if a new setting's default does what the engine did before, give its field "
@@ -48,6 +51,27 @@ def test_the_llama_cpp_teachers_weights_and_sequences_key_llama_cpp_cells_only(m
             keys[engine, weights] = quality.cell_key(task, method, 0, 256, 4, 0.2)
     assert keys["transformers", "file"] == keys["transformers", "f16"]
     assert keys["llama.cpp", "file"] != keys["llama.cpp", "f16"]
+
+
+def test_averaging_the_rounds_keys_a_cell_by_what_the_run_does(monkeypatch):
+    """auto averages from 400 samples a round: a 256-sample cell (51 a round) keeps the identity it had when
+    averaging was off, a 2,048-sample cell (410 a round) gets a new one, unless `--average-rounds off` keeps the
+    old."""
+    task = quality.example_task("sst2", 200)
+
+    def identity(budget, **student):
+        method = quality.Method("gold", "run", "gold", overrides={f"student.{k}": v for k, v in student.items()})
+        return quality.settings_identity(quality.run_settings(method, 0, budget, 4, 0.2))
+
+    assert identity(256) == identity(256, average_rounds="off") != identity(256, average_rounds="on")
+    assert identity(2048) == identity(2048, average_rounds="on") != identity(2048, average_rounds="off")
+    assert "average_rounds" not in identity(2048, average_rounds="off").get("student", {})  # as before auto
+    gold = quality.Method("gold", "run", "gold")
+    averaged, small = quality.cell_key(task, gold, 0, 2048, 4, 0.2), quality.cell_key(task, gold, 0, 256, 4, 0.2)
+    monkeypatch.setattr(quality, "STUDENT_EVERY_RUN", {"average_rounds": "off"})  # --average-rounds off
+    assert identity(2048) == identity(2048, average_rounds="off")
+    assert quality.cell_key(task, gold, 0, 2048, 4, 0.2) != averaged
+    assert quality.cell_key(task, gold, 0, 256, 4, 0.2) == small
 
 
 def test_a_setting_away_from_its_neutral_value_is_part_of_the_key():

@@ -4,7 +4,7 @@ checkpoint with the record of exactly which samples it saw (so an export can shi
 Trainable = kept, a training role (probes too with `train_on_probes`), not vetoed by a person, not flagged as noise;
 plus the noise strategy's relabeled samples. Mid-loop students warm-start from the previous round's (its energy
 must mean something, so they train to convergence); the last round, and a retrain, train the final student. With
-`student.average_rounds`, the loop's last round then saves the weight average of its student and every earlier
+`student.average_rounds` (auto: on for rounds of 400 samples and more), the loop's last round then saves the weight average of its student and every earlier
 round's kept student (`gold.students.averaging`).
 """
 
@@ -98,12 +98,13 @@ def run(ctx: RunContext, state: RoundState) -> TrainResult:
 
 
 def rounds_to_average(state: RoundState, settings: GoldSettings, warm: bool) -> list[int]:
-    """The rounds whose students the saved student averages, this one last: with `average_rounds`, in the loop's
-    last round (not a retrain, which trains on the vetoes applied and stands alone), when this student continued
-    from the previous round's (students trained apart from fresh heads do not share a path to average along),
-    every earlier round whose checkpoint is kept. [] = save the student as trained."""
+    """The rounds whose students the saved student averages, this one last: when the run averages its rounds
+    (`GoldSettings.averages_rounds`), in the loop's last round (not a retrain, which trains on the vetoes applied
+    and stands alone), when this student continued from the previous round's (students trained apart from fresh
+    heads do not share a path to average along), every earlier round whose checkpoint is kept. [] = save the
+    student as trained."""
     n = state.n
-    if not (settings.student.average_rounds and warm and n == settings.rounds and n > 1):
+    if not (settings.averages_rounds() and warm and n == settings.rounds and n > 1):
         return []
     kept = [k for k in range(1, n) if (layout.checkpoint_dir(state.run_dir, k) / "config.json").is_file()]
     return [*kept, n] if kept else []
