@@ -67,6 +67,7 @@ RECIPES = {
     "average_all": "average:",  # the weight average of every round's student (no training)
     "average_last2": "average:last=2",  # of the last two rounds' students
     "exported_averaged": "average:export=true",  # Export's pick when the last round's student is the average
+    "greedy_soup": "average:soup=greedy",  # rounds averaged best-first on the evaluation rows while they help
     "fresh_round1": "trainable:final_fresh=true,rounds=1",  # a fresh student on the seeds and round 1's samples
     "fresh_round4": "trainable:final_fresh=true,rounds=4",  # ... and on round 4's alone
     "reflag_drop": "trainable:noise=drop",  # the earlier rounds flagged anew by energy (the check of the path)
@@ -86,6 +87,11 @@ def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
         key, _, value = pair.partition("=")
         if rows == "average" and key.strip() == "last":
             overrides["last"] = int(value)
+            continue
+        if rows == "average" and key.strip() == "soup":  # soup=greedy: rounds added best first while they help
+            if value.strip() != "greedy":
+                sys.exit(f"error: recipe '{text}': soup must be greedy.")
+            overrides["soup"] = "greedy"
             continue
         if rows == "average" and key.strip() == "export":
             overrides["export"] = parse_value(value) is True
@@ -114,7 +120,8 @@ def finished_cells(work: Path, task: str, method: str, budget: int, seed: int) -
     return [h for h in homes if (work / "cells" / f"{h.name}.json").exists()]
 
 
-def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0, export: bool = False) -> dict[str, Any]:
+def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0, export: bool = False,
+                soup: str = "") -> dict[str, Any]:
     """A final student made of the cell's saved round students, with no training: `exported`, the round whose
     student the run's own evaluation rows score best (the latest of ties, as the Export page picks); `average`,
     the weight average of every round's student (`last` K > 0: of the last K rounds'). `export` (with `average`):
@@ -133,6 +140,8 @@ def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0, export: b
             n = pick_round(store, run_id).n
             return {"test": evaluate_student(load_checkpoint(store, run_id, n), bench_task.spec, bench_task.test),
                     "round": n}
+        if soup == "greedy":
+            return greedy_soup(store, run_id, bench_task)
         picked = rounds[-last:] if last else rounds
         t0 = time.perf_counter()
         student = average_students([load_checkpoint(store, run_id, n) for n in picked])
@@ -143,6 +152,34 @@ def from_rounds(home: Path, bench_task, rows_kind: str, last: int = 0, export: b
         return {**out, "seconds": round(time.perf_counter() - t0, 1)}
     finally:
         store.close()
+
+
+def greedy_soup(store, run_id: int, bench_task) -> dict[str, Any]:
+    """A greedy soup of the rounds' students (Wortsman et al., 2022): the rounds in order of their score on the
+    run's evaluation rows (best first, the later on a tie), each added to the average only if the average then
+    scores at least as well on those rows. Starts from the round Export picks, so on the evaluation rows it is never
+    below the exported student."""
+    from gold.checkpoints import load_checkpoint
+    from gold.steering import evaluation_rows
+    from gold.students.averaging import average_students
+
+    t0 = time.perf_counter()
+    run = store.get_run(run_id)
+    task = store.get_task(run.task_id).spec
+    rows, _ = evaluation_rows(task, GoldSettings.from_dict(run.settings))
+    done = [r for r in store.rounds(run_id) if r.status == "done" and r.metrics.metric is not None]
+    order = sorted(done, key=lambda r: (r.metrics.metric, r.n), reverse=True)
+    ingredients, best = [order[0].n], order[0].metrics.metric
+    soup = load_checkpoint(store, run_id, order[0].n)
+    tried = {}
+    for r in order[1:]:
+        candidate = average_students([load_checkpoint(store, run_id, k) for k in (*ingredients, r.n)])
+        score = evaluate_student(candidate, task, rows)
+        tried[r.n] = score
+        if score >= best:
+            ingredients, best, soup = [*ingredients, r.n], score, candidate
+    return {"test": evaluate_student(soup, bench_task.spec, bench_task.test), "rounds": ingredients,
+            "soup_eval": best, "tried": tried, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def export_with_average(store, run_id: int, averaged, averaged_test: float, bench_task) -> dict[str, Any]:
@@ -345,7 +382,7 @@ def main() -> None:
             rows_kind, overrides = parsed[name]
             if rows_kind in ("average", "exported"):
                 r = {"ident": ident, **from_rounds(home, bench_task, rows_kind, overrides.get("last", 0),
-                                                   overrides.get("export", False))}
+                                                   overrides.get("export", False), overrides.get("soup", ""))}
             else:
                 r = {"ident": ident, **refit(home, bench_task, rows_kind, dict(overrides), ts)}
             write_json(cache_dir / f"{home.name}-{name}-t{ts}.json", r)

@@ -15,3 +15,11 @@ def test_a_noise_recipe_names_a_registered_strategy_and_keeps_the_student_settin
         refit.parse_recipe("trainable:noise=nope")
     with pytest.raises(SystemExit, match="not a student setting"):
         refit.parse_recipe("all:noise=drop")  # flags anew only what the last round trained on
+
+
+def test_a_soup_recipe_is_greedy_or_refused():
+    assert refit.parse_recipe(refit.RECIPES["greedy_soup"]) == ("average", {"soup": "greedy"})
+    with pytest.raises(SystemExit, match="soup must be greedy"):
+        refit.parse_recipe("average:soup=uniform")
+    with pytest.raises(SystemExit, match="not a student setting"):
+        refit.parse_recipe("trainable:soup=greedy")  # a soup trains nothing
