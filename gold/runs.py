@@ -115,6 +115,22 @@ def describe_status(run: Run) -> str:
     return status
 
 
+# The run's sample counts as the Runs page shows them, in order: `Store.sample_counts` key -> (label, what it
+# counts). generated = kept + probes + rejected; noise and feedback are flags on kept samples and probes.
+SAMPLE_COUNTS: dict[str, tuple[str, str]] = {
+    "generated": ("generated", "Every reply of the teacher, stored whether it was usable or not."),
+    "kept": ("kept", "Usable samples written as training data (the seeds are not counted)."),
+    "probe": ("probes", "Usable samples written toward other styles and perspectives for the student to score; "
+                        "they are not trained on unless Train on probes is set."),
+    "rejected": ("rejected", "Replies that could not be used: unparseable, empty, too short or long, an unknown "
+                             "label, a duplicate or a copy of a seed (the reasons are listed below)."),
+    "noise": ("noise", "Samples the noise strategy flagged (above the energy band); with drop they stay out of "
+                       "training."),
+    "feedback": ("feedback", "Kept samples or probes chosen as in-context examples for the next round's prompts."),
+    "vetoed": ("vetoed", "Samples you vetoed on the Explore page: out of training from the next round or retrain on."),
+}
+
+
 @dataclass
 class RunOverview:
     run: Run

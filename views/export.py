@@ -17,6 +17,7 @@ import streamlit as st
 from gold import datasets_export, downloads, export, onnx_export
 from gold.checkpoints import best_round
 from gold.modelcard import safetensors_parameters
+from gold.specs import GoldSettings
 from gold.store import NotFound
 from views._common import default_run, get_store, md_escape
 
@@ -83,7 +84,8 @@ else:
     cols[1].metric("train size", m.train_size if m.train_size is not None else "—")
     params = safetensors_parameters(Path(by_n[round_n].checkpoint))
     cols[2].metric("parameters", f"{params / 1e6:.1f} M" if params else "—")
-    cols[3].metric("round", f"{round_n} of {len(store.rounds(run_id))}")
+    planned = max(GoldSettings.from_dict(run.settings).rounds, len(store.rounds(run_id)))  # a retrain adds one
+    cols[3].metric("round", f"{round_n} of {planned}")
 
     twin = export.baseline_twin(store, run)
     twin_metrics = {r.n: r.metrics.metric for r in store.rounds(twin)} if twin else {}

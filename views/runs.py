@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gold.runs import (
+    SAMPLE_COUNTS,
     default_run_id,
     describe_status,
     human_size,
@@ -288,9 +289,9 @@ def live(run_id: int, drawn: tuple[str, int]) -> None:
     if run.error:
         st.error(f"The run stopped with an error: {md_escape(run.error)}")
     counts = ov.counts
-    m = st.columns(6)
-    for col, key in zip(m, ("generated", "kept", "rejected", "noise", "feedback", "vetoed")):
-        col.metric(key, counts.get(key, 0))
+    m = st.columns(len(SAMPLE_COUNTS))
+    for col, (key, (label, help_text)) in zip(m, SAMPLE_COUNTS.items()):
+        col.metric(label, counts.get(key, 0), help=help_text)
     usage = ov.usage
     if usage:
         st.caption(f"Teacher tokens: {int(usage.get('prompt_tokens', 0)):,} prompt + "

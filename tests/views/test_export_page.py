@@ -150,3 +150,25 @@ def test_no_runs_yet(home):
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert "No run yet" in at.info[0].value
+
+
+@pytest.mark.slow
+def test_the_round_of_a_running_run_is_counted_against_the_rounds_it_will_run(finished_run, home):
+    """A 4-round run with round 1 finished and round 2 under way exports round 1 of 4 (not "of 2", the rounds
+    started so far). Round 1's student is a copy of the finished run's, so no training happens here."""
+    from gold.layout import checkpoint_dir
+
+    source = Store(finished_run[0])
+    trained = checkpoint_dir(source.run_dir(finished_run[1]), 1)
+    source.close()
+    store = Store(home)
+    run_id = store.create_run(tiny_task(store), GoldSettings(rounds=4).to_dict(), name="four rounds")
+    store.start_round(run_id, 1)
+    saved = checkpoint_dir(store.run_dir(run_id), 1)
+    shutil.copytree(trained, saved)
+    store.set_round_step(run_id, 1, "train", {"train_size": 72}, checkpoint=str(saved))
+    store.finish_round(run_id, 1, {"metric_name": "accuracy", "metric": 0.6, "metric_rows": 16, "metric_on": "eval"})
+    store.start_round(run_id, 2)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["round"] == "1 of 4"

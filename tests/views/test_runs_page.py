@@ -169,6 +169,7 @@ def test_progress_of_a_run_is_shown(page, home):
     store.set_round_step(run_id, 2, "train", {"train_size": 120})
     store.add_samples(run_id, 1, "train", [{"inputs": {"text": "<script>alert(1)</script>"}, "output": "positive"},
                                            {"inputs": {}, "output": None, "reject_reason": "unparseable"}])
+    store.add_samples(run_id, 1, "probe", [{"inputs": {"text": "an unusual take"}, "output": "negative"}])
     page.run()
     assert not page.exception
     assert page.selectbox(key="run_id").value == run_id
@@ -176,7 +177,9 @@ def test_progress_of_a_run_is_shown(page, home):
     table = per_round_table(page)
     assert list(table["accuracy"])[0] == 0.61 and list(table["train size"]) == [68, 120]
     labels = {m.label: m.value for m in page.metric}
-    assert labels["kept"] == "1" and labels["rejected"] == "1"
+    # generated = kept + probes + rejected, so a user can see where every reply went
+    assert (labels["generated"], labels["kept"], labels["probes"], labels["rejected"]) == ("3", "1", "1", "1")
+    assert "not trained on" in next(m.help for m in page.metric if m.label == "probes")
     [cancel] = [b for b in page.button if b.label == "Cancel run"]
     cancel.click().run()
     assert store.cancel_requested(run_id)
