@@ -4,8 +4,8 @@ checkpoint with the record of exactly which samples it saw (so an export can shi
 Trainable = kept, a training role (probes too with `train_on_probes`), not vetoed by a person, not flagged as noise;
 plus the noise strategy's relabeled samples. Mid-loop students warm-start from the previous round's (its energy
 must mean something, so they train to convergence); the last round, and a retrain, train the final student. With
-`student.average_rounds` (auto: on for rounds of 400 samples and more), the loop's last round then saves the weight average of its student and every earlier
-round's kept student (`gold.students.averaging`).
+`student.average_rounds` (auto: on for rounds of 400 samples and more), the loop's last round then saves the weight
+average of its student and every earlier round's kept student (`gold.students.averaging`).
 """
 
 from __future__ import annotations
